@@ -1,0 +1,298 @@
+//! The one error type of the format crate: small, `Copy`, carrying numbers, never strings.
+
+use core::fmt;
+
+/// Which part of a layer a [`Error`] talks about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Field {
+    /// Convolution or linear weights.
+    Weight,
+    /// Biases.
+    Bias,
+    /// Per-output-channel weight scales.
+    WeightScale,
+    /// Requantization multipliers.
+    Multiplier,
+    /// Requantization shifts.
+    Shift,
+    /// A 256-entry int8 lookup table.
+    Table,
+    /// The local-contrast-normalization window.
+    Window,
+    /// The layer's input shape.
+    InputShape,
+    /// The layer's output shape.
+    OutputShape,
+    /// The output quantization parameters.
+    OutputQuant,
+    /// The input quantization parameters of the model.
+    InputQuant,
+    /// Kernel size, stride or padding.
+    Geometry,
+    /// The model's input normalization (mean, std).
+    Normalization,
+}
+
+impl Field {
+    /// A lower-case name for messages.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Field::Weight => "weight",
+            Field::Bias => "bias",
+            Field::WeightScale => "weight scale",
+            Field::Multiplier => "requantization multiplier",
+            Field::Shift => "requantization shift",
+            Field::Table => "lookup table",
+            Field::Window => "LCN window",
+            Field::InputShape => "input shape",
+            Field::OutputShape => "output shape",
+            Field::OutputQuant => "output quantization",
+            Field::InputQuant => "input quantization",
+            Field::Geometry => "kernel geometry",
+            Field::Normalization => "input normalization",
+        }
+    }
+}
+
+/// Everything that can be wrong with a model file.
+///
+/// `layer` numbers count from 0 in file order; offsets are byte offsets from the start of
+/// the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The buffer ends before the structure that starts at `offset` does.
+    Truncated {
+        /// Bytes the file should have.
+        needed: usize,
+        /// Bytes it has.
+        got: usize,
+    },
+    /// The first four bytes are not `KSTL`.
+    BadMagic {
+        /// The four bytes found.
+        found: [u8; 4],
+    },
+    /// The file's format version is not one this build reads.
+    UnsupportedVersion {
+        /// Version in the file.
+        found: u16,
+        /// Version this build reads.
+        supported: u16,
+    },
+    /// The CRC32 of the payload does not match the header.
+    BadChecksum {
+        /// CRC stored in the header.
+        expected: u32,
+        /// CRC computed over the payload.
+        computed: u32,
+    },
+    /// A header field is inconsistent (reserved bytes set, data section misplaced...).
+    BadHeader {
+        /// Byte offset of the bad field.
+        offset: usize,
+    },
+    /// The buffer holds bytes after the end the header announces.
+    TrailingBytes {
+        /// Bytes the header announces.
+        expected: usize,
+        /// Bytes in the buffer.
+        got: usize,
+    },
+    /// The model bytes do not start at a 16-byte aligned address; see the crate docs.
+    Misaligned {
+        /// Required alignment in bytes.
+        align: usize,
+        /// The address modulo `align`.
+        address_mod: usize,
+    },
+    /// The metadata block could not be decoded (postcard).
+    BadMetadata {
+        /// Byte offset of the metadata block.
+        offset: usize,
+    },
+    /// More layers, classes or other items than this build's fixed capacity.
+    TooMany {
+        /// What overflowed.
+        what: Capacity,
+        /// The capacity.
+        max: usize,
+    },
+    /// The model has no layers.
+    NoLayers,
+    /// A tensor reference points outside the data section or is misaligned for its type.
+    TensorOutOfBounds {
+        /// Layer index.
+        layer: usize,
+        /// Which tensor.
+        field: Field,
+        /// Start of the tensor, from the start of the data section.
+        offset: usize,
+        /// Its length in bytes.
+        len: usize,
+        /// Length of the data section.
+        data_len: usize,
+    },
+    /// A tensor has the wrong element type for the model's precision.
+    WrongDType {
+        /// Layer index.
+        layer: usize,
+        /// Which tensor.
+        field: Field,
+    },
+    /// A tensor or shape has a different number of elements than the layer needs.
+    ShapeMismatch {
+        /// Layer index.
+        layer: usize,
+        /// Which tensor or shape.
+        field: Field,
+        /// Elements (or, for shapes, `c*h*w`) the layer needs.
+        expected: usize,
+        /// Elements found.
+        got: usize,
+    },
+    /// A layer's input shape is not the previous layer's output shape.
+    ChainMismatch {
+        /// Layer index.
+        layer: usize,
+        /// Previous output `[c, h, w]`.
+        previous: [u32; 3],
+        /// This input `[c, h, w]`.
+        input: [u32; 3],
+    },
+    /// Zero-sized kernel, stride 0, padding not smaller than the kernel, or a window larger
+    /// than the padded input.
+    BadGeometry {
+        /// Layer index.
+        layer: usize,
+    },
+    /// A scale is zero, negative, infinite or NaN, or a zero point is outside int8.
+    BadQuantParam {
+        /// Layer index (`usize::MAX` for the model input).
+        layer: usize,
+        /// Which parameter.
+        field: Field,
+        /// Element index within the tensor.
+        index: usize,
+    },
+    /// A requantization multiplier or shift is outside its documented range.
+    RequantOutOfRange {
+        /// Layer index.
+        layer: usize,
+        /// Multiplier or shift.
+        field: Field,
+        /// Output channel.
+        channel: usize,
+        /// The value found.
+        value: i32,
+    },
+    /// Quantization parameters missing (int8 model) or present where they make no sense.
+    QuantMismatch {
+        /// Layer index (`usize::MAX` for the model input).
+        layer: usize,
+        /// Which parameter.
+        field: Field,
+    },
+    /// An encoding failure when writing (buffer too small or a value postcard can't encode).
+    Encode,
+}
+
+/// Fixed capacities of the no_std model view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Capacity {
+    /// [`crate::MAX_LAYERS`].
+    Layers,
+    /// [`crate::MAX_CLASSES`].
+    Classes,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use Error::*;
+        match *self {
+            Truncated { needed, got } => {
+                write!(f, "model file truncated: needs {needed} bytes, got {got}")
+            }
+            BadMagic { found } => write!(
+                f,
+                "not a Kestrel model: magic bytes at offset 0 are {found:02x?}, expected \"KSTL\""
+            ),
+            UnsupportedVersion { found, supported } => write!(
+                f,
+                "model format version {found} is not supported (this build reads version {supported})"
+            ),
+            BadChecksum { expected, computed } => write!(
+                f,
+                "model payload is corrupt: CRC32 in header is {expected:#010x}, payload has {computed:#010x}"
+            ),
+            BadHeader { offset } => write!(f, "invalid model header field at byte offset {offset}"),
+            TrailingBytes { expected, got } => write!(
+                f,
+                "model file has {got} bytes but its header describes {expected}"
+            ),
+            Misaligned { align, address_mod } => write!(
+                f,
+                "model bytes must start at a {align}-byte aligned address (address mod {align} = {address_mod}); \
+                 use kestrel_format::AlignedModel or an aligned copy"
+            ),
+            BadMetadata { offset } => {
+                write!(f, "model metadata at byte offset {offset} cannot be decoded")
+            }
+            TooMany { what, max } => {
+                let w = match what {
+                    Capacity::Layers => "layers",
+                    Capacity::Classes => "class names",
+                };
+                write!(f, "model has more than {max} {w}, the most this build supports")
+            }
+            NoLayers => write!(f, "model has no layers"),
+            TensorOutOfBounds { layer, field, offset, len, data_len } => write!(
+                f,
+                "layer {layer}: {} tensor at data offset {offset} (+{len} bytes) lies outside the \
+                 {data_len}-byte data section or is misaligned for its type",
+                field.name()
+            ),
+            WrongDType { layer, field } => {
+                write!(f, "layer {layer}: {} tensor has the wrong element type for this model", field.name())
+            }
+            ShapeMismatch { layer, field, expected, got } => write!(
+                f,
+                "layer {layer}: {} has {got} elements, expected {expected}",
+                field.name()
+            ),
+            ChainMismatch { layer, previous, input } => write!(
+                f,
+                "layer {layer}: input shape {input:?} does not match the previous layer's output {previous:?}"
+            ),
+            BadGeometry { layer } => write!(
+                f,
+                "layer {layer}: invalid kernel size, stride or padding for its input"
+            ),
+            BadQuantParam { layer, field, index } => {
+                if layer == usize::MAX {
+                    write!(f, "model input: {} [{index}] is not a finite positive scale with an int8 zero point", field.name())
+                } else {
+                    write!(f, "layer {layer}: {} [{index}] is not finite and positive (or zero point outside int8)", field.name())
+                }
+            }
+            RequantOutOfRange { layer, field, channel, value } => write!(
+                f,
+                "layer {layer}: {} {value} for channel {channel} is out of range \
+                 (multiplier in [2^30, 2^31), shift in [-31, 30])",
+                field.name()
+            ),
+            QuantMismatch { layer, field } => {
+                if layer == usize::MAX {
+                    write!(f, "model input: {} missing or unexpected for this precision", field.name())
+                } else {
+                    write!(f, "layer {layer}: {} missing or unexpected for this model's precision", field.name())
+                }
+            }
+            Encode => write!(f, "model could not be encoded"),
+        }
+    }
+}
+
+impl core::error::Error for Error {}

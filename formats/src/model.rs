@@ -1,0 +1,614 @@
+//! The validated, zero-copy view of a model file: [`Model::from_bytes`] checks everything
+//! once, so that the runtime's loop never has to.
+
+use half::f16;
+
+use crate::desc::{DType, LayerDesc, ModelDesc, Op, Precision, QParams, Requant, Shape, TensorRef};
+use crate::header::{Header, HEADER_LEN, TENSOR_ALIGN};
+use crate::quant::{requant_in_range, MAX_ELEMENTS};
+use crate::{Error, Field, MAX_LAYERS};
+
+/// Index used in errors about the model input rather than a layer.
+pub const INPUT: usize = usize::MAX;
+
+/// Parameters of a convolution or linear layer, typed and borrowed from the file.
+#[derive(Debug, Clone, Copy)]
+pub enum Dense<'a> {
+    /// f32 weights and biases.
+    F32 {
+        /// `[out, in…]`
+        weight: &'a [f32],
+        /// `[out]`
+        bias: &'a [f32],
+    },
+    /// f16 weights, f32 biases.
+    F16 {
+        /// `[out, in…]`
+        weight: &'a [f16],
+        /// `[out]`
+        bias: &'a [f32],
+    },
+    /// int8 weights, int32 biases and per-channel requantization.
+    I8 {
+        /// `[out, in…]`, symmetric (zero point 0).
+        weight: &'a [i8],
+        /// `[out]`, in units of `input_scale · weight_scale[c]`.
+        bias: &'a [i32],
+        /// `[out]`
+        weight_scale: &'a [f32],
+        /// `[out]`, each in `[2^30, 2^31)`.
+        multiplier: &'a [i32],
+        /// `[out]`, each in `[-31, 30]`.
+        shift: &'a [i32],
+    },
+}
+
+/// Convolution geometry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvGeom {
+    /// Kernel height.
+    pub kh: usize,
+    /// Kernel width.
+    pub kw: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Zero padding on each side.
+    pub pad: usize,
+}
+
+/// A layer's operation with its tensors resolved.
+#[derive(Debug, Clone, Copy)]
+pub enum LayerKind<'a> {
+    /// See [`Op::Conv2d`].
+    Conv2d {
+        /// Geometry.
+        geom: ConvGeom,
+        /// Weights and biases.
+        params: Dense<'a>,
+    },
+    /// See [`Op::Linear`].
+    Linear {
+        /// Weights and biases.
+        params: Dense<'a>,
+    },
+    /// See [`Op::Relu`].
+    Relu,
+    /// See [`Op::Tanh`]; `table` in int8 models.
+    Tanh {
+        /// 256 entries indexed by `q + 128`.
+        table: Option<&'a [i8]>,
+    },
+    /// See [`Op::Abs`]; `table` in int8 models.
+    Abs {
+        /// 256 entries indexed by `q + 128`.
+        table: Option<&'a [i8]>,
+    },
+    /// See [`Op::MaxPool2d`].
+    MaxPool2d {
+        /// Window.
+        k: usize,
+        /// Stride.
+        stride: usize,
+    },
+    /// See [`Op::AvgPool2d`].
+    AvgPool2d {
+        /// Window.
+        k: usize,
+        /// Stride.
+        stride: usize,
+    },
+    /// See [`Op::Lcn`].
+    Lcn {
+        /// Window side.
+        size: usize,
+        /// Divisor floor.
+        eps: f32,
+        /// `size*size` weights summing to 1.
+        window: &'a [f32],
+    },
+    /// See [`Op::Flatten`].
+    Flatten,
+}
+
+/// One validated layer.
+#[derive(Debug, Clone, Copy)]
+pub struct Layer<'a> {
+    /// The operation and its tensors.
+    pub kind: LayerKind<'a>,
+    /// Input shape.
+    pub input: Shape,
+    /// Output shape.
+    pub output: Shape,
+    /// Quantization of the input (int8 models): the previous layer's output quantization.
+    pub in_quant: Option<QParams>,
+    /// Quantization of the output (int8 models).
+    pub out_quant: Option<QParams>,
+}
+
+/// A validated model borrowing everything from the caller's bytes.
+///
+/// ```
+/// use kestrel_format::{Error, Model};
+/// assert!(matches!(Model::from_bytes(b"KST"), Err(Error::Truncated { .. })));
+/// assert!(matches!(Model::from_bytes(b"ONNX...."), Err(Error::BadMagic { .. })));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Model<'a> {
+    /// The decoded metadata.
+    pub desc: ModelDesc<'a>,
+    layers: heapless::Vec<Layer<'a>, MAX_LAYERS>,
+    file_len: usize,
+}
+
+impl<'a> Model<'a> {
+    /// Checks `bytes` completely (header, version, CRC, alignment, metadata, every tensor
+    /// reference, every shape, every quantization parameter) and returns the typed view.
+    ///
+    /// `bytes` must start at a 16-byte aligned address: tensors sit at 16-byte aligned
+    /// offsets of the file, so that f32, f16 and i32 slices can be borrowed in place. Use
+    /// [`crate::Aligned16`] / [`crate::include_model!`] for flash, or an aligned copy on a host.
+    pub fn from_bytes(bytes: &'a [u8]) -> Result<Model<'a>, Error> {
+        let header = Header::parse(bytes)?;
+        let payload = &bytes[HEADER_LEN..];
+        let computed = crc32fast::hash(payload);
+        if computed != header.crc {
+            return Err(Error::BadChecksum {
+                expected: header.crc,
+                computed,
+            });
+        }
+        let address_mod = bytes.as_ptr() as usize % TENSOR_ALIGN;
+        if address_mod != 0 {
+            return Err(Error::Misaligned {
+                align: TENSOR_ALIGN,
+                address_mod,
+            });
+        }
+        let meta = &bytes[HEADER_LEN..HEADER_LEN + header.meta_len];
+        let desc: ModelDesc<'a> = match postcard::take_from_bytes(meta) {
+            Ok((d, rest)) if rest.is_empty() => d,
+            _ => return Err(Error::BadMetadata { offset: HEADER_LEN }),
+        };
+        let data = &bytes[header.data_offset..];
+        let layers = validate(&desc, data)?;
+        Ok(Model {
+            desc,
+            layers,
+            file_len: bytes.len(),
+        })
+    }
+
+    /// The layers, in execution order.
+    pub fn layers(&self) -> &[Layer<'a>] {
+        &self.layers
+    }
+
+    /// The model's arithmetic.
+    pub fn precision(&self) -> Precision {
+        self.desc.precision
+    }
+
+    /// Input shape.
+    pub fn input_shape(&self) -> Shape {
+        self.desc.input.shape
+    }
+
+    /// Output shape (the last layer's).
+    pub fn output_shape(&self) -> Shape {
+        // Validation guarantees at least one layer.
+        self.layers
+            .last()
+            .map_or(self.desc.input.shape, |l| l.output)
+    }
+
+    /// Size of the whole file in bytes.
+    pub fn file_len(&self) -> usize {
+        self.file_len
+    }
+}
+
+/// Borrows a typed slice for `t`, checking type, bounds and alignment.
+fn tensor<'a, T: bytemuck::Pod>(
+    data: &'a [u8],
+    t: TensorRef,
+    want: DType,
+    layer: usize,
+    field: Field,
+) -> Result<&'a [T], Error> {
+    if t.dtype != want {
+        return Err(Error::WrongDType { layer, field });
+    }
+    let offset = t.offset as usize;
+    let len = (t.len as usize).checked_mul(want.size());
+    let oob = Error::TensorOutOfBounds {
+        layer,
+        field,
+        offset,
+        len: len.unwrap_or(usize::MAX),
+        data_len: data.len(),
+    };
+    let len = len.ok_or(oob)?;
+    let end = offset.checked_add(len).ok_or(oob)?;
+    if end > data.len() || offset % TENSOR_ALIGN != 0 {
+        return Err(oob);
+    }
+    bytemuck::try_cast_slice(&data[offset..end]).map_err(|_| oob)
+}
+
+fn expect_len(len: usize, expected: usize, layer: usize, field: Field) -> Result<(), Error> {
+    if len == expected {
+        Ok(())
+    } else {
+        Err(Error::ShapeMismatch {
+            layer,
+            field,
+            expected,
+            got: len,
+        })
+    }
+}
+
+fn check_qparams(q: Option<QParams>, want: bool, layer: usize, field: Field) -> Result<(), Error> {
+    match (q, want) {
+        (None, false) => Ok(()),
+        (Some(q), true) => {
+            if q.scale.is_finite() && q.scale > 0.0 && (-128..=127).contains(&q.zero_point) {
+                Ok(())
+            } else {
+                Err(Error::BadQuantParam {
+                    layer,
+                    field,
+                    index: 0,
+                })
+            }
+        }
+        _ => Err(Error::QuantMismatch { layer, field }),
+    }
+}
+
+fn check_shape(s: Shape, layer: usize, field: Field) -> Result<usize, Error> {
+    match s.checked_len() {
+        Some(n) if n > 0 && n <= MAX_ELEMENTS => Ok(n),
+        _ => Err(Error::ShapeMismatch {
+            layer,
+            field,
+            expected: MAX_ELEMENTS,
+            got: s.checked_len().unwrap_or(usize::MAX),
+        }),
+    }
+}
+
+/// Output side of a sliding window over `n` (with padding), or `None` if it does not fit.
+fn window_out(n: usize, k: usize, stride: usize, pad: usize) -> Option<usize> {
+    let padded = n.checked_add(2 * pad)?;
+    if k == 0 || stride == 0 || padded < k {
+        return None;
+    }
+    Some((padded - k) / stride + 1)
+}
+
+fn validate<'a>(
+    desc: &ModelDesc<'a>,
+    data: &'a [u8],
+) -> Result<heapless::Vec<Layer<'a>, MAX_LAYERS>, Error> {
+    let int8 = desc.precision == Precision::Int8;
+    let input = desc.input;
+    if !(input.mean.is_finite() && input.std.is_finite() && input.std != 0.0) {
+        return Err(Error::BadQuantParam {
+            layer: INPUT,
+            field: Field::Normalization,
+            index: 0,
+        });
+    }
+    check_shape(input.shape, INPUT, Field::InputShape)?;
+    check_qparams(input.quant, int8, INPUT, Field::InputQuant)?;
+    if desc.layers.is_empty() {
+        return Err(Error::NoLayers);
+    }
+    let mut out = heapless::Vec::new();
+    let mut prev_shape = input.shape;
+    let mut prev_quant = input.quant;
+    for (i, l) in desc.layers.iter().enumerate() {
+        if l.input != prev_shape {
+            return Err(Error::ChainMismatch {
+                layer: i,
+                previous: prev_shape.dims(),
+                input: l.input.dims(),
+            });
+        }
+        check_shape(l.output, i, Field::OutputShape)?;
+        check_qparams(l.out_quant, int8, i, Field::OutputQuant)?;
+        let kind = validate_layer(desc.precision, l, prev_quant, data, i)?;
+        let layer = Layer {
+            kind,
+            input: l.input,
+            output: l.output,
+            in_quant: prev_quant,
+            out_quant: l.out_quant,
+        };
+        // Capacity equals the metadata's own capacity, so this cannot fail.
+        let _ = out.push(layer);
+        prev_shape = l.output;
+        prev_quant = l.out_quant;
+    }
+    Ok(out)
+}
+
+fn dense<'a>(
+    precision: Precision,
+    weight: TensorRef,
+    bias: TensorRef,
+    requant: Option<Requant>,
+    out_c: usize,
+    per_out: usize,
+    data: &'a [u8],
+    i: usize,
+) -> Result<Dense<'a>, Error> {
+    let n_w = out_c
+        .checked_mul(per_out)
+        .ok_or(Error::BadGeometry { layer: i })?;
+    let d = match (precision, requant) {
+        (Precision::F32, None) => Dense::F32 {
+            weight: tensor(data, weight, DType::F32, i, Field::Weight)?,
+            bias: tensor(data, bias, DType::F32, i, Field::Bias)?,
+        },
+        (Precision::F16, None) => Dense::F16 {
+            weight: tensor(data, weight, DType::F16, i, Field::Weight)?,
+            bias: tensor(data, bias, DType::F32, i, Field::Bias)?,
+        },
+        (Precision::Int8, Some(r)) => {
+            let weight_scale: &[f32] =
+                tensor(data, r.weight_scale, DType::F32, i, Field::WeightScale)?;
+            let multiplier: &[i32] = tensor(data, r.multiplier, DType::I32, i, Field::Multiplier)?;
+            let shift: &[i32] = tensor(data, r.shift, DType::I32, i, Field::Shift)?;
+            expect_len(weight_scale.len(), out_c, i, Field::WeightScale)?;
+            expect_len(multiplier.len(), out_c, i, Field::Multiplier)?;
+            expect_len(shift.len(), out_c, i, Field::Shift)?;
+            if let Some(c) = weight_scale
+                .iter()
+                .position(|s| !(s.is_finite() && *s > 0.0))
+            {
+                return Err(Error::BadQuantParam {
+                    layer: i,
+                    field: Field::WeightScale,
+                    index: c,
+                });
+            }
+            for c in 0..out_c {
+                if !requant_in_range(multiplier[c], 0) {
+                    return Err(Error::RequantOutOfRange {
+                        layer: i,
+                        field: Field::Multiplier,
+                        channel: c,
+                        value: multiplier[c],
+                    });
+                }
+                if !requant_in_range(1 << 30, shift[c]) {
+                    return Err(Error::RequantOutOfRange {
+                        layer: i,
+                        field: Field::Shift,
+                        channel: c,
+                        value: shift[c],
+                    });
+                }
+            }
+            Dense::I8 {
+                weight: tensor(data, weight, DType::I8, i, Field::Weight)?,
+                bias: tensor(data, bias, DType::I32, i, Field::Bias)?,
+                weight_scale,
+                multiplier,
+                shift,
+            }
+        }
+        _ => {
+            return Err(Error::QuantMismatch {
+                layer: i,
+                field: Field::Multiplier,
+            })
+        }
+    };
+    let (wl, bl) = match d {
+        Dense::F32 { weight, bias } => (weight.len(), bias.len()),
+        Dense::F16 { weight, bias } => (weight.len(), bias.len()),
+        Dense::I8 { weight, bias, .. } => (weight.len(), bias.len()),
+    };
+    expect_len(wl, n_w, i, Field::Weight)?;
+    expect_len(bl, out_c, i, Field::Bias)?;
+    Ok(d)
+}
+
+fn table<'a>(
+    t: Option<TensorRef>,
+    int8: bool,
+    data: &'a [u8],
+    i: usize,
+) -> Result<Option<&'a [i8]>, Error> {
+    match (t, int8) {
+        (None, false) => Ok(None),
+        (Some(t), true) => {
+            let tab: &[i8] = tensor(data, t, DType::I8, i, Field::Table)?;
+            expect_len(tab.len(), 256, i, Field::Table)?;
+            Ok(Some(tab))
+        }
+        _ => Err(Error::QuantMismatch {
+            layer: i,
+            field: Field::Table,
+        }),
+    }
+}
+
+fn validate_layer<'a>(
+    precision: Precision,
+    l: &LayerDesc,
+    in_quant: Option<QParams>,
+    data: &'a [u8],
+    i: usize,
+) -> Result<LayerKind<'a>, Error> {
+    let int8 = precision == Precision::Int8;
+    let (inp, outp) = (l.input, l.output);
+    let same_shape = || {
+        if inp == outp {
+            Ok(())
+        } else {
+            Err(Error::ShapeMismatch {
+                layer: i,
+                field: Field::OutputShape,
+                expected: inp.len(),
+                got: outp.len(),
+            })
+        }
+    };
+    // Ops that pass int8 codes through unchanged must keep the input's quantization.
+    let same_quant = || {
+        if !int8 || l.out_quant == in_quant {
+            Ok(())
+        } else {
+            Err(Error::QuantMismatch {
+                layer: i,
+                field: Field::OutputQuant,
+            })
+        }
+    };
+    let kind = match l.op {
+        Op::Conv2d {
+            kh,
+            kw,
+            stride,
+            pad,
+            weight,
+            bias,
+            requant,
+        } => {
+            let geom = ConvGeom {
+                kh: kh as usize,
+                kw: kw as usize,
+                stride: stride as usize,
+                pad: pad as usize,
+            };
+            if geom.pad >= geom.kh.max(geom.kw) {
+                return Err(Error::BadGeometry { layer: i });
+            }
+            let oh = window_out(inp.h as usize, geom.kh, geom.stride, geom.pad)
+                .ok_or(Error::BadGeometry { layer: i })?;
+            let ow = window_out(inp.w as usize, geom.kw, geom.stride, geom.pad)
+                .ok_or(Error::BadGeometry { layer: i })?;
+            if (oh, ow) != (outp.h as usize, outp.w as usize) {
+                return Err(Error::ShapeMismatch {
+                    layer: i,
+                    field: Field::OutputShape,
+                    expected: outp.c as usize * oh * ow,
+                    got: outp.len(),
+                });
+            }
+            let per_out = inp.c as usize * geom.kh * geom.kw;
+            let params = dense(
+                precision,
+                weight,
+                bias,
+                requant,
+                outp.c as usize,
+                per_out,
+                data,
+                i,
+            )?;
+            LayerKind::Conv2d { geom, params }
+        }
+        Op::Linear {
+            weight,
+            bias,
+            requant,
+        } => {
+            if outp.h != 1 || outp.w != 1 {
+                return Err(Error::ShapeMismatch {
+                    layer: i,
+                    field: Field::OutputShape,
+                    expected: outp.c as usize,
+                    got: outp.len(),
+                });
+            }
+            let params = dense(
+                precision,
+                weight,
+                bias,
+                requant,
+                outp.c as usize,
+                inp.len(),
+                data,
+                i,
+            )?;
+            LayerKind::Linear { params }
+        }
+        Op::Relu => {
+            same_shape()?;
+            same_quant()?;
+            LayerKind::Relu
+        }
+        Op::Tanh { table: t } => {
+            same_shape()?;
+            LayerKind::Tanh {
+                table: table(t, int8, data, i)?,
+            }
+        }
+        Op::Abs { table: t } => {
+            same_shape()?;
+            LayerKind::Abs {
+                table: table(t, int8, data, i)?,
+            }
+        }
+        Op::MaxPool2d { k, stride } | Op::AvgPool2d { k, stride } => {
+            let (k, stride) = (k as usize, stride as usize);
+            let oh =
+                window_out(inp.h as usize, k, stride, 0).ok_or(Error::BadGeometry { layer: i })?;
+            let ow =
+                window_out(inp.w as usize, k, stride, 0).ok_or(Error::BadGeometry { layer: i })?;
+            if (outp.c, outp.h as usize, outp.w as usize) != (inp.c, oh, ow) {
+                return Err(Error::ShapeMismatch {
+                    layer: i,
+                    field: Field::OutputShape,
+                    expected: inp.c as usize * oh * ow,
+                    got: outp.len(),
+                });
+            }
+            same_quant()?;
+            if matches!(l.op, Op::MaxPool2d { .. }) {
+                LayerKind::MaxPool2d { k, stride }
+            } else {
+                LayerKind::AvgPool2d { k, stride }
+            }
+        }
+        Op::Lcn { size, eps, window } => {
+            same_shape()?;
+            let size = size as usize;
+            if size % 2 == 0 || !(eps.is_finite() && eps >= 0.0) {
+                return Err(Error::BadGeometry { layer: i });
+            }
+            let w: &[f32] = tensor(data, window, DType::F32, i, Field::Window)?;
+            expect_len(w.len(), size * size, i, Field::Window)?;
+            if w.iter().any(|v| !v.is_finite()) {
+                return Err(Error::BadQuantParam {
+                    layer: i,
+                    field: Field::Window,
+                    index: 0,
+                });
+            }
+            LayerKind::Lcn {
+                size,
+                eps,
+                window: w,
+            }
+        }
+        Op::Flatten => {
+            if outp != Shape::new(inp.len() as u32, 1, 1) {
+                return Err(Error::ShapeMismatch {
+                    layer: i,
+                    field: Field::OutputShape,
+                    expected: inp.len(),
+                    got: outp.len(),
+                });
+            }
+            same_quant()?;
+            LayerKind::Flatten
+        }
+    };
+    Ok(kind)
+}
