@@ -72,10 +72,11 @@ impl DataBuilder {
 ///
 /// The result is not validated here; callers that want certainty run
 /// [`crate::Model::from_bytes`] on an aligned copy (the trainer's exporter does).
-pub fn encode(desc: &ModelDesc<'_>, data: &DataBuilder) -> Result<Vec<u8>, Error> {
+/// `data` is the data section (a [`DataBuilder`] derefs to it).
+pub fn encode(desc: &ModelDesc<'_>, data: &[u8]) -> Result<Vec<u8>, Error> {
     let meta = postcard::to_allocvec(desc).map_err(|_| Error::Encode)?;
     let data_offset = (HEADER_LEN + meta.len()).div_ceil(TENSOR_ALIGN) * TENSOR_ALIGN;
-    let data_len = data.data.len();
+    let data_len = data.len();
     if data_offset
         .checked_add(data_len)
         .is_none_or(|t| t > u32::MAX as usize)
@@ -86,7 +87,7 @@ pub fn encode(desc: &ModelDesc<'_>, data: &DataBuilder) -> Result<Vec<u8>, Error
     out.extend_from_slice(&[0u8; HEADER_LEN]);
     out.extend_from_slice(&meta);
     out.resize(data_offset, 0);
-    out.extend_from_slice(&data.data);
+    out.extend_from_slice(data);
     let crc = crc32fast::hash(&out[HEADER_LEN..]);
     let header = Header {
         version: VERSION,
@@ -97,6 +98,13 @@ pub fn encode(desc: &ModelDesc<'_>, data: &DataBuilder) -> Result<Vec<u8>, Error
     };
     out[..HEADER_LEN].copy_from_slice(&header.to_bytes());
     Ok(out)
+}
+
+impl core::ops::Deref for DataBuilder {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.data
+    }
 }
 
 /// A heap copy of a model file at a 16-byte aligned address, for hosts that read models
