@@ -107,17 +107,11 @@ pub enum Error {
         /// The address modulo `align`.
         address_mod: usize,
     },
-    /// The metadata block could not be decoded (postcard).
+    /// The metadata block could not be decoded (postcard), or it holds more layers or class
+    /// names than [`crate::MAX_LAYERS`] / [`crate::MAX_CLASSES`].
     BadMetadata {
         /// Byte offset of the metadata block.
         offset: usize,
-    },
-    /// More layers, classes or other items than this build's fixed capacity.
-    TooMany {
-        /// What overflowed.
-        what: Capacity,
-        /// The capacity.
-        max: usize,
     },
     /// The model has no layers.
     NoLayers,
@@ -198,16 +192,6 @@ pub enum Error {
     Encode,
 }
 
-/// Fixed capacities of the no_std model view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Capacity {
-    /// [`crate::MAX_LAYERS`].
-    Layers,
-    /// [`crate::MAX_CLASSES`].
-    Classes,
-}
-
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use Error::*;
@@ -235,17 +219,10 @@ impl fmt::Display for Error {
             Misaligned { align, address_mod } => write!(
                 f,
                 "model bytes must start at a {align}-byte aligned address (address mod {align} = {address_mod}); \
-                 use kestrel_format::AlignedModel or an aligned copy"
+                 embed with kestrel_format::include_model! (Aligned16) or copy into an AlignedBuf"
             ),
             BadMetadata { offset } => {
                 write!(f, "model metadata at byte offset {offset} cannot be decoded")
-            }
-            TooMany { what, max } => {
-                let w = match what {
-                    Capacity::Layers => "layers",
-                    Capacity::Classes => "class names",
-                };
-                write!(f, "model has more than {max} {w}, the most this build supports")
             }
             NoLayers => write!(f, "model has no layers"),
             TensorOutOfBounds { layer, field, offset, len, data_len } => write!(

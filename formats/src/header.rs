@@ -85,7 +85,7 @@ impl Header {
         let meta_end = HEADER_LEN
             .checked_add(meta_len)
             .ok_or(Error::BadHeader { offset: 8 })?;
-        if data_offset % TENSOR_ALIGN != 0 || data_offset < meta_end {
+        if !data_offset.is_multiple_of(TENSOR_ALIGN) || data_offset < meta_end {
             return Err(Error::BadHeader { offset: 12 });
         }
         let total = data_offset

@@ -54,7 +54,7 @@ pub use desc::{
     DType, InputSpec, LayerDesc, ModelDesc, Op, Precision, Provenance, QParams, Requant, Shape,
     TensorRef,
 };
-pub use error::{Capacity, Error, Field};
+pub use error::{Error, Field};
 pub use header::{HEADER_LEN, MAGIC, TENSOR_ALIGN, VERSION};
 pub use model::{ConvGeom, Dense, Layer, LayerKind, Model, INPUT};
 #[cfg(feature = "alloc")]

@@ -166,7 +166,7 @@ impl<'a> Model<'a> {
         }
         let meta = &bytes[HEADER_LEN..HEADER_LEN + header.meta_len];
         let desc: ModelDesc<'a> = match postcard::take_from_bytes(meta) {
-            Ok((d, rest)) if rest.is_empty() => d,
+            Ok((d, [])) => d,
             _ => return Err(Error::BadMetadata { offset: HEADER_LEN }),
         };
         let data = &bytes[header.data_offset..];
@@ -208,13 +208,13 @@ impl<'a> Model<'a> {
 }
 
 /// Borrows a typed slice for `t`, checking type, bounds and alignment.
-fn tensor<'a, T: bytemuck::Pod>(
-    data: &'a [u8],
+fn tensor<T: bytemuck::Pod>(
+    data: &[u8],
     t: TensorRef,
     want: DType,
     layer: usize,
     field: Field,
-) -> Result<&'a [T], Error> {
+) -> Result<&[T], Error> {
     if t.dtype != want {
         return Err(Error::WrongDType { layer, field });
     }
@@ -229,7 +229,7 @@ fn tensor<'a, T: bytemuck::Pod>(
     };
     let len = len.ok_or(oob)?;
     let end = offset.checked_add(len).ok_or(oob)?;
-    if end > data.len() || offset % TENSOR_ALIGN != 0 {
+    if end > data.len() || !offset.is_multiple_of(TENSOR_ALIGN) {
         return Err(oob);
     }
     bytemuck::try_cast_slice(&data[offset..end]).map_err(|_| oob)
@@ -339,8 +339,7 @@ fn dense<'a>(
     weight: TensorRef,
     bias: TensorRef,
     requant: Option<Requant>,
-    out_c: usize,
-    per_out: usize,
+    (out_c, per_out): (usize, usize),
     data: &'a [u8],
     i: usize,
 ) -> Result<Dense<'a>, Error> {
@@ -417,12 +416,7 @@ fn dense<'a>(
     Ok(d)
 }
 
-fn table<'a>(
-    t: Option<TensorRef>,
-    int8: bool,
-    data: &'a [u8],
-    i: usize,
-) -> Result<Option<&'a [i8]>, Error> {
+fn table(t: Option<TensorRef>, int8: bool, data: &[u8], i: usize) -> Result<Option<&[i8]>, Error> {
     match (t, int8) {
         (None, false) => Ok(None),
         (Some(t), true) => {
@@ -485,7 +479,7 @@ fn validate_layer<'a>(
                 stride: stride as usize,
                 pad: pad as usize,
             };
-            if geom.pad >= geom.kh.max(geom.kw) {
+            if geom.pad >= geom.kh.min(geom.kw) {
                 return Err(Error::BadGeometry { layer: i });
             }
             let oh = window_out(inp.h as usize, geom.kh, geom.stride, geom.pad)
@@ -506,8 +500,7 @@ fn validate_layer<'a>(
                 weight,
                 bias,
                 requant,
-                outp.c as usize,
-                per_out,
+                (outp.c as usize, per_out),
                 data,
                 i,
             )?;
@@ -531,8 +524,7 @@ fn validate_layer<'a>(
                 weight,
                 bias,
                 requant,
-                outp.c as usize,
-                inp.len(),
+                (outp.c as usize, inp.len()),
                 data,
                 i,
             )?;
@@ -579,7 +571,7 @@ fn validate_layer<'a>(
         Op::Lcn { size, eps, window } => {
             same_shape()?;
             let size = size as usize;
-            if size % 2 == 0 || !(eps.is_finite() && eps >= 0.0) {
+            if size.is_multiple_of(2) || !(eps.is_finite() && eps > 0.0) {
                 return Err(Error::BadGeometry { layer: i });
             }
             let w: &[f32] = tensor(data, window, DType::F32, i, Field::Window)?;

@@ -73,10 +73,17 @@ pub fn requantize(acc: i32, multiplier: i32, shift: i32) -> i32 {
 #[inline]
 pub fn quantize_f32(x: f32, scale: f32, zero_point: i32) -> i8 {
     let v = x / scale;
-    // Round half away from zero without libm: trunc(v + 0.5·sign(v)).
-    let r = if v >= 0.0 { v + 0.5 } else { v - 0.5 };
-    // `as` saturates on overflow and maps NaN to 0.
-    let q = (r as i32).saturating_add(zero_point);
+    // Round half away from zero without libm: `v − trunc(v)` is exact, so no double rounding.
+    let t = v as i32 as f32; // saturating truncation; NaN → 0
+    let frac = v - t;
+    let r = if frac >= 0.5 {
+        t as i32 + 1
+    } else if frac <= -0.5 {
+        t as i32 - 1
+    } else {
+        t as i32
+    };
+    let q = r.saturating_add(zero_point);
     q.clamp(-128, 127) as i8
 }
 
@@ -135,5 +142,10 @@ mod tests {
         assert_eq!(quantize_f32(-1e9, 0.5, 3), -128);
         assert_eq!(quantize_f32(f32::NAN, 0.5, 3), 3);
         assert_eq!(dequantize(5, 0.5, 3), 1.0);
+        // Just below one half must not round up (a naive `v + 0.5` does in f32).
+        assert_eq!(quantize_f32(0.499_999_97, 1.0, 0), 0);
+        assert_eq!(quantize_f32(-0.499_999_97, 1.0, 0), 0);
+        assert_eq!(quantize_f32(2.5, 1.0, 0), 3);
+        assert_eq!(quantize_f32(-2.5, 1.0, 0), -3);
     }
 }

@@ -23,7 +23,7 @@ impl DataBuilder {
     }
 
     fn push_raw(&mut self, dtype: DType, len: usize, bytes: &[u8]) -> TensorRef {
-        while self.data.len() % TENSOR_ALIGN != 0 {
+        while !self.data.len().is_multiple_of(TENSOR_ALIGN) {
             self.data.push(0);
         }
         let offset = self.data.len() as u32;

@@ -195,7 +195,8 @@ fn misaligned_buffer_is_an_error() {
 #[test]
 fn shape_inconsistent_models() {
     let bytes = model_bytes();
-    let cases: Vec<(Box<dyn Fn(&mut ModelDesc<'_>)>, &str)> = vec![
+    type Edit = Box<dyn Fn(&mut ModelDesc<'_>)>;
+    let cases: Vec<(Edit, &str)> = vec![
         (Box::new(|d| d.layers[0].output.c = 3), "layer 0: weight"),
         (
             Box::new(|d| d.layers[0].output.h = 5),
