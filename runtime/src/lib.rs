@@ -1,2 +1,86 @@
-//! placeholder
+//! # kestrel-runtime
+//!
+//! Runs a validated [`kestrel_format::Model`] on a microcontroller: `no_std`, no heap, no
+//! panics reachable from model or input bytes. All memory is one caller-owned byte arena.
+//!
+//! **Validate once, then run.** [`Model::from_bytes`](kestrel_format::Model::from_bytes)
+//! checks the file; [`Plan::new`] checks that this build has a kernel for every layer and
+//! lays out the arena; [`Plan::run`] only computes.
+//!
+//! ```
+//! use kestrel_format::{
+//!     encode, AlignedBuf, DataBuilder, InputSpec, LayerDesc, Model, ModelDesc, Op, Precision,
+//!     Provenance, Shape,
+//! };
+//! use kestrel_runtime::{Input, Output, Plan};
+//!
+//! // A 1-input, 2-output linear layer followed by a ReLU.
+//! let mut data = DataBuilder::new();
+//! let weight = data.f32(&[2.0, -1.0]);
+//! let bias = data.f32(&[0.5, 0.0]);
+//! let v = Shape::new(2, 1, 1);
+//! let mut desc = ModelDesc {
+//!     name: "tiny",
+//!     precision: Precision::F32,
+//!     input: InputSpec { shape: Shape::new(1, 1, 1), mean: 0.0, std: 1.0, quant: None },
+//!     layers: Default::default(),
+//!     classes: Default::default(),
+//!     provenance: Provenance {
+//!         arch: "doc",
+//!         dataset: "-",
+//!         train_samples: 0,
+//!         epochs: 0,
+//!         float_accuracy: f32::NAN,
+//!         trainer: "-",
+//!     },
+//! };
+//! let linear = Op::Linear { weight, bias, requant: None };
+//! let input = Shape::new(1, 1, 1);
+//! desc.layers.push(LayerDesc { op: linear, input, output: v, out_quant: None }).unwrap();
+//! desc.layers.push(LayerDesc { op: Op::Relu, input: v, output: v, out_quant: None }).unwrap();
+//! let file = AlignedBuf::new(&encode(&desc, &data).unwrap()); // 16-byte aligned copy
+//!
+//! let model = Model::from_bytes(&file)?;
+//! let plan = Plan::new(&model)?;
+//! // Input and output rounded to 16 bytes each; the ReLU runs in place.
+//! assert_eq!(plan.arena_bytes(), 32);
+//! // Any byte buffer works; an unaligned one costs up to 15 extra bytes.
+//! let mut arena = [0u8; 32 + 15];
+//! match plan.run(&mut arena, Input::Normalized(&[3.0]))? {
+//!     Output::F32(y) => assert_eq!(y, &[6.5, 0.0]), // relu(2·3 + 0.5), relu(−3)
+//!     Output::I8(_) => unreachable!("an f32 model"),
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! **Arena.** Layers run in order; each reads one buffer and writes the next. Buffers sit
+//! at alternating ends of the arena (scratch, when an op needs some, in between), so the
+//! arena is exactly as large as the largest single layer's live set; see
+//! [`Plan::arena_bytes`]. Element-wise layers (ReLU, tanh, abs, flatten) work in place.
+//!
+//! **Kernels.** One folder per operation under `src/kernels/`, each with a scalar
+//! `reference.rs` that is the specification; [`IMPL`] names the kernel set compiled in.
 #![no_std]
+#![deny(missing_docs, unsafe_op_in_unsafe_fn)]
+
+#[cfg(test)]
+extern crate std;
+
+mod error;
+mod kernels;
+mod plan;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod testutil;
+
+pub use error::Error;
+pub use kestrel_format;
+pub use plan::{Input, LayerStats, Output, Plan};
+
+/// Which kernel set this build runs: `"reference"` (the scalar kernels, on every target).
+///
+/// Per-instruction-set variants will report their own name here, so that a target test can
+/// assert that the intended variant was compiled rather than silently falling back.
+pub const IMPL: &str = "reference";

@@ -1,0 +1,86 @@
+//! The runtime's one error type: small, `Copy`, carrying numbers.
+
+use core::fmt;
+
+use kestrel_format::INPUT;
+
+/// What can go wrong when planning or running a model.
+///
+/// Everything about the model file itself is checked earlier, by
+/// [`Model::from_bytes`](kestrel_format::Model::from_bytes), with its own error type.
+///
+/// ```
+/// use kestrel_runtime::Error;
+/// let err = Error::ArenaTooSmall { needed: 4112, got: 4000 };
+/// assert_eq!(
+///     err.to_string(),
+///     "arena too small: the plan needs 4112 bytes (including the skip to a 16-byte \
+///      aligned address), got 4000"
+/// );
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The arena is smaller than the plan needs.
+    ArenaTooSmall {
+        /// Bytes needed: [`Plan::arena_bytes`](crate::Plan::arena_bytes) plus the bytes
+        /// skipped to reach a 16-byte aligned address in this arena.
+        needed: usize,
+        /// Bytes in the arena.
+        got: usize,
+    },
+    /// The input does not have as many elements as the model's input shape.
+    InputLength {
+        /// Elements the model expects (`c*h*w`).
+        expected: usize,
+        /// Elements given.
+        got: usize,
+    },
+    /// The output slice given to [`Plan::run_f32`](crate::Plan::run_f32) does not have as
+    /// many elements as the model's output.
+    OutputLength {
+        /// Elements the model produces.
+        expected: usize,
+        /// Elements in the slice.
+        got: usize,
+    },
+    /// This build has no kernel for a layer's operation at the model's precision
+    /// (`layer` is [`kestrel_format::INPUT`] for the input stage).
+    Unsupported {
+        /// Layer index.
+        layer: usize,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Error::ArenaTooSmall { needed, got } => write!(
+                f,
+                "arena too small: the plan needs {needed} bytes (including the skip to a \
+                 16-byte aligned address), got {got}"
+            ),
+            Error::InputLength { expected, got } => {
+                write!(f, "input has {got} elements, the model expects {expected}")
+            }
+            Error::OutputLength { expected, got } => write!(
+                f,
+                "output slice has {got} elements, the model produces {expected}"
+            ),
+            Error::Unsupported { layer: INPUT } => write!(
+                f,
+                "model input: this build of kestrel-runtime ({} kernels) cannot prepare it at \
+                 this model's precision",
+                crate::IMPL
+            ),
+            Error::Unsupported { layer } => write!(
+                f,
+                "layer {layer}: this build of kestrel-runtime ({} kernels) has no kernel for \
+                 this operation at this model's precision",
+                crate::IMPL
+            ),
+        }
+    }
+}
+
+impl core::error::Error for Error {}

@@ -1,0 +1,38 @@
+//! Local contrast normalization (Jarrett et al. 2009): `lcn_f32`, `lcn_s8`.
+
+mod reference;
+
+use kestrel_format::Layer;
+
+use super::{Elem, Io};
+
+/// f32 always; int8 needs both quantizations.
+pub(crate) fn supports(layer: &Layer<'_>, elem: Elem) -> bool {
+    elem == Elem::F32 || (layer.in_quant.is_some() && layer.out_quant.is_some())
+}
+
+/// Two f32 `[H, W]` maps (the weighted mean `m` and deviation `s`), for both element types:
+/// the int8 kernel dequantizes and quantizes element by element, so it needs no f32 copy
+/// of the activations. Saturates instead of overflowing (such a plan can never run).
+pub(crate) fn scratch_len(layer: &Layer<'_>, _elem: Elem) -> usize {
+    let hw = (layer.input.h as usize).saturating_mul(layer.input.w as usize);
+    hw.saturating_mul(2 * core::mem::size_of::<f32>())
+}
+
+/// Runs the layer on `io` with `scratch` (`2·H·W` f32).
+pub(crate) fn dispatch(
+    size: usize,
+    eps: f32,
+    window: &[f32],
+    layer: &Layer<'_>,
+    io: Io<'_>,
+    scratch: &mut [f32],
+) {
+    let xd = layer.input.into();
+    let lcn = reference::Lcn { size, eps, window };
+    match (io, layer.in_quant, layer.out_quant) {
+        (Io::F32 { x, y }, ..) => reference::lcn_f32(x, xd, lcn, scratch, y),
+        (Io::S8 { x, y }, Some(qi), Some(qo)) => reference::lcn_s8(x, qi, xd, lcn, scratch, qo, y),
+        _ => debug_assert!(false, "Plan::new admits only supported layers"),
+    }
+}

@@ -1,0 +1,161 @@
+//! The kernels, one folder per operation.
+//!
+//! Each `<op>/mod.rs` has the same three functions:
+//! - `supports`: whether this build has a kernel for the layer at the model's activation
+//!   type ([`crate::Plan::new`] turns `false` into [`crate::Error::Unsupported`]);
+//! - `scratch_len`: scratch bytes the chosen variant needs;
+//! - `dispatch`: picks the variant (today always `reference.rs`; per-instruction-set files
+//!   such as `dsp.rs`, `mve.rs`, `neon.rs`, `x86.rs` will be chosen with
+//!   `#[cfg(target_arch, target_feature)]` in both `dispatch` and `scratch_len`).
+//!
+//! `reference.rs` is scalar, safe and commented with tensor shapes: it is the spec every
+//! other variant is tested against. Activations are CHW; every slice a kernel gets has
+//! exactly the length its shapes say (guaranteed by the model validator and the plan, and
+//! only `debug_assert!`ed here).
+
+use half::f16;
+use kestrel_format::{quant::requantize, Shape};
+
+pub(crate) mod abs;
+pub(crate) mod avgpool;
+pub(crate) mod conv2d;
+pub(crate) mod fc;
+pub(crate) mod lcn;
+pub(crate) mod lut;
+pub(crate) mod maxpool;
+pub(crate) mod quantize;
+pub(crate) mod relu;
+pub(crate) mod tanh;
+
+/// Activation element type: f32 for F32 and F16 models, i8 codes for Int8 models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Elem {
+    F32,
+    I8,
+}
+
+impl Elem {
+    /// Bytes per element.
+    pub(crate) const fn size(self) -> usize {
+        match self {
+            Elem::F32 => 4,
+            Elem::I8 => 1,
+        }
+    }
+}
+
+/// A layer's input and output activations, in two disjoint arena regions.
+pub(crate) enum Io<'x> {
+    F32 { x: &'x [f32], y: &'x mut [f32] },
+    S8 { x: &'x [i8], y: &'x mut [i8] },
+}
+
+/// The activations of an element-wise layer, updated in place.
+pub(crate) enum InPlace<'x> {
+    F32(&'x mut [f32]),
+    S8(&'x mut [i8]),
+}
+
+/// A `[c, h, w]` activation shape as indices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Dims {
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+}
+
+impl Dims {
+    pub(crate) const fn len(self) -> usize {
+        self.c * self.h * self.w
+    }
+}
+
+impl From<Shape> for Dims {
+    fn from(s: Shape) -> Self {
+        Dims {
+            c: s.c as usize,
+            h: s.h as usize,
+            w: s.w as usize,
+        }
+    }
+}
+
+/// Weights the float kernels read: f32 as is, f16 widened on the fly.
+pub(crate) trait Widen: Copy {
+    fn widen(self) -> f32;
+}
+
+impl Widen for f32 {
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        self
+    }
+}
+
+impl Widen for f16 {
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        self.to_f32()
+    }
+}
+
+/// Float convolution / linear parameters: weight `[out, in…]`, bias `[out]` (f32).
+#[derive(Clone, Copy)]
+pub(crate) struct DenseF<'p, W> {
+    pub weight: &'p [W],
+    pub bias: &'p [f32],
+}
+
+/// int8 convolution / linear parameters, all per output channel `[out]` except `weight`
+/// (`[out, in…]`, symmetric).
+#[derive(Clone, Copy)]
+pub(crate) struct DenseS8<'p> {
+    pub weight: &'p [i8],
+    pub bias: &'p [i32],
+    pub multiplier: &'p [i32],
+    pub shift: &'p [i32],
+    /// Zero point of the input codes (the code of real 0, used for padding too).
+    pub zp_in: i32,
+    /// Zero point of the output codes.
+    pub zp_out: i32,
+}
+
+impl DenseS8<'_> {
+    /// Output code of channel `o` for the accumulator `Σ w·(x − zp_in)` (bias not yet added):
+    /// `clamp(zp_out + requantize(bias[o] + sum), -128, 127)`.
+    ///
+    /// The accumulator is i32 and wraps like the two's complement hardware it mirrors (a
+    /// channel needs more than 65 793 taps before it can overflow).
+    #[inline(always)]
+    pub(crate) fn output(&self, o: usize, sum: i32) -> i8 {
+        let acc = self.bias[o].wrapping_add(sum);
+        let y = self
+            .zp_out
+            .saturating_add(requantize(acc, self.multiplier[o], self.shift[o]));
+        y.clamp(-128, 127) as i8
+    }
+}
+
+/// Input row (or column) read by output position `i` at kernel tap `p`, or `None` when it
+/// falls in the zero padding: `i·stride + p − pad` if it lies in `0..n`.
+#[inline(always)]
+pub(crate) fn tap(i: usize, p: usize, stride: usize, pad: usize, n: usize) -> Option<usize> {
+    (i * stride + p).checked_sub(pad).filter(|&r| r < n)
+}
+
+/// The `k × k` pooling window (no padding) of output element `o` (flat index into
+/// `[C, OH, OW]`), in `(p, q)` order: `x[c, i·stride + p, j·stride + q]`.
+pub(crate) fn pool_window<T: Copy>(
+    x: &[T],
+    xd: Dims,
+    k: usize,
+    stride: usize,
+    yd: Dims,
+    o: usize,
+) -> impl Iterator<Item = T> + '_ {
+    debug_assert_eq!(x.len(), xd.len());
+    debug_assert!(k >= 1 && (yd.h - 1) * stride + k <= xd.h && (yd.w - 1) * stride + k <= xd.w);
+    let (c, i, j) = (o / (yd.h * yd.w), o / yd.w % yd.h, o % yd.w);
+    let corner = (c * xd.h + i * stride) * xd.w + j * stride;
+    (0..k).flat_map(move |p| x[corner + p * xd.w..][..k].iter().copied())
+}

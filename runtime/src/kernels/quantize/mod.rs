@@ -1,0 +1,38 @@
+//! The input stage (pixels or normalized values into the first activation buffer) and the
+//! output dequantization of [`crate::Plan::run_f32`].
+
+mod reference;
+
+use kestrel_format::{InputSpec, QParams};
+
+use super::{Elem, InPlace};
+
+/// What the caller hands in (the public [`crate::Input`], re-stated here so that the
+/// kernels do not depend on the plan).
+#[derive(Clone, Copy)]
+pub(crate) enum Source<'i> {
+    Pixels(&'i [u8]),
+    Normalized(&'i [f32]),
+}
+
+/// f32 activations always; int8 activations need the input quantization.
+pub(crate) fn supports(spec: &InputSpec, elem: Elem) -> bool {
+    elem == Elem::F32 || spec.quant.is_some()
+}
+
+/// Writes the model input into `dst` (same length as the source).
+pub(crate) fn dispatch(spec: &InputSpec, src: Source<'_>, dst: InPlace<'_>) {
+    let (mean, std) = (spec.mean, spec.std);
+    match (src, dst, spec.quant) {
+        (Source::Pixels(p), InPlace::F32(y), _) => reference::pixels_f32(p, mean, std, y),
+        (Source::Pixels(p), InPlace::S8(y), Some(q)) => reference::pixels_s8(p, mean, std, q, y),
+        (Source::Normalized(x), InPlace::F32(y), _) => reference::copy_f32(x, y),
+        (Source::Normalized(x), InPlace::S8(y), Some(q)) => reference::quantize_s8(x, q, y),
+        (_, InPlace::S8(_), None) => debug_assert!(false, "Plan::new checked the quantization"),
+    }
+}
+
+/// Dequantizes int8 output codes into `y`.
+pub(crate) fn dequantize(q: &[i8], qp: QParams, y: &mut [f32]) {
+    reference::dequantize_s8(q, qp, y)
+}

@@ -1,0 +1,449 @@
+//! [`Plan`]: checks a model against this build's kernels once, lays out the arena, runs.
+
+use kestrel_format::{
+    Dense, Layer, LayerKind, Model, Precision, QParams, Shape, INPUT, MAX_LAYERS,
+};
+
+use crate::kernels::quantize::Source;
+use crate::kernels::{
+    abs, avgpool, conv2d, fc, lcn, maxpool, quantize, relu, tanh, Elem, InPlace, Io,
+};
+use crate::Error;
+
+/// Alignment of the arena and of every region in it, so that f32 and i32 views (and
+/// 128-bit SIMD loads) are aligned.
+const ALIGN: usize = 16;
+
+/// `n` rounded up to a whole region. Saturates: a plan that large can never run, and
+/// [`Plan::run`] reports it as [`Error::ArenaTooSmall`].
+const fn region(n: usize) -> usize {
+    n.saturating_add(ALIGN - 1) & !(ALIGN - 1)
+}
+
+/// The model input given to [`Plan::run`]: `c*h*w` values in CHW order.
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'i> {
+    /// Raw pixels `p` in `0..=255`, normalized as `x = (p as f32 / 255.0 − mean) / std`
+    /// (the model's `desc.input`) and, in int8 models, quantized with
+    /// [`quantize_f32`](kestrel_format::quant::quantize_f32) and `desc.input.quant`.
+    Pixels(&'i [u8]),
+    /// Already normalized `x` (int8 models quantize it as above).
+    Normalized(&'i [f32]),
+}
+
+/// The model output, borrowed from the arena.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Output<'r> {
+    /// f32 and f16 models.
+    F32(&'r [f32]),
+    /// int8 models: raw codes in the last layer's `out_quant`.
+    I8(&'r [i8]),
+}
+
+/// Size and cost of one layer, from [`Plan::layer_stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerStats {
+    /// Stored parameters: weight plus bias elements of convolution and linear layers; 0 for
+    /// every other op (LCN windows and int8 lookup tables are constants, not parameters).
+    pub params: usize,
+    /// Multiply-accumulates: `out_c·oh·ow·in_c·kh·kw` for a convolution, `out·in` for a
+    /// linear layer, 0 for every other op (their adds and compares are not counted).
+    pub macs: u64,
+    /// Bytes of the input activations.
+    pub in_bytes: usize,
+    /// Bytes of the output activations (the same buffer as the input when `in_place`).
+    pub out_bytes: usize,
+    /// Scratch bytes the kernel uses.
+    pub scratch_bytes: usize,
+    /// The layer overwrites its input (element-wise ops and flatten).
+    pub in_place: bool,
+}
+
+/// Byte offsets of one layer's regions in the aligned arena.
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    /// Input buffer.
+    x: usize,
+    /// Output buffer (`== x` for in-place layers).
+    y: usize,
+    /// Scratch, between the two buffers.
+    scratch: usize,
+    /// Scratch bytes.
+    scratch_len: usize,
+}
+
+impl Step {
+    const EMPTY: Step = Step {
+        x: 0,
+        y: 0,
+        scratch: 0,
+        scratch_len: 0,
+    };
+}
+
+/// A model checked against this build's kernels, with its arena layout.
+///
+/// Borrows the model; holds only offsets, so it is cheap to keep in a `static` or on the
+/// stack next to the model.
+#[derive(Debug, Clone)]
+pub struct Plan<'m, 'a> {
+    model: &'m Model<'a>,
+    elem: Elem,
+    steps: [Step; MAX_LAYERS],
+    output: usize,
+    arena_bytes: usize,
+}
+
+/// Element-wise layers overwrite their input buffer.
+fn in_place(kind: &LayerKind<'_>) -> bool {
+    matches!(
+        kind,
+        LayerKind::Relu | LayerKind::Tanh { .. } | LayerKind::Abs { .. } | LayerKind::Flatten
+    )
+}
+
+/// Scratch bytes of the kernel this build runs for `layer`, or `None` if it has none.
+pub(crate) fn kernel_scratch(layer: &Layer<'_>, elem: Elem) -> Option<usize> {
+    let (ok, scratch) = match &layer.kind {
+        LayerKind::Conv2d { params, .. } => (
+            conv2d::supports(params, layer, elem),
+            conv2d::scratch_len(layer, elem),
+        ),
+        LayerKind::Linear { params } => (
+            fc::supports(params, layer, elem),
+            fc::scratch_len(layer, elem),
+        ),
+        LayerKind::Relu => (relu::supports(layer, elem), relu::scratch_len(layer, elem)),
+        LayerKind::Tanh { table } => (
+            tanh::supports(*table, elem),
+            tanh::scratch_len(*table, elem),
+        ),
+        LayerKind::Abs { table } => (abs::supports(*table, elem), abs::scratch_len(*table, elem)),
+        LayerKind::MaxPool2d { .. } => (
+            maxpool::supports(layer, elem),
+            maxpool::scratch_len(layer, elem),
+        ),
+        LayerKind::AvgPool2d { .. } => (
+            avgpool::supports(layer, elem),
+            avgpool::scratch_len(layer, elem),
+        ),
+        LayerKind::Lcn { .. } => (lcn::supports(layer, elem), lcn::scratch_len(layer, elem)),
+        LayerKind::Flatten => (true, 0),
+    };
+    ok.then_some(scratch)
+}
+
+/// Bytes of an activation tensor (saturating; see [`region`]).
+fn bytes(shape: Shape, elem: Elem) -> usize {
+    shape.len().saturating_mul(elem.size())
+}
+
+/// Arena bytes live while `layer` runs: input, scratch and output regions, or the input
+/// (and scratch) alone for an in-place layer.
+fn live_bytes(layer: &Layer<'_>, elem: Elem, scratch: usize) -> usize {
+    let x = region(bytes(layer.input, elem));
+    let s = region(scratch);
+    if in_place(&layer.kind) {
+        x.saturating_add(s)
+    } else {
+        x.saturating_add(s)
+            .saturating_add(region(bytes(layer.output, elem)))
+    }
+}
+
+/// A typed view of an arena region. Regions start 16-byte aligned and hold whole elements,
+/// so the cast cannot fail; the fallback only keeps the run loop free of panics.
+fn typed<T: bytemuck::Pod>(b: &[u8]) -> &[T] {
+    let t = bytemuck::try_cast_slice(b);
+    debug_assert!(t.is_ok(), "arena regions are aligned and whole");
+    t.unwrap_or_default()
+}
+
+/// See [`typed`].
+fn typed_mut<T: bytemuck::Pod>(b: &mut [u8]) -> &mut [T] {
+    let t = bytemuck::try_cast_slice_mut(b);
+    debug_assert!(t.is_ok(), "arena regions are aligned and whole");
+    t.unwrap_or_default()
+}
+
+impl<'m, 'a> Plan<'m, 'a> {
+    /// Checks that this build has a kernel for every layer at the model's precision and
+    /// lays out the arena.
+    ///
+    /// Returns [`Error::Unsupported`] for the first layer it cannot run. (Every model that
+    /// [`Model::from_bytes`] accepts is supported by the reference kernels.)
+    pub fn new(model: &'m Model<'a>) -> Result<Self, Error> {
+        let elem = match model.precision() {
+            Precision::F32 | Precision::F16 => Elem::F32,
+            Precision::Int8 => Elem::I8,
+        };
+        if !quantize::supports(&model.desc.input, elem) {
+            return Err(Error::Unsupported { layer: INPUT });
+        }
+        let layers = model.layers();
+        // `run_f32` dequantizes int8 outputs with the last layer's quantization.
+        if elem == Elem::I8 && layers.last().and_then(|l| l.out_quant).is_none() {
+            let layer = layers.len().saturating_sub(1);
+            return Err(Error::Unsupported { layer });
+        }
+
+        // First pass: kernels and the largest live set.
+        let mut scratch = [0usize; MAX_LAYERS];
+        let mut arena_bytes = 0;
+        for (i, layer) in layers.iter().enumerate() {
+            scratch[i] = kernel_scratch(layer, elem).ok_or(Error::Unsupported { layer: i })?;
+            arena_bytes = arena_bytes.max(live_bytes(layer, elem, scratch[i]));
+        }
+
+        // Second pass: the model input goes at the start; each layer that is not in place
+        // writes at the other end from its input, with its scratch right after whichever
+        // buffer is at the start.
+        let mut steps = [Step::EMPTY; MAX_LAYERS];
+        let mut at_start = true;
+        let mut output = 0;
+        for (i, layer) in layers.iter().enumerate() {
+            let x_len = region(bytes(layer.input, elem));
+            let x = if at_start { 0 } else { arena_bytes - x_len };
+            let step = if in_place(&layer.kind) {
+                Step {
+                    x,
+                    y: x,
+                    scratch: if at_start { x_len } else { 0 },
+                    scratch_len: scratch[i],
+                }
+            } else {
+                let y_len = region(bytes(layer.output, elem));
+                let y = if at_start { arena_bytes - y_len } else { 0 };
+                at_start = !at_start;
+                Step {
+                    x,
+                    y,
+                    scratch: if x == 0 { x_len } else { y_len },
+                    scratch_len: scratch[i],
+                }
+            };
+            steps[i] = step;
+            output = step.y;
+        }
+        Ok(Plan {
+            model,
+            elem,
+            steps,
+            output,
+            arena_bytes,
+        })
+    }
+
+    /// The model this plan runs.
+    pub fn model(&self) -> &'m Model<'a> {
+        self.model
+    }
+
+    /// Exact arena size in bytes for a 16-byte aligned arena (an unaligned arena needs up
+    /// to 15 more; see [`Error::ArenaTooSmall`]).
+    ///
+    /// Activations are f32 in F32 and F16 models and i8 in int8 models. Every region is
+    /// rounded up to 16 bytes (`⌈n⌉₁₆`), and the arena holds the largest single layer's live
+    /// set:
+    ///
+    /// ```text
+    /// arena_bytes = max over layers of
+    ///     ⌈in⌉₁₆ + ⌈scratch⌉₁₆ + ⌈out⌉₁₆   (conv, linear, pooling, LCN)
+    ///     ⌈in⌉₁₆ + ⌈scratch⌉₁₆             (in place: ReLU, tanh, abs, flatten)
+    /// ```
+    ///
+    /// because buffers alternate between the two ends of the arena: the model input is
+    /// written at the start, a layer whose input is at the start writes its output at the
+    /// end (and vice versa), and scratch (today only LCN's, `2·H·W` f32) sits between them.
+    /// The output of the last layer is what [`Plan::run`] returns.
+    pub fn arena_bytes(&self) -> usize {
+        self.arena_bytes
+    }
+
+    /// Parameter count, MACs and buffer sizes of layer `i`, or `None` past the last layer.
+    pub fn layer_stats(&self, i: usize) -> Option<LayerStats> {
+        let layer = self.model.layers().get(i)?;
+        let dense_len = |d: &Dense<'_>| match *d {
+            Dense::F32 { weight, bias } => weight.len() + bias.len(),
+            Dense::F16 { weight, bias } => weight.len() + bias.len(),
+            Dense::I8 { weight, bias, .. } => weight.len() + bias.len(),
+        };
+        let out_len = layer.output.len() as u64;
+        let (params, macs) = match &layer.kind {
+            LayerKind::Conv2d { geom, params } => {
+                let taps = (layer.input.c as usize * geom.kh * geom.kw) as u64;
+                (dense_len(params), out_len.saturating_mul(taps))
+            }
+            LayerKind::Linear { params } => (
+                dense_len(params),
+                out_len.saturating_mul(layer.input.len() as u64),
+            ),
+            _ => (0, 0),
+        };
+        Some(LayerStats {
+            params,
+            macs,
+            in_bytes: bytes(layer.input, self.elem),
+            out_bytes: bytes(layer.output, self.elem),
+            scratch_bytes: self.steps[i].scratch_len,
+            in_place: in_place(&layer.kind),
+        })
+    }
+
+    /// Runs the model on `input`, using `arena` for every activation and scratch buffer,
+    /// and returns the output borrowed from the arena.
+    ///
+    /// Errors: [`Error::InputLength`] if the input does not have `c*h*w` elements,
+    /// [`Error::ArenaTooSmall`] if `arena` (from its first 16-byte aligned byte) is shorter
+    /// than [`Plan::arena_bytes`]. The arena's previous contents do not matter.
+    pub fn run<'r>(&self, arena: &'r mut [u8], input: Input<'_>) -> Result<Output<'r>, Error> {
+        let expected = self.model.input_shape().len();
+        let (src, got) = match input {
+            Input::Pixels(p) => (Source::Pixels(p), p.len()),
+            Input::Normalized(x) => (Source::Normalized(x), x.len()),
+        };
+        if got != expected {
+            return Err(Error::InputLength { expected, got });
+        }
+        let arena = self.aligned(arena)?;
+
+        let first = &mut arena[..bytes(self.model.input_shape(), self.elem)];
+        quantize::dispatch(&self.model.desc.input, src, self.view_mut(first));
+        for (layer, step) in self.model.layers().iter().zip(&self.steps) {
+            self.run_layer(layer, step, arena);
+        }
+
+        let arena: &'r [u8] = arena;
+        let out = &arena[self.output..][..bytes(self.model.output_shape(), self.elem)];
+        Ok(match self.elem {
+            Elem::F32 => Output::F32(typed(out)),
+            Elem::I8 => Output::I8(typed(out)),
+        })
+    }
+
+    /// Runs like [`Plan::run`] and writes the output as f32 into `out` (int8 outputs
+    /// dequantized with the last layer's `out_quant`).
+    ///
+    /// Errors as [`Plan::run`], plus [`Error::OutputLength`] if `out` does not have as
+    /// many elements as the model's output (checked first).
+    pub fn run_f32(
+        &self,
+        arena: &mut [u8],
+        input: Input<'_>,
+        out: &mut [f32],
+    ) -> Result<(), Error> {
+        let expected = self.model.output_shape().len();
+        if out.len() != expected {
+            return Err(Error::OutputLength {
+                expected,
+                got: out.len(),
+            });
+        }
+        match self.run(arena, input)? {
+            Output::F32(y) => {
+                for (o, &y) in out.iter_mut().zip(y) {
+                    *o = y;
+                }
+            }
+            Output::I8(q) => match self.last_out_quant() {
+                Some(qp) => quantize::dequantize(q, qp, out),
+                None => debug_assert!(false, "Plan::new checked the output quantization"),
+            },
+        }
+        Ok(())
+    }
+
+    fn last_out_quant(&self) -> Option<QParams> {
+        self.model.layers().last().and_then(|l| l.out_quant)
+    }
+
+    /// The first `arena_bytes` bytes of `arena` from its first 16-byte aligned address.
+    fn aligned<'r>(&self, arena: &'r mut [u8]) -> Result<&'r mut [u8], Error> {
+        let skip = (ALIGN - arena.as_ptr() as usize % ALIGN) % ALIGN;
+        let needed = self.arena_bytes.saturating_add(skip);
+        if arena.len() < needed {
+            return Err(Error::ArenaTooSmall {
+                needed,
+                got: arena.len(),
+            });
+        }
+        Ok(&mut arena[skip..needed])
+    }
+
+    fn view_mut<'x>(&self, b: &'x mut [u8]) -> InPlace<'x> {
+        match self.elem {
+            Elem::F32 => InPlace::F32(typed_mut(b)),
+            Elem::I8 => InPlace::S8(typed_mut(b)),
+        }
+    }
+
+    /// The in-place buffer of an element-wise layer.
+    fn in_place<'x>(&self, arena: &'x mut [u8], layer: &Layer<'_>, step: &Step) -> InPlace<'x> {
+        self.view_mut(&mut arena[step.x..][..bytes(layer.input, self.elem)])
+    }
+
+    /// Input, output and scratch of a layer that is not in place. One buffer is at offset
+    /// 0, the scratch right after it, the other buffer at the end.
+    fn io<'x>(
+        &self,
+        arena: &'x mut [u8],
+        layer: &Layer<'_>,
+        step: &Step,
+    ) -> (Io<'x>, &'x mut [u8]) {
+        debug_assert!(step.x == 0 || step.y == 0);
+        let (x_len, y_len) = (
+            bytes(layer.input, self.elem),
+            bytes(layer.output, self.elem),
+        );
+        let (end, end_len) = if step.x == 0 {
+            (step.y, y_len)
+        } else {
+            (step.x, x_len)
+        };
+        let (lo, hi) = arena.split_at_mut(end);
+        let (start, mid) = lo.split_at_mut(step.scratch);
+        let scratch = &mut mid[..step.scratch_len];
+        let end_buf = &mut hi[..end_len];
+        let (x, y): (&'x [u8], &'x mut [u8]) = if step.x == 0 {
+            (&start[..x_len], end_buf)
+        } else {
+            (end_buf, &mut start[..y_len])
+        };
+        let io = match self.elem {
+            Elem::F32 => Io::F32 {
+                x: typed(x),
+                y: typed_mut(y),
+            },
+            Elem::I8 => Io::S8 {
+                x: typed(x),
+                y: typed_mut(y),
+            },
+        };
+        (io, scratch)
+    }
+
+    fn run_layer(&self, layer: &Layer<'a>, step: &Step, arena: &mut [u8]) {
+        match layer.kind {
+            LayerKind::Relu => relu::dispatch(layer, self.in_place(arena, layer, step)),
+            LayerKind::Tanh { table } => tanh::dispatch(table, self.in_place(arena, layer, step)),
+            LayerKind::Abs { table } => abs::dispatch(table, self.in_place(arena, layer, step)),
+            LayerKind::Flatten => {} // the CHW data already is the flat vector
+            LayerKind::Conv2d { geom, params } => {
+                conv2d::dispatch(geom, &params, layer, self.io(arena, layer, step).0)
+            }
+            LayerKind::Linear { params } => {
+                fc::dispatch(&params, layer, self.io(arena, layer, step).0)
+            }
+            LayerKind::MaxPool2d { k, stride } => {
+                maxpool::dispatch(k, stride, layer, self.io(arena, layer, step).0)
+            }
+            LayerKind::AvgPool2d { k, stride } => {
+                avgpool::dispatch(k, stride, layer, self.io(arena, layer, step).0)
+            }
+            LayerKind::Lcn { size, eps, window } => {
+                let (io, scratch) = self.io(arena, layer, step);
+                lcn::dispatch(size, eps, window, layer, io, typed_mut(scratch))
+            }
+        }
+    }
+}
