@@ -89,7 +89,7 @@ impl Spec {
                 stride,
                 pad,
             } => {
-                if pad >= kh.max(kw) {
+                if pad >= kh.min(kw) {
                     return None;
                 }
                 let oh = window_out(h, kh, stride, pad)?;
