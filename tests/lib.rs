@@ -1,1 +1,65 @@
-//! Shared helpers for the workspace-level tests.
+//! Shared fixtures for the workspace-level tests: a `lenet` trained once per test binary
+//! on the real Fashion-MNIST data, and the test split.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use kestrel_trainer::checkpoint::Checkpoint;
+use kestrel_trainer::config::Arch;
+use kestrel_trainer::data::{self, Images, Split, DEFAULT_DATA_DIR};
+use kestrel_trainer::train::{train, TrainOptions};
+
+/// `KESTREL_DATA` or Debian's Fashion-MNIST directory. Panics with the fix if missing:
+/// these tests need real data, and `scripts/test.sh` installs it.
+pub fn data_dir() -> PathBuf {
+    let dir =
+        PathBuf::from(std::env::var("KESTREL_DATA").unwrap_or_else(|_| DEFAULT_DATA_DIR.into()));
+    assert!(
+        dir.join("t10k-labels-idx1-ubyte.gz").exists()
+            || dir.join("t10k-labels-idx1-ubyte").exists(),
+        "no MNIST-format data in {} (run scripts/install-deps.sh, or set KESTREL_DATA)",
+        dir.display()
+    );
+    dir
+}
+
+/// The test split.
+pub fn test_set() -> &'static Images {
+    static SET: OnceLock<Images> = OnceLock::new();
+    SET.get_or_init(|| data::load(&data_dir(), Split::Test).expect("test split loads"))
+}
+
+/// `lenet` trained for one epoch on the whole training split (seed 7), once per process.
+pub fn trained_lenet() -> &'static Checkpoint {
+    static CKPT: OnceLock<Checkpoint> = OnceLock::new();
+    CKPT.get_or_init(|| {
+        let dir = tempfile_dir();
+        let arch = Arch::load("lenet").expect("built-in arch");
+        let mut config = arch.train.clone();
+        config.epochs = 1;
+        config.seed = 7;
+        // One epoch: decay 10× rather than the full run's 1000×.
+        config.schedule = kestrel_trainer::config::LrSchedule::Exponential { factor: 10.0 };
+        let opts = TrainOptions {
+            arch,
+            config,
+            data_dir: data_dir(),
+            out: dir.join("lenet.ckpt"),
+            limit: None,
+            resume: None,
+            quiet: true,
+        };
+        train(kestrel_trainer::backend::cpu::Cpu::new(), &opts).expect("training runs")
+    })
+}
+
+/// A fresh directory under the target dir's tmp.
+pub fn tempfile_dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "kestrel-tests-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}

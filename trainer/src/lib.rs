@@ -1,1 +1,24 @@
-//! placeholder
+//! # kestrel-trainer
+//!
+//! Trains convnets on the CPU (a CUDA backend slots in behind [`backend::Backend`]),
+//! exports them as quantized Kestrel model files, and evaluates exported files by running
+//! the `kestrel-runtime` crate itself, so the accuracy reported is the accuracy a device gets.
+//!
+//! The pipeline, in module order: [`data`] (IDX files) → [`config`] (architectures) →
+//! [`nn`] + [`backend`] (layers, losses, CPU kernels) → [`train`] (SGD) →
+//! [`checkpoint`] → [`export`] (f32 / f16 / int8) → [`eval`] and [`inspect`] (on the runtime).
+#![deny(missing_docs)]
+
+pub mod backend;
+pub mod checkpoint;
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod eval;
+pub mod export;
+pub mod gradcheck;
+pub mod inspect;
+pub mod nn;
+pub mod train;
+
+pub use error::{Error, Result};

@@ -1,1 +1,301 @@
-fn main() {}
+//! `kestrel`: a thin command line over the `kestrel_trainer` library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use kestrel_format::Model;
+use kestrel_trainer::backend::Device;
+use kestrel_trainer::config::Arch;
+use kestrel_trainer::data::{self, Split, DEFAULT_DATA_DIR};
+use kestrel_trainer::export::Quant;
+use kestrel_trainer::train::TrainOptions;
+use kestrel_trainer::{checkpoint, eval, export, gradcheck, inspect, train, Error, Result};
+
+#[derive(Parser)]
+#[command(
+    name = "kestrel",
+    version,
+    about = "Train convnets, export them quantized, run them on the no_std runtime"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Train an architecture on an MNIST-format dataset.
+    Train {
+        /// Built-in name (lenet, jarrett) or a TOML file.
+        #[arg(long)]
+        arch: String,
+        /// MNIST-format directory.
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data: PathBuf,
+        /// Epochs (default: the arch's [train] table).
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Checkpoint to write (after every epoch, atomically).
+        #[arg(long)]
+        out: PathBuf,
+        /// Mini-batch size.
+        #[arg(long)]
+        batch: Option<usize>,
+        /// Initial learning rate.
+        #[arg(long)]
+        lr: Option<f32>,
+        /// Random seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Random left-right flips (true/false).
+        #[arg(long)]
+        flip: Option<bool>,
+        /// Input jitter in pixels.
+        #[arg(long)]
+        jitter: Option<usize>,
+        /// Gaussian input noise (normalized units).
+        #[arg(long)]
+        noise: Option<f32>,
+        /// Images held out for validation.
+        #[arg(long)]
+        validation: Option<usize>,
+        /// Use only the first N training images.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Resume from a checkpoint.
+        #[arg(long)]
+        resume: Option<PathBuf>,
+        /// auto, cpu or cuda[:N].
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// Threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Export a checkpoint as a Kestrel model file.
+    Export {
+        /// Checkpoint from `kestrel train`.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Precision.
+        #[arg(long, value_enum)]
+        quant: Quant,
+        /// Model file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// MNIST-format directory whose training images calibrate int8 (default: the
+        /// checkpoint's training data).
+        #[arg(long)]
+        calib: Option<PathBuf>,
+    },
+    /// Evaluate a model file on a dataset's test split, on the runtime crate.
+    Eval {
+        /// Model file.
+        #[arg(long)]
+        model: PathBuf,
+        /// MNIST-format directory.
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data: PathBuf,
+        /// Evaluate only the first N test images.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Per-layer ops, shapes, parameters, MACs and memory of a model file.
+    Inspect {
+        /// Model file.
+        #[arg(long)]
+        model: PathBuf,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Finite-difference check of every layer's gradients.
+    Gradcheck {
+        /// Built-in name or TOML file.
+        #[arg(long)]
+        arch: String,
+        /// Random seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+fn threads(n: Option<usize>) {
+    if let Some(n) = n {
+        // Only fails if a pool exists already, which it cannot at this point.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global();
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Train {
+            arch,
+            data,
+            epochs,
+            out,
+            batch,
+            lr,
+            seed,
+            flip,
+            jitter,
+            noise,
+            validation,
+            limit,
+            resume,
+            device,
+            threads: t,
+        } => {
+            threads(t);
+            let arch = Arch::load(&arch)?;
+            let mut config = arch.train.clone();
+            config.epochs = epochs.unwrap_or(config.epochs);
+            config.batch = batch.unwrap_or(config.batch);
+            config.lr = lr.unwrap_or(config.lr);
+            config.seed = seed.unwrap_or(config.seed);
+            config.flip = flip.unwrap_or(config.flip);
+            config.jitter = jitter.unwrap_or(config.jitter);
+            config.noise = noise.unwrap_or(config.noise);
+            config.validation = validation.unwrap_or(config.validation);
+            let opts = TrainOptions {
+                arch,
+                config,
+                data_dir: data,
+                out,
+                limit,
+                resume,
+                quiet: false,
+            };
+            // `check` lets through only what this build can run, which today is the CPU.
+            let device = device.parse::<Device>()?.check()?;
+            println!("device: {device}");
+            train::train(kestrel_trainer::backend::cpu::Cpu::new(), &opts).map(|_| ())
+        }
+        Cmd::Export {
+            checkpoint,
+            quant,
+            out,
+            calib,
+        } => {
+            let ckpt = checkpoint::Checkpoint::load(&checkpoint)?;
+            let calib = match calib {
+                Some(dir) => Some(data::load(&dir, Split::Train)?.take(export::CALIBRATION_IMAGES)),
+                None => None,
+            };
+            let bytes = export::export(
+                kestrel_trainer::backend::cpu::Cpu::new(),
+                &ckpt,
+                quant,
+                calib.as_ref(),
+            )?;
+            checkpoint::write_atomic(&out, &bytes)?;
+            println!(
+                "wrote {} ({} bytes, {:?})",
+                out.display(),
+                bytes.len(),
+                quant
+            );
+            Ok(())
+        }
+        Cmd::Eval {
+            model,
+            data,
+            limit,
+            json,
+        } => {
+            let buf = eval::read_model(&model)?;
+            let m = Model::from_bytes(&buf).map_err(|e| Error::Model {
+                path: model.clone(),
+                source: e,
+            })?;
+            let mut set = data::load(&data, Split::Test)?;
+            if let Some(n) = limit {
+                set = set.take(n);
+            }
+            let r = eval::evaluate(&m, &set)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&r).map_err(|e| Error::Other(e.to_string()))?
+                );
+            } else {
+                println!(
+                    "{}: {} accuracy {:.2}% ({}/{}) on the runtime ({} kernels); latency mean {:.1} µs, median {:.1} µs; arena {} bytes; model {} bytes",
+                    model.display(),
+                    r.precision,
+                    100.0 * r.accuracy,
+                    r.correct,
+                    r.n,
+                    r.kernels,
+                    r.mean_latency_us,
+                    r.median_latency_us,
+                    r.arena_bytes,
+                    r.model_bytes
+                );
+            }
+            Ok(())
+        }
+        Cmd::Inspect { model, json } => {
+            let buf = eval::read_model(&model)?;
+            let m = Model::from_bytes(&buf).map_err(|e| Error::Model {
+                path: model.clone(),
+                source: e,
+            })?;
+            let r = inspect::inspect(&m)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&r).map_err(|e| Error::Other(e.to_string()))?
+                );
+            } else {
+                print!("{}", r.table());
+            }
+            Ok(())
+        }
+        Cmd::Gradcheck { arch, seed } => {
+            let arch = Arch::load(&arch)?;
+            let rows = gradcheck::gradcheck_arch(&arch, seed)?;
+            let mut failed = 0;
+            println!(
+                "{:>3}  {:<10} {:<7} {:>14} {:>8} {:>8}  result",
+                "#", "layer", "wrt", "worst rel err", "checked", "skipped"
+            );
+            for r in &rows {
+                println!(
+                    "{:>3}  {:<10} {:<7} {:>14.3e} {:>8} {:>8}  {}",
+                    r.layer,
+                    r.op,
+                    r.wrt,
+                    r.worst_rel_err,
+                    r.checked,
+                    r.skipped,
+                    if r.pass { "ok" } else { "FAIL" }
+                );
+                failed += usize::from(!r.pass);
+            }
+            if failed > 0 {
+                return Err(Error::Other(format!(
+                    "gradient check failed for {failed} layer(s)"
+                )));
+            }
+            println!("all {} gradient checks passed", rows.len());
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

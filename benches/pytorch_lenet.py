@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""The peer for benches/train_vs_pytorch.sh: the same LeNet-5 as examples/archs/lenet.toml,
+trained with the same optimizer settings, batch size and split size, on CPU.
+
+Prints one JSON line: {"epoch_seconds": [...], "test_accuracy": ..., "threads": ...}.
+Only the training loop is timed (data loading and evaluation are not), as in Kestrel's
+per-epoch time.
+"""
+import argparse, gzip, json, os, time
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+
+def idx(path):
+    raw = open(path, "rb").read()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def find(d, stem):
+    for name in (stem, stem + ".gz"):
+        if os.path.exists(os.path.join(d, name)):
+            return os.path.join(d, name)
+    raise SystemExit(f"{stem}[.gz] not found in {d}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=0.05)
+    ap.add_argument("--train-images", type=int, default=55000)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(1)
+
+    xtr = idx(find(a.data, "train-images-idx3-ubyte")).astype(np.float32) / 255.0
+    ytr = idx(find(a.data, "train-labels-idx1-ubyte")).astype(np.int64)
+    xte = idx(find(a.data, "t10k-images-idx3-ubyte")).astype(np.float32) / 255.0
+    yte = idx(find(a.data, "t10k-labels-idx1-ubyte")).astype(np.int64)
+    mean, std = xtr.mean(), xtr.std()
+    xtr = torch.from_numpy((xtr[: a.train_images] - mean) / std).unsqueeze(1)
+    ytr = torch.from_numpy(ytr[: a.train_images])
+    xte = torch.from_numpy((xte - mean) / std).unsqueeze(1)
+    yte = torch.from_numpy(yte)
+
+    net = nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10),
+    )
+    opt = torch.optim.SGD(net.parameters(), lr=a.lr, momentum=0.9, weight_decay=5e-4)
+    loss_fn = nn.CrossEntropyLoss()
+    steps = (len(xtr) + a.batch - 1) // a.batch
+    total = steps * a.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1000.0 ** (-s / total))
+    times = []
+    for epoch in range(a.epochs):
+        perm = torch.randperm(len(xtr))
+        net.train()
+        t = time.perf_counter()
+        for s in range(steps):
+            b = perm[s * a.batch: (s + 1) * a.batch]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(net(xtr[b]), ytr[b])
+            loss.backward()
+            opt.step()
+            sched.step()
+        times.append(time.perf_counter() - t)
+    net.eval()
+    with torch.no_grad():
+        acc = (net(xte).argmax(1) == yte).float().mean().item()
+    print(json.dumps({"epoch_seconds": times, "test_accuracy": acc, "threads": a.threads,
+                      "torch": torch.__version__}))
+
+
+if __name__ == "__main__":
+    main()

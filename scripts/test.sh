@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Every test: installs what is missing, runs the workspace tests (including the end-to-end
+# train → export → runtime checks on Fashion-MNIST), and builds the runtime for Cortex-M4.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+cargo build -q -p kestrel-runtime --target thumbv7em-none-eabihf
+echo "kestrel-runtime builds for thumbv7em-none-eabihf"
+cargo test --workspace --no-fail-fast 2>&1

@@ -1,0 +1,98 @@
+//! The trainer's error type: every failure names the file, offset, layer or value at fault.
+
+use std::path::PathBuf;
+
+/// Result alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything the trainer can report.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// An IDX file is malformed.
+    #[error("{path}: {message}")]
+    Idx {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with offsets and expected values.
+        message: String,
+    },
+    /// An architecture or configuration is invalid.
+    #[error("{path}: {message}")]
+    Config {
+        /// Where it came from.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A layer's shapes do not fit.
+    #[error("layer {layer} ({op}): {message}")]
+    Shape {
+        /// Layer index.
+        layer: usize,
+        /// Layer type.
+        op: &'static str,
+        /// Expected vs got.
+        message: String,
+    },
+    /// A checkpoint file is malformed.
+    #[error("{path}: invalid checkpoint: {message}")]
+    Checkpoint {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A model file failed validation.
+    #[error("{path}: {source}")]
+    Model {
+        /// The file.
+        path: PathBuf,
+        /// The validator's error.
+        source: kestrel_format::Error,
+    },
+    /// The runtime refused to plan or run a model.
+    #[error("runtime: {0}")]
+    Runtime(kestrel_runtime::Error),
+    /// Training produced a non-finite loss.
+    #[error(
+        "training diverged at epoch {epoch}, step {step}: loss is {loss} (lower the learning rate)"
+    )]
+    Diverged {
+        /// Epoch.
+        epoch: usize,
+        /// Step within the epoch.
+        step: usize,
+        /// The loss value.
+        loss: f32,
+    },
+    /// A training device is unknown or unavailable.
+    #[error("device {device}: {message}")]
+    Device {
+        /// The device as written (`cuda:1`).
+        device: String,
+        /// Why it cannot be used.
+        message: String,
+    },
+    /// Anything else, with a message.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Error {
+    /// Wraps an I/O error with its path.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Evaluation of exported model files **on the runtime crate itself**: the accuracy printed
+//! here is the accuracy a device running the same bytes gets. There is no second copy of
+//! the inference arithmetic in the trainer.
+
+use std::path::Path;
+use std::time::Instant;
+
+use kestrel_format::{AlignedBuf, Model, Precision};
+use kestrel_runtime::{Input, Plan};
+use serde::Serialize;
+
+use crate::data::Images;
+use crate::error::{Error, Result};
+use crate::train::argmax;
+
+/// What `kestrel eval` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    /// Fraction of images classified correctly.
+    pub accuracy: f64,
+    /// Images evaluated.
+    pub n: usize,
+    /// Correct predictions.
+    pub correct: usize,
+    /// Mean wall time of one `Plan::run` (one image, one thread), microseconds.
+    pub mean_latency_us: f64,
+    /// Median of the same.
+    pub median_latency_us: f64,
+    /// `f32`, `f16` or `int8`.
+    pub precision: String,
+    /// Kernel set compiled into the runtime.
+    pub kernels: &'static str,
+    /// Arena bytes the runtime needed.
+    pub arena_bytes: usize,
+    /// Model file size.
+    pub model_bytes: usize,
+    /// Float accuracy the trainer recorded in the file (NaN if none).
+    pub float_accuracy: f32,
+}
+
+/// Precision as a lower-case word.
+pub fn precision_name(p: Precision) -> &'static str {
+    match p {
+        Precision::F32 => "f32",
+        Precision::F16 => "f16",
+        Precision::Int8 => "int8",
+    }
+}
+
+/// Loads and validates a model file from disk into aligned memory.
+pub fn read_model(path: &Path) -> Result<AlignedBuf> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let buf = AlignedBuf::new(&bytes);
+    Model::from_bytes(&buf).map_err(|e| Error::Model {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    Ok(buf)
+}
+
+/// Runs the runtime on every image of `set`, calling `each(i, logits, microseconds)`.
+pub fn run_each(
+    model: &Model<'_>,
+    set: &Images,
+    mut each: impl FnMut(usize, &[f32], f64),
+) -> Result<()> {
+    let plan = Plan::new(model).map_err(Error::Runtime)?;
+    let s = model.input_shape();
+    if (s.c, s.h as usize, s.w as usize) != (1, set.rows, set.cols) {
+        return Err(Error::Other(format!(
+            "model input is {:?} but the data has 1×{}×{} images",
+            s.dims(),
+            set.rows,
+            set.cols
+        )));
+    }
+    let mut arena = vec![0u128; plan.arena_bytes().div_ceil(16)];
+    let arena: &mut [u8] = bytemuck::cast_slice_mut(&mut arena);
+    let mut out = vec![0f32; model.output_shape().len()];
+    for i in 0..set.n {
+        let t = Instant::now();
+        plan.run_f32(arena, Input::Pixels(set.image(i)), &mut out)
+            .map_err(Error::Runtime)?;
+        let us = t.elapsed().as_secs_f64() * 1e6;
+        each(i, &out, us);
+    }
+    Ok(())
+}
+
+/// All output vectors (dequantized for int8) of the runtime on `set`.
+pub fn outputs(model: &Model<'_>, set: &Images) -> Result<Vec<Vec<f32>>> {
+    let mut all = Vec::with_capacity(set.n);
+    run_each(model, set, |_, out, _| all.push(out.to_vec()))?;
+    Ok(all)
+}
+
+/// Accuracy and latency of `model` on `set`.
+pub fn evaluate(model: &Model<'_>, set: &Images) -> Result<EvalReport> {
+    let mut correct = 0;
+    let mut times = Vec::with_capacity(set.n);
+    run_each(model, set, |i, out, us| {
+        correct += usize::from(argmax(out) == set.labels[i] as usize);
+        times.push(us);
+    })?;
+    let plan = Plan::new(model).map_err(Error::Runtime)?;
+    times.sort_by(f64::total_cmp);
+    let n = set.n.max(1);
+    Ok(EvalReport {
+        accuracy: correct as f64 / n as f64,
+        n: set.n,
+        correct,
+        mean_latency_us: times.iter().sum::<f64>() / n as f64,
+        median_latency_us: times.get(times.len() / 2).copied().unwrap_or(0.0),
+        precision: precision_name(model.precision()).into(),
+        kernels: kestrel_runtime::IMPL,
+        arena_bytes: plan.arena_bytes(),
+        model_bytes: model.file_len(),
+        float_accuracy: model.desc.provenance.float_accuracy,
+    })
+}

@@ -1,0 +1,313 @@
+//! The training loop: mini-batch SGD with momentum, weight decay, a learning-rate schedule,
+//! input jitter and noise, a validation split, a progress bar and an atomic checkpoint per
+//! epoch. Deterministic for a given seed.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::backend::Backend;
+use crate::checkpoint::{Checkpoint, EpochLog};
+use crate::config::{Arch, TrainConfig};
+use crate::data::{self, Augment, Images, Normalize, Split};
+use crate::error::{Error, Result};
+use crate::nn::Network;
+
+/// What to train and where to put it.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// The architecture.
+    pub arch: Arch,
+    /// Settings (the arch's `[train]` table with command-line overrides applied).
+    pub config: TrainConfig,
+    /// MNIST-format directory.
+    pub data_dir: PathBuf,
+    /// Checkpoint path, rewritten after every epoch.
+    pub out: PathBuf,
+    /// Use only the first `limit` training images (for quick runs and tests).
+    pub limit: Option<usize>,
+    /// Continue from this checkpoint (its epochs count towards `config.epochs`).
+    pub resume: Option<PathBuf>,
+    /// No progress bar or per-epoch lines.
+    pub quiet: bool,
+}
+
+/// Mixes seeds into independent streams (SplitMix64 finalizer).
+pub fn mix(a: u64, b: u64) -> u64 {
+    let mut z = a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Index of the largest value (first on ties).
+pub fn argmax(v: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Eval-mode predictions of `net` for images `idx` of `set`.
+pub fn predict<B: Backend>(
+    net: &mut Network<B>,
+    set: &Images,
+    idx: &[usize],
+    norm: Normalize,
+) -> Vec<usize> {
+    let classes = net.num_classes();
+    let mut x = Vec::new();
+    let mut out = Vec::with_capacity(idx.len());
+    for chunk in idx.chunks(500) {
+        norm.batch(set, chunk, &mut x);
+        let logits = net.predict(&x, chunk.len());
+        out.extend(logits.chunks(classes).map(argmax));
+    }
+    out
+}
+
+/// Fraction of `idx` whose prediction is wrong (`NaN` for no images).
+pub fn error_rate<B: Backend>(
+    net: &mut Network<B>,
+    set: &Images,
+    idx: &[usize],
+    norm: Normalize,
+) -> f32 {
+    if idx.is_empty() {
+        return f32::NAN;
+    }
+    let pred = predict(net, set, idx, norm);
+    let wrong = pred
+        .iter()
+        .zip(idx)
+        .filter(|(p, &i)| **p != set.labels[i] as usize)
+        .count();
+    wrong as f32 / idx.len() as f32
+}
+
+/// Float test accuracy of a network on a whole split.
+pub fn accuracy<B: Backend>(net: &mut Network<B>, set: &Images, norm: Normalize) -> f32 {
+    let idx: Vec<usize> = (0..set.n).collect();
+    1.0 - error_rate(net, set, &idx, norm)
+}
+
+fn check_input(arch: &Arch, set: &Images, path: &Path) -> Result<()> {
+    if arch.input != [1, set.rows, set.cols] {
+        return Err(Error::Config {
+            path: path.to_path_buf(),
+            message: format!(
+                "architecture {} expects input {:?} but the data has 1×{}×{} images",
+                arch.name, arch.input, set.rows, set.cols
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Trains on `backend`, writing a checkpoint per epoch; returns the final checkpoint with
+/// its float test accuracy filled in.
+pub fn train<B: Backend>(backend: B, opts: &TrainOptions) -> Result<Checkpoint> {
+    let cfg = &opts.config;
+    if cfg.batch == 0 || cfg.epochs == 0 || !(cfg.lr > 0.0 && cfg.lr.is_finite()) {
+        return Err(Error::Config {
+            path: opts.out.clone(),
+            message: format!(
+                "need batch > 0, epochs > 0 and a positive lr (got {}, {}, {})",
+                cfg.batch, cfg.epochs, cfg.lr
+            ),
+        });
+    }
+    let mut full = data::load(&opts.data_dir, Split::Train)?;
+    if let Some(limit) = opts.limit {
+        full = full.take(limit);
+    }
+    let test = data::load(&opts.data_dir, Split::Test)?;
+    check_input(&opts.arch, &full, &opts.data_dir)?;
+
+    let mut net = Network::new(backend, &opts.arch, cfg.seed)?;
+    let classes = net.num_classes();
+    if let Some(bad) = full
+        .labels
+        .iter()
+        .chain(&test.labels)
+        .find(|&&l| l as usize >= classes)
+    {
+        return Err(Error::Config {
+            path: opts.data_dir.clone(),
+            message: format!("label {bad} found but the architecture has {classes} outputs"),
+        });
+    }
+
+    // A fixed, seeded hold-out split.
+    let mut order: Vec<usize> = (0..full.n).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(cfg.seed, 0x5EED)));
+    let n_val = cfg.validation.min(full.n / 5);
+    let (train_idx, val_idx) = order.split_at(full.n - n_val);
+    let mut train_idx = train_idx.to_vec();
+    let val_idx = val_idx.to_vec();
+
+    let mut ckpt = match &opts.resume {
+        Some(path) => {
+            let c = Checkpoint::load(path)?;
+            if c.arch != opts.arch {
+                return Err(Error::Checkpoint {
+                    path: path.clone(),
+                    message: "architecture differs from --arch".into(),
+                });
+            }
+            net.set_params(&c.params)?;
+            net.set_velocities(&c.velocities)?;
+            Checkpoint {
+                train: cfg.clone(),
+                ..c
+            }
+        }
+        None => {
+            let (mean, std) = full.pixel_stats();
+            Checkpoint {
+                arch: opts.arch.clone(),
+                train: cfg.clone(),
+                normalize: Normalize { mean, std },
+                classes: data::class_names(&opts.data_dir, classes),
+                data_dir: opts.data_dir.clone(),
+                train_samples: train_idx.len(),
+                epochs_done: 0,
+                history: Vec::new(),
+                test_accuracy: None,
+                params: Vec::new(),
+                velocities: Vec::new(),
+            }
+        }
+    };
+    let norm = ckpt.normalize;
+    let aug = Augment {
+        flip: cfg.flip,
+        jitter: cfg.jitter,
+        noise: cfg.noise,
+    };
+    let background = norm.apply(0);
+    let steps_per_epoch = train_idx.len().div_ceil(cfg.batch);
+    let total_steps = (steps_per_epoch * cfg.epochs).max(1);
+    let img_len = full.rows * full.cols;
+
+    if !opts.quiet {
+        println!(
+            "training {} ({} parameters) on {} images ({} validation) from {}, {} epochs, batch {}",
+            opts.arch.name,
+            net.num_params(),
+            train_idx.len(),
+            val_idx.len(),
+            opts.data_dir.display(),
+            cfg.epochs,
+            cfg.batch
+        );
+    }
+    let mut x = Vec::with_capacity(cfg.batch * img_len);
+    let mut labels = Vec::with_capacity(cfg.batch);
+    for epoch in ckpt.epochs_done..cfg.epochs {
+        let start = Instant::now();
+        train_idx.sort_unstable();
+        train_idx.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(
+            cfg.seed,
+            1 + epoch as u64,
+        )));
+        let bar = if opts.quiet {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new(steps_per_epoch as u64)
+        };
+        bar.set_style(
+            ProgressStyle::with_template("epoch {msg} [{bar:30}] {pos}/{len} {elapsed}<{eta}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
+        let mut lr = cfg.lr;
+        for (step, batch) in train_idx.chunks(cfg.batch).enumerate() {
+            let global = epoch * steps_per_epoch + step;
+            lr = cfg
+                .schedule
+                .lr(cfg.lr, global as f32 / total_steps as f32, epoch);
+            norm.batch(&full, batch, &mut x);
+            if cfg.flip || cfg.jitter > 0 || cfg.noise > 0.0 {
+                let mut rng = ChaCha8Rng::seed_from_u64(mix(cfg.seed, (global as u64) << 8 | 2));
+                for img in x.chunks_mut(img_len) {
+                    aug.apply(img, full.rows, full.cols, background, &mut rng);
+                }
+            }
+            labels.clear();
+            labels.extend(batch.iter().map(|&i| full.labels[i]));
+            let stats = net.train_step(&x, &labels, mix(cfg.seed, (global as u64) << 8 | 3))?;
+            if !stats.loss.is_finite() {
+                return Err(Error::Diverged {
+                    epoch: epoch + 1,
+                    step,
+                    loss: stats.loss,
+                });
+            }
+            net.sgd_update(lr, cfg.momentum, cfg.weight_decay);
+            loss_sum += stats.loss as f64 * batch.len() as f64;
+            correct += stats.correct;
+            seen += batch.len();
+            if step % 16 == 0 {
+                bar.set_message(format!(
+                    "{}/{} loss {:.4}",
+                    epoch + 1,
+                    cfg.epochs,
+                    loss_sum / seen as f64
+                ));
+            }
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let seconds = start.elapsed().as_secs_f32();
+        let val_error = (!val_idx.is_empty()).then(|| error_rate(&mut net, &full, &val_idx, norm));
+        let log = EpochLog {
+            epoch: epoch + 1,
+            lr,
+            train_loss: (loss_sum / seen.max(1) as f64) as f32,
+            train_error: 1.0 - correct as f32 / seen.max(1) as f32,
+            val_error,
+            seconds,
+        };
+        if !opts.quiet {
+            println!(
+                "epoch {:>3}/{}  lr {:.2e}  loss {:.4}  train err {:6.2}%  val err {:>7}  {:.1}s",
+                log.epoch,
+                cfg.epochs,
+                log.lr,
+                log.train_loss,
+                100.0 * log.train_error,
+                log.val_error
+                    .map_or("-".into(), |v| format!("{:.2}%", 100.0 * v)),
+                log.seconds
+            );
+        }
+        ckpt.history.push(log);
+        ckpt.epochs_done = epoch + 1;
+        ckpt.params = net.params();
+        ckpt.velocities = net.velocities();
+        ckpt.save(&opts.out)?;
+    }
+    let acc = accuracy(&mut net, &test, norm);
+    ckpt.test_accuracy = Some(acc);
+    ckpt.params = net.params();
+    ckpt.velocities = net.velocities();
+    ckpt.save(&opts.out)?;
+    if !opts.quiet {
+        println!(
+            "float test accuracy: {:.2}% on {} images; checkpoint {}",
+            100.0 * acc,
+            test.n,
+            opts.out.display()
+        );
+    }
+    Ok(ckpt)
+}

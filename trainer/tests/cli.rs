@@ -1,0 +1,218 @@
+//! The `kestrel` command line, end to end on a small slice of the real data: the names and
+//! JSON keys scripts rely on.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn kestrel(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_kestrel"))
+        .args(args)
+        .output()
+        .expect("kestrel runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn data() -> String {
+    let dir = std::env::var("KESTREL_DATA")
+        .unwrap_or_else(|_| kestrel_trainer::data::DEFAULT_DATA_DIR.into());
+    assert!(
+        PathBuf::from(&dir).is_dir(),
+        "no data in {dir}: run scripts/install-deps.sh or set KESTREL_DATA"
+    );
+    dir
+}
+
+#[test]
+fn train_export_eval_inspect() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |name: &str| tmp.path().join(name).to_string_lossy().into_owned();
+    let (ck, model) = (p("lenet.ckpt"), p("lenet.kmodel"));
+    let (ok, stdout, stderr) = kestrel(&[
+        "train",
+        "--arch",
+        "lenet",
+        "--data",
+        &data(),
+        "--epochs",
+        "2",
+        "--limit",
+        "3000",
+        "--validation",
+        "500",
+        "--out",
+        &ck,
+    ]);
+    assert!(ok, "train failed: {stderr}");
+    assert!(
+        stdout.contains("epoch   1/2") && stdout.contains("val err"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("float test accuracy"), "{stdout}");
+
+    let (ok, _, stderr) = kestrel(&[
+        "export",
+        "--checkpoint",
+        &ck,
+        "--quant",
+        "int8",
+        "--out",
+        &model,
+    ]);
+    assert!(ok, "export failed: {stderr}");
+
+    let (ok, stdout, stderr) = kestrel(&[
+        "eval",
+        "--model",
+        &model,
+        "--data",
+        &data(),
+        "--limit",
+        "500",
+        "--json",
+    ]);
+    assert!(ok, "eval failed: {stderr}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(v["n"], 500);
+    let acc = v["accuracy"].as_f64().unwrap();
+    assert!(acc > 0.5 && acc <= 1.0, "{v}");
+    assert!(v["mean_latency_us"].as_f64().unwrap() > 0.0);
+
+    let (ok, stdout, stderr) = kestrel(&["inspect", "--model", &model, "--json"]);
+    assert!(ok, "inspect failed: {stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    for key in ["layers", "params", "macs", "model_bytes", "arena_bytes"] {
+        assert!(v.get(key).is_some(), "inspect --json lacks {key}: {v}");
+    }
+    // LeNet-5: 61,706 parameters and 416,520 MACs (conv1 117,600 + conv2 240,000 + fc 58,920).
+    assert_eq!(v["params"], 61_706);
+    assert_eq!(v["macs"], 416_520);
+    assert_eq!(v["layers"].as_array().unwrap().len(), 12);
+    assert_eq!(
+        v["model_bytes"].as_u64().unwrap(),
+        std::fs::metadata(&model).unwrap().len()
+    );
+
+    let (ok, stdout, _) = kestrel(&["inspect", "--model", &model]);
+    assert!(
+        ok && stdout.contains("conv2d") && stdout.contains("arena"),
+        "{stdout}"
+    );
+
+    // Resuming continues from epoch 2.
+    let (ok, stdout, stderr) = kestrel(&[
+        "train",
+        "--arch",
+        "lenet",
+        "--data",
+        &data(),
+        "--epochs",
+        "3",
+        "--limit",
+        "3000",
+        "--validation",
+        "500",
+        "--out",
+        &p("resumed.ckpt"),
+        "--resume",
+        &ck,
+    ]);
+    assert!(ok, "resume failed: {stderr}");
+    assert!(
+        stdout.contains("epoch   3/3") && !stdout.contains("epoch   1/3"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn gradcheck_passes_for_shipped_archs() {
+    for arch in ["lenet", "jarrett"] {
+        let (ok, stdout, stderr) = kestrel(&["gradcheck", "--arch", arch]);
+        assert!(ok, "gradcheck {arch} failed:\n{stdout}\n{stderr}");
+        assert!(
+            stdout.contains("worst rel err") && stdout.contains("passed"),
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
+fn bad_inputs_are_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |name: &str| tmp.path().join(name).to_string_lossy().into_owned();
+    // A model file that is not one.
+    std::fs::write(p("junk.kmodel"), b"ONNX not a kestrel model").unwrap();
+    let (ok, _, stderr) = kestrel(&["inspect", "--model", &p("junk.kmodel")]);
+    assert!(
+        !ok && stderr.contains("junk.kmodel") && stderr.contains("not a Kestrel model"),
+        "{stderr}"
+    );
+    // A truncated checkpoint.
+    std::fs::write(p("bad.ckpt"), b"KCKP\x01").unwrap();
+    let (ok, _, stderr) = kestrel(&[
+        "export",
+        "--checkpoint",
+        &p("bad.ckpt"),
+        "--quant",
+        "f32",
+        "--out",
+        &p("m"),
+    ]);
+    assert!(
+        !ok && stderr.contains("bad.ckpt") && stderr.contains("truncated"),
+        "{stderr}"
+    );
+    assert!(!tmp.path().join("m").exists(), "no output file on failure");
+    // A data directory without MNIST files.
+    let (ok, _, stderr) = kestrel(&[
+        "train",
+        "--arch",
+        "lenet",
+        "--data",
+        &p(""),
+        "--epochs",
+        "1",
+        "--out",
+        &p("c"),
+    ]);
+    assert!(
+        !ok && stderr.contains("train-images-idx3-ubyte"),
+        "{stderr}"
+    );
+    // A malformed IDX file.
+    std::fs::create_dir(p("d")).unwrap();
+    std::fs::write(
+        tmp.path().join("d/train-images-idx3-ubyte"),
+        [0u8, 0, 8, 3, 0, 0, 0, 9],
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("d/train-labels-idx1-ubyte"),
+        [0u8, 0, 8, 1, 0, 0, 0, 0],
+    )
+    .unwrap();
+    let (ok, _, stderr) = kestrel(&[
+        "train",
+        "--arch",
+        "lenet",
+        "--data",
+        &p("d"),
+        "--epochs",
+        "1",
+        "--out",
+        &p("c"),
+    ]);
+    assert!(
+        !ok && stderr.contains("train-images-idx3-ubyte: truncated header"),
+        "{stderr}"
+    );
+    // An unknown architecture.
+    let (ok, _, stderr) = kestrel(&["gradcheck", "--arch", "nosuch"]);
+    assert!(
+        !ok && stderr.contains("not a built-in architecture"),
+        "{stderr}"
+    );
+}
