@@ -15,7 +15,7 @@ use crate::checkpoint::{Checkpoint, EpochLog};
 use crate::config::{Arch, TrainConfig};
 use crate::data::{self, Augment, Images, Normalize, Split};
 use crate::error::{Error, Result};
-use crate::nn::Network;
+use crate::nn::{mix, Network};
 
 /// What to train and where to put it.
 #[derive(Debug, Clone)]
@@ -34,14 +34,6 @@ pub struct TrainOptions {
     pub resume: Option<PathBuf>,
     /// No progress bar or per-epoch lines.
     pub quiet: bool,
-}
-
-/// Mixes seeds into independent streams (SplitMix64 finalizer).
-pub fn mix(a: u64, b: u64) -> u64 {
-    let mut z = a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// Index of the largest value (first on ties).

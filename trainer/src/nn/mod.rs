@@ -54,8 +54,9 @@ pub struct LayerParams {
     pub bias: Vec<f32>,
 }
 
-/// Mixes a step seed and a layer index into the layer's dropout seed (SplitMix64).
-fn mix(a: u64, b: u64) -> u64 {
+/// Mixes two seeds into an independent stream (SplitMix64 finalizer): a step seed and a
+/// layer index into a dropout seed, a run seed and an epoch into a shuffle seed.
+pub fn mix(a: u64, b: u64) -> u64 {
     let mut z = a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
