@@ -6,7 +6,7 @@ Prints one JSON line: {"epoch_seconds": [...], "test_accuracy": ..., "threads": 
 Only the training loop is timed (data loading and evaluation are not), as in Kestrel's
 per-epoch time.
 """
-import argparse, gzip, json, os, time
+import argparse, gzip, json, math, os, time
 
 import numpy as np
 import torch
@@ -37,6 +37,9 @@ def main():
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--train-images", type=int, default=55000)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--schedule", choices=["exponential", "cosine"], default="exponential")
+    ap.add_argument("--factor", type=float, default=1000.0)
+    ap.add_argument("--flip", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
@@ -61,7 +64,12 @@ def main():
     loss_fn = nn.CrossEntropyLoss()
     steps = (len(xtr) + a.batch - 1) // a.batch
     total = steps * a.epochs
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1000.0 ** (-s / total))
+    if a.schedule == "exponential":
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: a.factor ** (-s / total))
+    else:
+        lo = 1.0 / a.factor
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: lo + 0.5 * (1 - lo) * (1 + math.cos(math.pi * s / total)))
     times = []
     for epoch in range(a.epochs):
         perm = torch.randperm(len(xtr))
@@ -70,7 +78,11 @@ def main():
         for s in range(steps):
             b = perm[s * a.batch: (s + 1) * a.batch]
             opt.zero_grad(set_to_none=True)
-            loss = loss_fn(net(xtr[b]), ytr[b])
+            xb = xtr[b]
+            if a.flip:
+                m = torch.rand(len(b)) < 0.5
+                xb = torch.where(m[:, None, None, None], xb.flip(3), xb)
+            loss = loss_fn(net(xb), ytr[b])
             loss.backward()
             opt.step()
             sched.step()

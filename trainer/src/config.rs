@@ -174,6 +174,8 @@ pub struct TrainConfig {
     pub lr: f32,
     /// Learning-rate schedule.
     pub schedule: LrSchedule,
+    /// Epochs of linear learning-rate warm-up from 0 (fractions allowed).
+    pub warmup: f32,
     /// SGD momentum (`Δ ← μΔ + ∂L/∂θ`).
     pub momentum: f32,
     /// L2 weight decay on weights (not biases).
@@ -197,6 +199,7 @@ impl Default for TrainConfig {
             batch: 64,
             lr: 0.05,
             schedule: LrSchedule::default(),
+            warmup: 0.0,
             momentum: 0.9,
             weight_decay: 5e-4,
             flip: false,
@@ -204,6 +207,21 @@ impl Default for TrainConfig {
             noise: 0.0,
             validation: 5000,
             seed: 1,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Learning rate at `step` (0-based over the whole run) of `total` steps, with
+    /// `per_epoch` steps an epoch: the schedule, times the linear warm-up while it lasts.
+    pub fn lr_at(&self, step: usize, total: usize, per_epoch: usize) -> f32 {
+        let progress = step as f32 / total.max(1) as f32;
+        let lr = self.schedule.lr(self.lr, progress, step / per_epoch.max(1));
+        let warm = self.warmup * per_epoch as f32;
+        if (step as f32) < warm {
+            lr * (step + 1) as f32 / warm
+        } else {
+            lr
         }
     }
 }

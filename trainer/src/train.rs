@@ -224,9 +224,7 @@ pub fn train<B: Backend>(backend: B, opts: &TrainOptions) -> Result<Checkpoint> 
         let mut lr = cfg.lr;
         for (step, batch) in train_idx.chunks(cfg.batch).enumerate() {
             let global = epoch * steps_per_epoch + step;
-            lr = cfg
-                .schedule
-                .lr(cfg.lr, global as f32 / total_steps as f32, epoch);
+            lr = cfg.lr_at(global, total_steps, steps_per_epoch);
             norm.batch(&full, batch, &mut x);
             if cfg.flip || cfg.jitter > 0 || cfg.noise > 0.0 {
                 let mut rng = ChaCha8Rng::seed_from_u64(mix(cfg.seed, (global as u64) << 8 | 2));
@@ -271,7 +269,7 @@ pub fn train<B: Backend>(backend: B, opts: &TrainOptions) -> Result<Checkpoint> 
         };
         if !opts.quiet {
             println!(
-                "epoch {:>3}/{}  lr {:.2e}  loss {:.4}  train err {:6.2}%  val err {:>7}  {:.1}s",
+                "epoch {:>3}/{}  lr {:.2e}  loss {:.4}  train err {:6.2}%  val err {:>7}  {:.2}s",
                 log.epoch,
                 cfg.epochs,
                 log.lr,
