@@ -230,6 +230,8 @@ pub fn export<B: Backend>(
     for (i, spec) in ckpt.arch.layers.iter().enumerate() {
         let out_shape = shapes[i];
         let out_q = int8.then(|| qs[i]);
+        // (input, output) quantization: present exactly in int8 exports.
+        let q_io = prev_q.zip(out_q);
         let find = || {
             params
                 .iter()
@@ -247,11 +249,12 @@ pub fn export<B: Backend>(
             Option<Requant>,
         )> {
             let p = find()?;
-            match quant {
-                Quant::F32 => Ok((data.f32(&p.weight), data.f32(&p.bias), None)),
-                Quant::F16 => Ok((data.f16(&p.weight), data.f32(&p.bias), None)),
-                Quant::Int8 => {
-                    let (inq, outq) = (prev_q.expect("int8 has input quant"), out_q.expect("int8"));
+            match (quant, q_io) {
+                (Quant::F16, _) => Ok((data.f16(&p.weight), data.f32(&p.bias), None)),
+                (Quant::F32, _) | (Quant::Int8, None) => {
+                    Ok((data.f32(&p.weight), data.f32(&p.bias), None))
+                }
+                (Quant::Int8, Some((inq, outq))) => {
                     let d = quantize_dense(&p.weight, &p.bias, inq, outq, i)?;
                     let requant = Requant {
                         weight_scale: data.f32(&d.weight_scale),
@@ -294,10 +297,10 @@ pub fn export<B: Backend>(
             }
             LayerSpec::Relu => Op::Relu,
             LayerSpec::Tanh => Op::Tanh {
-                table: int8.then(|| data.i8(&table(f32::tanh, prev_q.unwrap(), out_q.unwrap()))),
+                table: q_io.map(|(i, o)| data.i8(&table(f32::tanh, i, o))),
             },
             LayerSpec::Abs => Op::Abs {
-                table: int8.then(|| data.i8(&table(f32::abs, prev_q.unwrap(), out_q.unwrap()))),
+                table: q_io.map(|(i, o)| data.i8(&table(f32::abs, i, o))),
             },
             LayerSpec::MaxPool2d { kernel, stride } => Op::MaxPool2d {
                 k: kernel as u8,
