@@ -40,6 +40,7 @@ pub fn trained_lenet() -> &'static Checkpoint {
         config.seed = 7;
         // One epoch: decay 10× rather than the full run's 1000×.
         config.schedule = kestrel_trainer::config::LrSchedule::Exponential { factor: 10.0 };
+        config.warmup = 0.0;
         let opts = TrainOptions {
             arch,
             config,
