@@ -3,23 +3,12 @@
 
 mod reference;
 
-use super::{lut, Elem, InPlace};
+use super::{lut, InPlace};
 
+/// In place; the table's scratch in int8.
+pub(crate) use super::lut::table_op_scratch_len as scratch_len;
 /// f32 activations without a table, or int8 activations with one.
-pub(crate) fn supports(table: Option<&[i8]>, elem: Elem) -> bool {
-    match elem {
-        Elem::F32 => table.is_none(),
-        Elem::I8 => lut::supports(table, elem),
-    }
-}
-
-/// In place, no scratch.
-pub(crate) fn scratch_len(table: Option<&[i8]>, elem: Elem) -> usize {
-    match (table, elem) {
-        (Some(_), Elem::I8) => lut::scratch_len(elem),
-        _ => 0,
-    }
-}
+pub(crate) use super::lut::table_op_supports as supports;
 
 /// Runs the layer on `xy`.
 pub(crate) fn dispatch(table: Option<&[i8]>, xy: InPlace<'_>) {
