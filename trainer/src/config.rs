@@ -111,6 +111,8 @@ pub enum LossKind {
     #[default]
     Nll,
     /// Multi-class margin loss `Σ_{j≠y} max(0, m − (s_y − s_j))` (strategy #2), margin 1.
+    /// Its gradient on the true class can be 9× the NLL's (10 classes), so it wants a lower
+    /// learning rate: `lenet` collapses at 0.05 and trains at 0.01.
     Hinge,
 }
 
