@@ -14,7 +14,7 @@
 //! only `debug_assert!`ed here).
 
 use half::f16;
-use kestrel_format::{quant::requantize, Shape};
+use kestrel_format::{quant::requantize, Dense, Layer, Shape};
 
 pub(crate) mod abs;
 pub(crate) mod avgpool;
@@ -133,6 +133,49 @@ impl DenseS8<'_> {
             .zp_out
             .saturating_add(requantize(acc, self.multiplier[o], self.shift[o]));
         y.clamp(-128, 127) as i8
+    }
+}
+
+/// A convolution or linear layer's parameters as the kernels take them, resolved once from
+/// the model's [`Dense`] and the layer's quantization.
+#[derive(Clone, Copy)]
+pub(crate) enum DenseArgs<'p> {
+    F32(DenseF<'p, f32>),
+    F16(DenseF<'p, f16>),
+    S8(DenseS8<'p>),
+}
+
+impl<'p> DenseArgs<'p> {
+    /// `None` for int8 weights without both quantizations (the validator rules that out).
+    pub(crate) fn new(params: &Dense<'p>, layer: &Layer<'_>) -> Option<Self> {
+        Some(match *params {
+            Dense::F32 { weight, bias } => DenseArgs::F32(DenseF { weight, bias }),
+            Dense::F16 { weight, bias } => DenseArgs::F16(DenseF { weight, bias }),
+            Dense::I8 {
+                weight,
+                bias,
+                multiplier,
+                shift,
+                ..
+            } => DenseArgs::S8(DenseS8 {
+                weight,
+                bias,
+                multiplier,
+                shift,
+                zp_in: layer.in_quant?.zero_point,
+                zp_out: layer.out_quant?.zero_point,
+            }),
+        })
+    }
+
+    /// f32 and f16 weights run on f32 activations, int8 weights on int8 activations with
+    /// both quantizations known.
+    pub(crate) fn supports(params: &Dense<'_>, layer: &Layer<'_>, elem: Elem) -> bool {
+        match DenseArgs::new(params, layer) {
+            Some(DenseArgs::F32(_) | DenseArgs::F16(_)) => elem == Elem::F32,
+            Some(DenseArgs::S8(_)) => elem == Elem::I8,
+            None => false,
+        }
     }
 }
 
