@@ -66,6 +66,8 @@
 #[cfg(test)]
 extern crate std;
 
+#[cfg(any(test, feature = "kernel-check"))]
+pub mod check;
 mod error;
 mod kernels;
 mod plan;
@@ -79,8 +81,9 @@ pub use error::Error;
 pub use kestrel_format;
 pub use plan::{Input, LayerStats, Output, Plan};
 
-/// Which kernel set this build runs: `"reference"` (the scalar kernels, on every target).
+/// Which kernel set this build runs: `"reference"` (the scalar kernels), `"dsp"`
+/// (ARMv7E-M / Armv8-M DSP), `"mve"` (Helium), `"neon"` (aarch64) or `"avx2"` (x86-64).
 ///
-/// Per-instruction-set variants will report their own name here, so that a target test can
-/// assert that the intended variant was compiled rather than silently falling back.
-pub const IMPL: &str = "reference";
+/// Chosen at compile time from the target (see `build.rs`); a target test asserts that the
+/// intended variant was compiled rather than silently falling back.
+pub const IMPL: &str = env!("KESTREL_ISA");

@@ -254,7 +254,7 @@ impl<'m, 'a> Plan<'m, 'a> {
     ///
     /// because buffers alternate between the two ends of the arena: the model input is
     /// written at the start, a layer whose input is at the start writes its output at the
-    /// end (and vice versa), and scratch (today only LCN's, `2·H·W` f32) sits between them.
+    /// end (and vice versa), and scratch (LCN's `2·H·W` f32, and whatever a SIMD variant asks for) sits between them.
     /// The output of the last layer is what [`Plan::run`] returns.
     pub fn arena_bytes(&self) -> usize {
         self.arena_bytes
@@ -429,16 +429,20 @@ impl<'m, 'a> Plan<'m, 'a> {
             LayerKind::Abs { table } => abs::dispatch(table, self.in_place(arena, layer, step)),
             LayerKind::Flatten => {} // the CHW data already is the flat vector
             LayerKind::Conv2d { geom, params } => {
-                conv2d::dispatch(geom, &params, layer, self.io(arena, layer, step).0)
+                let (io, scratch) = self.io(arena, layer, step);
+                conv2d::dispatch(geom, &params, layer, io, scratch)
             }
             LayerKind::Linear { params } => {
-                fc::dispatch(&params, layer, self.io(arena, layer, step).0)
+                let (io, scratch) = self.io(arena, layer, step);
+                fc::dispatch(&params, layer, io, scratch)
             }
             LayerKind::MaxPool2d { k, stride } => {
-                maxpool::dispatch(k, stride, layer, self.io(arena, layer, step).0)
+                let (io, scratch) = self.io(arena, layer, step);
+                maxpool::dispatch(k, stride, layer, io, scratch)
             }
             LayerKind::AvgPool2d { k, stride } => {
-                avgpool::dispatch(k, stride, layer, self.io(arena, layer, step).0)
+                let (io, scratch) = self.io(arena, layer, step);
+                avgpool::dispatch(k, stride, layer, io, scratch)
             }
             LayerKind::Lcn { size, eps, window } => {
                 let (io, scratch) = self.io(arena, layer, step);

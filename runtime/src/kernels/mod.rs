@@ -3,10 +3,20 @@
 //! Each `<op>/mod.rs` has the same three functions:
 //! - `supports`: whether this build has a kernel for the layer at the model's activation
 //!   type ([`crate::Plan::new`] turns `false` into [`crate::Error::Unsupported`]);
-//! - `scratch_len`: scratch bytes the chosen variant needs;
-//! - `dispatch`: picks the variant (today always `reference.rs`; per-instruction-set files
-//!   such as `dsp.rs`, `mve.rs`, `neon.rs`, `x86.rs` will be chosen with
-//!   `#[cfg(target_arch, target_feature)]` in both `dispatch` and `scratch_len`).
+//! - `scratch_len`: scratch bytes the compiled variant needs (a function of the layer's
+//!   shapes and kind only, never of its tensors' contents);
+//! - `dispatch`: runs the compiled variant.
+//!
+//! **Variants.** Convolution, fully connected and pooling have per-instruction-set files
+//! beside `reference.rs` (`avx2.rs`, `neon.rs`, `dsp.rs`, `mve.rs`), chosen at compile
+//! time by `cfg(kestrel_isa = "…")` (set by `runtime/build.rs` from the target; see
+//! [`crate::IMPL`]) and re-exported as `<op>::isa`. Every variant file has the same functions
+//! with the same signatures as `reference.rs`, re-exporting the reference for those it does
+//! not speed up, and each kernel takes a final `scratch: &mut [u8]` of exactly
+//! `scratch_len` bytes (the reference takes and ignores it). Scratch must stay small: the
+//! arena is held to 1.05× the sum of the largest layer's input and output. `crate::check` is
+//! the one test that proves each variant bit-exact against the reference, on the variant's
+//! own instruction set.
 //!
 //! `reference.rs` is scalar, safe and commented with tensor shapes: it is the spec every
 //! other variant is tested against. Activations are CHW; every slice a kernel gets has

@@ -12,6 +12,7 @@ use crate::{Input, Output, Plan};
 mod naive;
 mod ops;
 mod plan;
+mod variants;
 
 /// Every precision, for table-driven loops.
 const PRECISIONS: [Precision; 3] = [Precision::F32, Precision::F16, Precision::Int8];

@@ -6,7 +6,15 @@
 use crate::kernels::{pool_window, Dims};
 
 /// f32: the sum in `(p, q)` order, divided by `k·k` as f32.
-pub(crate) fn avgpool_f32(x: &[f32], xd: Dims, k: usize, stride: usize, yd: Dims, y: &mut [f32]) {
+pub(crate) fn avgpool_f32(
+    x: &[f32],
+    xd: Dims,
+    k: usize,
+    stride: usize,
+    yd: Dims,
+    y: &mut [f32],
+    _scratch: &mut [u8],
+) {
     debug_assert_eq!(y.len(), yd.len());
     let n = (k * k) as f32;
     for (o, y) in y.iter_mut().enumerate() {
@@ -18,7 +26,15 @@ pub(crate) fn avgpool_f32(x: &[f32], xd: Dims, k: usize, stride: usize, yd: Dims
 /// int8: the i32 sum of codes divided by `n = k·k`, rounding half away from zero
 /// (`(sum + n/2) / n` for `sum ≥ 0`, else `(sum − n/2) / n`, `/` truncating). The output
 /// keeps the input's quantization: the mean of the codes is the code of the mean.
-pub(crate) fn avgpool_s8(x: &[i8], xd: Dims, k: usize, stride: usize, yd: Dims, y: &mut [i8]) {
+pub(crate) fn avgpool_s8(
+    x: &[i8],
+    xd: Dims,
+    k: usize,
+    stride: usize,
+    yd: Dims,
+    y: &mut [i8],
+    _scratch: &mut [u8],
+) {
     debug_assert_eq!(y.len(), yd.len());
     // k ≤ 255, so n ≤ 65 025 and |sum| ≤ 128·n fits in i32.
     let n = (k * k) as i32;
@@ -31,4 +47,13 @@ pub(crate) fn avgpool_s8(x: &[i8], xd: Dims, k: usize, stride: usize, yd: Dims, 
         };
         *y = mean.clamp(-128, 127) as i8;
     }
+}
+
+/// The reference needs no scratch; its kernels ignore their `_scratch` argument (which
+/// they take so that every variant has the same signature).
+pub(crate) fn scratch_len(
+    _layer: &kestrel_format::Layer<'_>,
+    _elem: crate::kernels::Elem,
+) -> usize {
+    0
 }

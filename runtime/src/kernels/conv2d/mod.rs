@@ -1,7 +1,14 @@
 //! 2-D convolution (cross-correlation, zero padding): `conv2d_f32`, `conv2d_f16`,
 //! `conv2d_s8`.
 
-mod reference;
+pub(crate) mod reference;
+
+// The variant this build runs, chosen at compile time (see `runtime/build.rs` and
+// `kernels/mod.rs`); `crate::check` proves it equal to the reference. Each variant file
+// has the same functions as `reference.rs`, re-exporting the reference for what it does
+// not speed up. Instruction sets without a file here run the reference.
+#[cfg(not(any()))]
+pub(crate) use reference as isa;
 
 use kestrel_format::{ConvGeom, Dense, Layer};
 
@@ -12,18 +19,28 @@ pub(crate) fn supports(params: &Dense<'_>, layer: &Layer<'_>, elem: Elem) -> boo
     DenseArgs::supports(params, layer, elem)
 }
 
-/// The reference needs no scratch.
-pub(crate) fn scratch_len(_layer: &Layer<'_>, _elem: Elem) -> usize {
-    0
+/// Scratch bytes the compiled variant needs (none for the reference).
+pub(crate) fn scratch_len(layer: &Layer<'_>, elem: Elem) -> usize {
+    isa::scratch_len(layer, elem)
 }
 
-/// Runs the layer on `io`.
-pub(crate) fn dispatch(geom: ConvGeom, params: &Dense<'_>, layer: &Layer<'_>, io: Io<'_>) {
+/// Runs the layer on `io` with `scratch_len` bytes of `scratch`.
+pub(crate) fn dispatch(
+    geom: ConvGeom,
+    params: &Dense<'_>,
+    layer: &Layer<'_>,
+    io: Io<'_>,
+    scratch: &mut [u8],
+) {
     let (xd, yd) = (layer.input.into(), layer.output.into());
     match (DenseArgs::new(params, layer), io) {
-        (Some(DenseArgs::F32(p)), Io::F32 { x, y }) => reference::conv2d_f32(x, xd, p, geom, yd, y),
-        (Some(DenseArgs::F16(p)), Io::F32 { x, y }) => reference::conv2d_f16(x, xd, p, geom, yd, y),
-        (Some(DenseArgs::S8(p)), Io::S8 { x, y }) => reference::conv2d_s8(x, xd, p, geom, yd, y),
+        (Some(DenseArgs::F32(p)), Io::F32 { x, y }) => {
+            isa::conv2d_f32(x, xd, p, geom, yd, y, scratch)
+        }
+        (Some(DenseArgs::F16(p)), Io::F32 { x, y }) => {
+            isa::conv2d_f16(x, xd, p, geom, yd, y, scratch)
+        }
+        (Some(DenseArgs::S8(p)), Io::S8 { x, y }) => isa::conv2d_s8(x, xd, p, geom, yd, y, scratch),
         _ => debug_assert!(false, "Plan::new admits only supported layers"),
     }
 }

@@ -19,6 +19,7 @@ pub(crate) fn conv2d_f32(
     g: ConvGeom,
     yd: Dims,
     y: &mut [f32],
+    _scratch: &mut [u8],
 ) {
     conv2d_float(x, xd, p, g, yd, y)
 }
@@ -31,6 +32,7 @@ pub(crate) fn conv2d_f16(
     g: ConvGeom,
     yd: Dims,
     y: &mut [f32],
+    _scratch: &mut [u8],
 ) {
     conv2d_float(x, xd, p, g, yd, y)
 }
@@ -77,7 +79,15 @@ fn conv2d_float<W: Widen>(
 /// `acc = bias[o] + Σ_{c,p,q} w[o,c,p,q] · (x[c, ·, ·] − zp_in)` in i32 (padding is real
 /// zero, i.e. code `zp_in`, and contributes nothing), then
 /// `y = clamp(zp_out + requantize(acc, multiplier[o], shift[o]), -128, 127)`.
-pub(crate) fn conv2d_s8(x: &[i8], xd: Dims, p: DenseS8<'_>, g: ConvGeom, yd: Dims, y: &mut [i8]) {
+pub(crate) fn conv2d_s8(
+    x: &[i8],
+    xd: Dims,
+    p: DenseS8<'_>,
+    g: ConvGeom,
+    yd: Dims,
+    y: &mut [i8],
+    _scratch: &mut [u8],
+) {
     debug_assert_eq!(x.len(), xd.len());
     debug_assert_eq!(y.len(), yd.len());
     debug_assert_eq!(p.weight.len(), yd.c * xd.c * g.kh * g.kw);
@@ -106,4 +116,13 @@ pub(crate) fn conv2d_s8(x: &[i8], xd: Dims, p: DenseS8<'_>, g: ConvGeom, yd: Dim
             }
         }
     }
+}
+
+/// The reference needs no scratch; its kernels ignore their `_scratch` argument (which
+/// they take so that every variant has the same signature).
+pub(crate) fn scratch_len(
+    _layer: &kestrel_format::Layer<'_>,
+    _elem: crate::kernels::Elem,
+) -> usize {
+    0
 }

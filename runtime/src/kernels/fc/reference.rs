@@ -8,12 +8,12 @@ use half::f16;
 use crate::kernels::{DenseF, DenseS8, Widen};
 
 /// f32 weights, f32 activations.
-pub(crate) fn fc_f32(x: &[f32], p: DenseF<'_, f32>, y: &mut [f32]) {
+pub(crate) fn fc_f32(x: &[f32], p: DenseF<'_, f32>, y: &mut [f32], _scratch: &mut [u8]) {
     fc_float(x, p, y)
 }
 
 /// f16 weights widened on the fly; f32 biases, activations and arithmetic.
-pub(crate) fn fc_f16(x: &[f32], p: DenseF<'_, f16>, y: &mut [f32]) {
+pub(crate) fn fc_f16(x: &[f32], p: DenseF<'_, f16>, y: &mut [f32], _scratch: &mut [u8]) {
     fc_float(x, p, y)
 }
 
@@ -33,7 +33,7 @@ fn fc_float<W: Widen>(x: &[f32], p: DenseF<'_, W>, y: &mut [f32]) {
 
 /// int8: `acc = bias[o] + Σ_k w[o,k] · (x[k] − zp_in)` in i32, then
 /// `y[o] = clamp(zp_out + requantize(acc, multiplier[o], shift[o]), -128, 127)`.
-pub(crate) fn fc_s8(x: &[i8], p: DenseS8<'_>, y: &mut [i8]) {
+pub(crate) fn fc_s8(x: &[i8], p: DenseS8<'_>, y: &mut [i8], _scratch: &mut [u8]) {
     let k = x.len();
     debug_assert_eq!(p.weight.len(), y.len() * k);
     for (o, y_o) in y.iter_mut().enumerate() {
@@ -44,4 +44,13 @@ pub(crate) fn fc_s8(x: &[i8], p: DenseS8<'_>, y: &mut [i8]) {
         }
         *y_o = p.output(o, sum);
     }
+}
+
+/// The reference needs no scratch; its kernels ignore their `_scratch` argument (which
+/// they take so that every variant has the same signature).
+pub(crate) fn scratch_len(
+    _layer: &kestrel_format::Layer<'_>,
+    _elem: crate::kernels::Elem,
+) -> usize {
+    0
 }

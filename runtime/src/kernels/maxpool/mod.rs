@@ -1,7 +1,14 @@
 //! Max pooling, `k × k` window, stride, no padding: `maxpool_f32`, `maxpool_s8` (int8 output
 //! keeps the input's quantization).
 
-mod reference;
+pub(crate) mod reference;
+
+// The variant this build runs, chosen at compile time (see `runtime/build.rs` and
+// `kernels/mod.rs`); `crate::check` proves it equal to the reference. Each variant file
+// has the same functions as `reference.rs`, re-exporting the reference for what it does
+// not speed up. Instruction sets without a file here run the reference.
+#[cfg(not(any()))]
+pub(crate) use reference as isa;
 
 use kestrel_format::Layer;
 
@@ -12,16 +19,16 @@ pub(crate) fn supports(_layer: &Layer<'_>, _elem: Elem) -> bool {
     true
 }
 
-/// The reference needs no scratch.
-pub(crate) fn scratch_len(_layer: &Layer<'_>, _elem: Elem) -> usize {
-    0
+/// Scratch bytes the compiled variant needs (none for the reference).
+pub(crate) fn scratch_len(layer: &Layer<'_>, elem: Elem) -> usize {
+    isa::scratch_len(layer, elem)
 }
 
-/// Runs the layer on `io`.
-pub(crate) fn dispatch(k: usize, stride: usize, layer: &Layer<'_>, io: Io<'_>) {
+/// Runs the layer on `io` with `scratch_len` bytes of `scratch`.
+pub(crate) fn dispatch(k: usize, stride: usize, layer: &Layer<'_>, io: Io<'_>, scratch: &mut [u8]) {
     let (xd, yd) = (layer.input.into(), layer.output.into());
     match io {
-        Io::F32 { x, y } => reference::maxpool_f32(x, xd, k, stride, yd, y),
-        Io::S8 { x, y } => reference::maxpool_s8(x, xd, k, stride, yd, y),
+        Io::F32 { x, y } => isa::maxpool_f32(x, xd, k, stride, yd, y, scratch),
+        Io::S8 { x, y } => isa::maxpool_s8(x, xd, k, stride, yd, y, scratch),
     }
 }

@@ -6,7 +6,15 @@
 use crate::kernels::{pool_window, Dims};
 
 /// f32: the maximum, folded in `(p, q)` order with `f32::max` (which skips NaN).
-pub(crate) fn maxpool_f32(x: &[f32], xd: Dims, k: usize, stride: usize, yd: Dims, y: &mut [f32]) {
+pub(crate) fn maxpool_f32(
+    x: &[f32],
+    xd: Dims,
+    k: usize,
+    stride: usize,
+    yd: Dims,
+    y: &mut [f32],
+    _scratch: &mut [u8],
+) {
     debug_assert_eq!(y.len(), yd.len());
     for (o, y) in y.iter_mut().enumerate() {
         let mut window = pool_window(x, xd, k, stride, yd, o);
@@ -16,9 +24,26 @@ pub(crate) fn maxpool_f32(x: &[f32], xd: Dims, k: usize, stride: usize, yd: Dims
 }
 
 /// int8: the maximum code (the quantization is monotonic and unchanged).
-pub(crate) fn maxpool_s8(x: &[i8], xd: Dims, k: usize, stride: usize, yd: Dims, y: &mut [i8]) {
+pub(crate) fn maxpool_s8(
+    x: &[i8],
+    xd: Dims,
+    k: usize,
+    stride: usize,
+    yd: Dims,
+    y: &mut [i8],
+    _scratch: &mut [u8],
+) {
     debug_assert_eq!(y.len(), yd.len());
     for (o, y) in y.iter_mut().enumerate() {
         *y = pool_window(x, xd, k, stride, yd, o).max().unwrap_or(0); // never empty
     }
+}
+
+/// The reference needs no scratch; its kernels ignore their `_scratch` argument (which
+/// they take so that every variant has the same signature).
+pub(crate) fn scratch_len(
+    _layer: &kestrel_format::Layer<'_>,
+    _elem: crate::kernels::Elem,
+) -> usize {
+    0
 }

@@ -1,0 +1,660 @@
+//! The one check every kernel variant passes: on random shapes, strides, paddings, zero
+//! points, multipliers and data, the variant compiled into this build (`avx2`, `neon`,
+//! `dsp`, `mve`; see [`crate::IMPL`]) must produce exactly the reference's output, bit for
+//! bit, in exactly the output and scratch lengths the plan gives it.
+//!
+//! `no_std` and heap-free, so that the same cases run everywhere a variant runs: on the host
+//! (`runtime/tests/variants.rs`, natively on x86-64 and under `qemu-aarch64`) and on
+//! M-profile firmware under `qemu-system-arm`. Case `seed` of a kernel is the same on every
+//! machine, so a failure anywhere is replayed anywhere.
+//!
+//! ```
+//! use kestrel_runtime::check::{self, Kernel};
+//! let mut work = [0u8; check::WORK_BYTES];
+//! for kernel in Kernel::ALL {
+//!     for seed in 0..20 {
+//!         check::run(kernel, seed, &mut work).unwrap(); // Err(Mismatch) describes the case
+//!     }
+//! }
+//! ```
+//!
+//! Where [`crate::IMPL`] is `"reference"` the reference is compared with itself: the check
+//! still runs, but proves nothing about a variant. Callers should say so.
+
+use core::fmt;
+
+use kestrel_format::{ConvGeom, Dense, Layer, LayerKind, QParams, Shape};
+
+use crate::kernels::{avgpool, conv2d, fc, maxpool, DenseF, DenseS8, Dims, Elem};
+
+/// Work buffer [`run`] needs: every case's tensors fit in it.
+pub const WORK_BYTES: usize = 96 * 1024;
+
+/// The kernels that have per-instruction-set variants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// int8 convolution.
+    Conv2dS8,
+    /// int8 fully connected.
+    FcS8,
+    /// int8 max pooling.
+    MaxPoolS8,
+    /// int8 average pooling.
+    AvgPoolS8,
+    /// f32 convolution.
+    Conv2dF32,
+    /// f32 fully connected.
+    FcF32,
+    /// f32 max pooling.
+    MaxPoolF32,
+    /// f32 average pooling.
+    AvgPoolF32,
+}
+
+impl Kernel {
+    /// Every kernel, int8 first.
+    pub const ALL: [Kernel; 8] = [
+        Kernel::Conv2dS8,
+        Kernel::FcS8,
+        Kernel::MaxPoolS8,
+        Kernel::AvgPoolS8,
+        Kernel::Conv2dF32,
+        Kernel::FcF32,
+        Kernel::MaxPoolF32,
+        Kernel::AvgPoolF32,
+    ];
+
+    /// The kernel function's name, e.g. `"conv2d_s8"`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Kernel::Conv2dS8 => "conv2d_s8",
+            Kernel::FcS8 => "fc_s8",
+            Kernel::MaxPoolS8 => "maxpool_s8",
+            Kernel::AvgPoolS8 => "avgpool_s8",
+            Kernel::Conv2dF32 => "conv2d_f32",
+            Kernel::FcF32 => "fc_f32",
+            Kernel::MaxPoolF32 => "maxpool_f32",
+            Kernel::AvgPoolF32 => "avgpool_f32",
+        }
+    }
+
+    const fn elem(self) -> Elem {
+        match self {
+            Kernel::Conv2dS8 | Kernel::FcS8 | Kernel::MaxPoolS8 | Kernel::AvgPoolS8 => Elem::I8,
+            _ => Elem::F32,
+        }
+    }
+}
+
+/// One random case: the shapes and quantization a seed produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Case {
+    /// Kernel under test.
+    pub kernel: Kernel,
+    /// The seed that produced it.
+    pub seed: u64,
+    /// Input `[C, H, W]` (fully connected: `[K, 1, 1]`).
+    pub input: Shape,
+    /// Output `[OC, OH, OW]`.
+    pub output: Shape,
+    /// Kernel (pooling window) height and width.
+    pub k: (usize, usize),
+    /// Stride.
+    pub stride: usize,
+    /// Zero padding (convolution).
+    pub pad: usize,
+    /// Input and output zero points (int8 convolution and fully connected).
+    pub zp: (i32, i32),
+    /// Scratch bytes the variant asked for and got.
+    pub scratch: usize,
+}
+
+impl fmt::Display for Case {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (i, o) = (self.input, self.output);
+        write!(
+            f,
+            "{} seed {}: input [{}, {}, {}] -> output [{}, {}, {}], k {}x{}, stride {}, pad {}, \
+             zero points in {} out {}, scratch {} B",
+            self.kernel.name(),
+            self.seed,
+            i.c,
+            i.h,
+            i.w,
+            o.c,
+            o.h,
+            o.w,
+            self.k.0,
+            self.k.1,
+            self.stride,
+            self.pad,
+            self.zp.0,
+            self.zp.1,
+            self.scratch
+        )
+    }
+}
+
+/// The variant's output differs from the reference's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mismatch {
+    /// The case.
+    pub case: Case,
+    /// First differing output element (flat CHW index).
+    pub index: usize,
+    /// The reference's value: an int8 code, or an f32's bits.
+    pub expected: u32,
+    /// The variant's value, same encoding.
+    pub got: u32,
+}
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (e, g) = (self.expected, self.got);
+        write!(
+            f,
+            "{}: {} output {} differs: ",
+            self.case,
+            crate::IMPL,
+            self.index
+        )?;
+        match self.case.kernel.elem() {
+            Elem::I8 => write!(f, "reference {}, variant {}", e as u8 as i8, g as u8 as i8),
+            Elem::F32 => write!(
+                f,
+                "reference {:e} ({e:#010x}), variant {:e} ({g:#010x})",
+                f32::from_bits(e),
+                f32::from_bits(g)
+            ),
+        }
+    }
+}
+
+/// Runs case `seed` of `kernel` through the reference and this build's variant and
+/// compares their outputs bit for bit.
+///
+/// # Panics
+/// If `work` is shorter than [`WORK_BYTES`]; and wherever the variant itself panics
+/// (an out-of-bounds access to its output or scratch is a failed check too).
+pub fn run(kernel: Kernel, seed: u64, work: &mut [u8]) -> Result<Case, Mismatch> {
+    assert!(
+        work.len() >= WORK_BYTES,
+        "check::run needs WORK_BYTES of work"
+    );
+    let mut rng = Rng::new(seed ^ (kernel as u64).wrapping_mul(0x2545_f491_4f6c_dd1d));
+    let mut work = Carve::new(work);
+    match kernel {
+        Kernel::Conv2dS8 | Kernel::Conv2dF32 => conv(kernel, seed, &mut rng, &mut work),
+        Kernel::FcS8 | Kernel::FcF32 => linear(kernel, seed, &mut rng, &mut work),
+        _ => pool(kernel, seed, &mut rng, &mut work),
+    }
+}
+
+fn conv(kernel: Kernel, seed: u64, rng: &mut Rng, work: &mut Carve<'_>) -> Result<Case, Mismatch> {
+    let elem = kernel.elem();
+    // Mostly small random shapes; every fourth case a LeNet-sized channel count.
+    let c = if rng.below(4) == 0 {
+        6
+    } else {
+        1 + rng.below(8)
+    };
+    let (kh, kw) = if rng.below(3) == 0 {
+        let k = [1, 3, 5][rng.below(3)];
+        (k, k)
+    } else {
+        (1 + rng.below(5), 1 + rng.below(5))
+    };
+    let pad = rng.below(kh.min(kw).min(3));
+    let stride = 1 + rng.below(3) * (rng.below(3) == 0) as usize;
+    let h = (kh.saturating_sub(2 * pad)).max(1) + rng.below(12);
+    let w = (kw.saturating_sub(2 * pad)).max(1) + rng.below(12);
+    let oc = 1 + rng.below(20);
+    let geom = ConvGeom {
+        kh,
+        kw,
+        stride,
+        pad,
+    };
+    let (oh, ow) = (
+        (h + 2 * pad - kh) / stride + 1,
+        (w + 2 * pad - kw) / stride + 1,
+    );
+    let (xd, yd) = (
+        Dims { c, h, w },
+        Dims {
+            c: oc,
+            h: oh,
+            w: ow,
+        },
+    );
+    let n_w = oc * c * kh * kw;
+    let mut case = Case {
+        kernel,
+        seed,
+        input: shape(xd),
+        output: shape(yd),
+        k: (kh, kw),
+        stride,
+        pad,
+        zp: (0, 0),
+        scratch: 0,
+    };
+    let kind = |params| LayerKind::Conv2d { geom, params };
+    match elem {
+        Elem::I8 => {
+            let q = S8Params::random(rng, work, oc, n_w, xd.len());
+            case.zp = (q.zp_in, q.zp_out);
+            let layer = q.layer(kind(q.dense()), xd, yd);
+            case.scratch = conv2d::scratch_len(&layer, elem);
+            let x = work.i8s(xd.len(), |_| q.x(rng));
+            let (p, (want, got, scratch)) = (q.args(), work.outputs_i8(yd.len(), case.scratch));
+            conv2d::reference::conv2d_s8(x, xd, p, geom, yd, want, &mut []);
+            conv2d::isa::conv2d_s8(x, xd, p, geom, yd, got, scratch);
+            compare_i8(case, want, got)
+        }
+        Elem::F32 => {
+            let weight = work.f32s(n_w, |_| rng.f32());
+            let bias = work.f32s(oc, |_| rng.f32());
+            let dense = Dense::F32 { weight, bias };
+            let layer = float_layer(kind(dense), xd, yd);
+            case.scratch = conv2d::scratch_len(&layer, elem);
+            let x = work.f32s(xd.len(), |_| rng.f32());
+            let (want, got, scratch) = work.outputs_f32(yd.len(), case.scratch);
+            let p = DenseF { weight, bias };
+            conv2d::reference::conv2d_f32(x, xd, p, geom, yd, want, &mut []);
+            conv2d::isa::conv2d_f32(x, xd, p, geom, yd, got, scratch);
+            compare_f32(case, want, got)
+        }
+    }
+}
+
+fn linear(
+    kernel: Kernel,
+    seed: u64,
+    rng: &mut Rng,
+    work: &mut Carve<'_>,
+) -> Result<Case, Mismatch> {
+    let elem = kernel.elem();
+    // Input lengths around SIMD block sizes and LeNet's (400, 120, 84).
+    let k = match rng.below(4) {
+        0 => [400, 120, 84, 256, 64][rng.below(5)],
+        1 => 1 + rng.below(16),
+        _ => 1 + rng.below(600),
+    };
+    let out = 1 + rng.below(40);
+    let (xd, yd) = (Dims { c: k, h: 1, w: 1 }, Dims { c: out, h: 1, w: 1 });
+    let mut case = Case {
+        kernel,
+        seed,
+        input: shape(xd),
+        output: shape(yd),
+        k: (1, 1),
+        stride: 1,
+        pad: 0,
+        zp: (0, 0),
+        scratch: 0,
+    };
+    let kind = |params| LayerKind::Linear { params };
+    match elem {
+        Elem::I8 => {
+            let q = S8Params::random(rng, work, out, out * k, k);
+            case.zp = (q.zp_in, q.zp_out);
+            let layer = q.layer(kind(q.dense()), xd, yd);
+            case.scratch = fc::scratch_len(&layer, elem);
+            let x = work.i8s(k, |_| q.x(rng));
+            let (p, (want, got, scratch)) = (q.args(), work.outputs_i8(out, case.scratch));
+            fc::reference::fc_s8(x, p, want, &mut []);
+            fc::isa::fc_s8(x, p, got, scratch);
+            compare_i8(case, want, got)
+        }
+        Elem::F32 => {
+            let weight = work.f32s(out * k, |_| rng.f32());
+            let bias = work.f32s(out, |_| rng.f32());
+            let layer = float_layer(kind(Dense::F32 { weight, bias }), xd, yd);
+            case.scratch = fc::scratch_len(&layer, elem);
+            let x = work.f32s(k, |_| rng.f32());
+            let (want, got, scratch) = work.outputs_f32(out, case.scratch);
+            let p = DenseF { weight, bias };
+            fc::reference::fc_f32(x, p, want, &mut []);
+            fc::isa::fc_f32(x, p, got, scratch);
+            compare_f32(case, want, got)
+        }
+    }
+}
+
+fn pool(kernel: Kernel, seed: u64, rng: &mut Rng, work: &mut Carve<'_>) -> Result<Case, Mismatch> {
+    let elem = kernel.elem();
+    let k = if rng.below(2) == 0 {
+        2
+    } else {
+        1 + rng.below(4)
+    };
+    let stride = if rng.below(2) == 0 {
+        k
+    } else {
+        1 + rng.below(4)
+    };
+    let c = 1 + rng.below(12);
+    let (h, w) = (k + rng.below(20), k + rng.below(20));
+    let (xd, yd) = (
+        Dims { c, h, w },
+        Dims {
+            c,
+            h: (h - k) / stride + 1,
+            w: (w - k) / stride + 1,
+        },
+    );
+    let mut case = Case {
+        kernel,
+        seed,
+        input: shape(xd),
+        output: shape(yd),
+        k: (k, k),
+        stride,
+        pad: 0,
+        zp: (0, 0),
+        scratch: 0,
+    };
+    let q = QParams {
+        scale: 1.0,
+        zero_point: 0,
+    };
+    let kind = if matches!(kernel, Kernel::MaxPoolS8 | Kernel::MaxPoolF32) {
+        LayerKind::MaxPool2d { k, stride }
+    } else {
+        LayerKind::AvgPool2d { k, stride }
+    };
+    let layer = Layer {
+        kind,
+        input: shape(xd),
+        output: shape(yd),
+        in_quant: (elem == Elem::I8).then_some(q),
+        out_quant: (elem == Elem::I8).then_some(q),
+    };
+    let max = matches!(kind, LayerKind::MaxPool2d { .. });
+    case.scratch = if max {
+        maxpool::scratch_len(&layer, elem)
+    } else {
+        avgpool::scratch_len(&layer, elem)
+    };
+    match elem {
+        Elem::I8 => {
+            let extremes = rng.below(4) == 0;
+            let x = work.i8s(xd.len(), |_| rng.code(extremes));
+            let (want, got, scratch) = work.outputs_i8(yd.len(), case.scratch);
+            if max {
+                maxpool::reference::maxpool_s8(x, xd, k, stride, yd, want, &mut []);
+                maxpool::isa::maxpool_s8(x, xd, k, stride, yd, got, scratch);
+            } else {
+                avgpool::reference::avgpool_s8(x, xd, k, stride, yd, want, &mut []);
+                avgpool::isa::avgpool_s8(x, xd, k, stride, yd, got, scratch);
+            }
+            compare_i8(case, want, got)
+        }
+        Elem::F32 => {
+            let x = work.f32s(xd.len(), |_| rng.f32());
+            let (want, got, scratch) = work.outputs_f32(yd.len(), case.scratch);
+            if max {
+                maxpool::reference::maxpool_f32(x, xd, k, stride, yd, want, &mut []);
+                maxpool::isa::maxpool_f32(x, xd, k, stride, yd, got, scratch);
+            } else {
+                avgpool::reference::avgpool_f32(x, xd, k, stride, yd, want, &mut []);
+                avgpool::isa::avgpool_f32(x, xd, k, stride, yd, got, scratch);
+            }
+            compare_f32(case, want, got)
+        }
+    }
+}
+
+/// Random int8 convolution / linear parameters, drawn over the whole legal ranges: weights
+/// in `[-127, 127]` (sometimes all at the extremes), any zero points, multipliers in
+/// `[2^30, 2^31)`, shifts from `-31` to `30` (mostly the realistic `-14..=0`).
+struct S8Params<'w> {
+    weight: &'w [i8],
+    bias: &'w [i32],
+    multiplier: &'w [i32],
+    shift: &'w [i32],
+    zp_in: i32,
+    zp_out: i32,
+    extremes: bool,
+}
+
+impl<'w> S8Params<'w> {
+    fn random(rng: &mut Rng, work: &mut Carve<'w>, oc: usize, n_w: usize, taps: usize) -> Self {
+        let extremes = rng.below(4) == 0;
+        let weight = work.i8s(n_w, |_| {
+            let w = rng.code(extremes);
+            w.max(-127)
+        });
+        // Biases of the size a trained layer has (|acc| ≲ taps · 127 · 128), sometimes huge.
+        let span = if rng.below(8) == 0 {
+            i32::MAX / 2
+        } else {
+            (taps as i32).saturating_mul(4096)
+        };
+        let bias = work.i32s(oc, |_| rng.int(-span, span));
+        let multiplier = work.i32s(oc, |_| rng.int(1 << 30, i32::MAX));
+        let shift = work.i32s(oc, |_| {
+            if rng.below(8) == 0 {
+                rng.int(-31, 30)
+            } else {
+                rng.int(-14, 0)
+            }
+        });
+        let zp_in = if rng.below(4) == 0 {
+            [-128, 127, 0][rng.below(3)]
+        } else {
+            rng.int(-128, 127)
+        };
+        let zp_out = rng.int(-128, 127);
+        S8Params {
+            weight,
+            bias,
+            multiplier,
+            shift,
+            zp_in,
+            zp_out,
+            extremes,
+        }
+    }
+
+    /// An input code: uniform, or only `-128`/`127` when this case tests extremes.
+    fn x(&self, rng: &mut Rng) -> i8 {
+        rng.code(self.extremes)
+    }
+
+    fn dense(&self) -> Dense<'w> {
+        Dense::I8 {
+            weight: self.weight,
+            bias: self.bias,
+            weight_scale: &[],
+            multiplier: self.multiplier,
+            shift: self.shift,
+        }
+    }
+
+    fn args(&self) -> DenseS8<'w> {
+        DenseS8 {
+            weight: self.weight,
+            bias: self.bias,
+            multiplier: self.multiplier,
+            shift: self.shift,
+            zp_in: self.zp_in,
+            zp_out: self.zp_out,
+        }
+    }
+
+    fn layer<'l>(&self, kind: LayerKind<'l>, xd: Dims, yd: Dims) -> Layer<'l> {
+        let q = |zero_point| {
+            Some(QParams {
+                scale: 1.0,
+                zero_point,
+            })
+        };
+        Layer {
+            kind,
+            input: shape(xd),
+            output: shape(yd),
+            in_quant: q(self.zp_in),
+            out_quant: q(self.zp_out),
+        }
+    }
+}
+
+fn float_layer(kind: LayerKind<'_>, xd: Dims, yd: Dims) -> Layer<'_> {
+    Layer {
+        kind,
+        input: shape(xd),
+        output: shape(yd),
+        in_quant: None,
+        out_quant: None,
+    }
+}
+
+fn shape(d: Dims) -> Shape {
+    Shape::new(d.c as u32, d.h as u32, d.w as u32)
+}
+
+fn compare_i8(case: Case, want: &[i8], got: &[i8]) -> Result<Case, Mismatch> {
+    match want.iter().zip(got).position(|(a, b)| a != b) {
+        None => Ok(case),
+        Some(index) => Err(Mismatch {
+            case,
+            index,
+            expected: want[index] as u8 as u32,
+            got: got[index] as u8 as u32,
+        }),
+    }
+}
+
+fn compare_f32(case: Case, want: &[f32], got: &[f32]) -> Result<Case, Mismatch> {
+    match want
+        .iter()
+        .zip(got)
+        .position(|(a, b)| a.to_bits() != b.to_bits())
+    {
+        None => Ok(case),
+        Some(index) => Err(Mismatch {
+            case,
+            index,
+            expected: want[index].to_bits(),
+            got: got[index].to_bits(),
+        }),
+    }
+}
+
+/// Hands out 16-byte aligned, exactly sized typed slices of the work buffer.
+struct Carve<'w> {
+    rest: &'w mut [u8],
+}
+
+impl<'w> Carve<'w> {
+    fn new(work: &'w mut [u8]) -> Self {
+        let skip = work.as_ptr().align_offset(16).min(work.len());
+        Carve {
+            rest: &mut work[skip..],
+        }
+    }
+
+    /// `n` bytes, then skip to the next 16-byte boundary.
+    fn bytes(&mut self, n: usize) -> &'w mut [u8] {
+        let rest = core::mem::take(&mut self.rest);
+        assert!(n <= rest.len(), "check: case exceeds WORK_BYTES");
+        let (head, tail) = rest.split_at_mut(n);
+        let pad = n.next_multiple_of(16).min(n + tail.len()) - n;
+        self.rest = &mut tail[pad..];
+        head
+    }
+
+    fn typed<T: bytemuck::Pod>(&mut self, n: usize, mut f: impl FnMut(usize) -> T) -> &'w mut [T] {
+        let t: &mut [T] = bytemuck::cast_slice_mut(self.bytes(n * core::mem::size_of::<T>()));
+        for (i, v) in t.iter_mut().enumerate() {
+            *v = f(i);
+        }
+        t
+    }
+
+    fn i8s(&mut self, n: usize, f: impl FnMut(usize) -> i8) -> &'w [i8] {
+        self.typed(n, f)
+    }
+
+    fn i32s(&mut self, n: usize, f: impl FnMut(usize) -> i32) -> &'w [i32] {
+        self.typed(n, f)
+    }
+
+    fn f32s(&mut self, n: usize, f: impl FnMut(usize) -> f32) -> &'w [f32] {
+        self.typed(n, f)
+    }
+
+    /// The reference's and the variant's outputs (pre-filled with different values, so an
+    /// element neither writes is a mismatch) and the variant's scratch (filled with junk).
+    #[allow(clippy::type_complexity)]
+    fn outputs<T: bytemuck::Pod>(
+        &mut self,
+        n: usize,
+        scratch: usize,
+        fill: (T, T),
+    ) -> (&'w mut [T], &'w mut [T], &'w mut [u8]) {
+        let want = self.typed(n, |_| fill.0);
+        let got = self.typed(n, |_| fill.1);
+        let scratch = self.typed(scratch, |i| i as u8 ^ 0xa5);
+        (want, got, scratch)
+    }
+
+    fn outputs_i8(
+        &mut self,
+        n: usize,
+        scratch: usize,
+    ) -> (&'w mut [i8], &'w mut [i8], &'w mut [u8]) {
+        self.outputs(n, scratch, (0x55, -0x56))
+    }
+
+    fn outputs_f32(
+        &mut self,
+        n: usize,
+        scratch: usize,
+    ) -> (&'w mut [f32], &'w mut [f32], &'w mut [u8]) {
+        self.outputs(n, scratch, (f32::NAN, -f32::NAN))
+    }
+}
+
+/// SplitMix64: a small, seeded generator, the same on every target.
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub(crate) fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (`n ≥ 1`).
+    fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
+    /// Uniform in `lo..=hi`.
+    pub(crate) fn int(&mut self, lo: i32, hi: i32) -> i32 {
+        (lo as i64 + (self.next_u64() % (hi as i64 - lo as i64 + 1) as u64) as i64) as i32
+    }
+
+    /// Uniform in `[-1, 1)`.
+    fn f32(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+
+    /// An int8 code: uniform, or only `-128` / `127` when `extremes`.
+    fn code(&mut self, extremes: bool) -> i8 {
+        match (extremes, self.next_u64() & 1) {
+            (true, 0) => -128,
+            (true, _) => 127,
+            (false, _) => self.next_u64() as i8,
+        }
+    }
+}
