@@ -297,6 +297,18 @@ impl<'m, 'a> Plan<'m, 'a> {
     /// [`Error::ArenaTooSmall`] if `arena` (from its first 16-byte aligned byte) is shorter
     /// than [`Plan::arena_bytes`]. The arena's previous contents do not matter.
     pub fn run<'r>(&self, arena: &'r mut [u8], input: Input<'_>) -> Result<Output<'r>, Error> {
+        self.run_observed(arena, input, |_| {})
+    }
+
+    /// Runs like [`Plan::run`], calling `done(None)` once the model input is in the arena
+    /// and `done(Some(i))` as soon as layer `i` has run: a hook for per-layer timing on a
+    /// device (read a cycle counter in it).
+    pub fn run_observed<'r>(
+        &self,
+        arena: &'r mut [u8],
+        input: Input<'_>,
+        mut done: impl FnMut(Option<usize>),
+    ) -> Result<Output<'r>, Error> {
         let expected = self.model.input_shape().len();
         let (src, got) = match input {
             Input::Pixels(p) => (Source::Pixels(p), p.len()),
@@ -309,8 +321,10 @@ impl<'m, 'a> Plan<'m, 'a> {
 
         let first = &mut arena[..bytes(self.model.input_shape(), self.elem)];
         quantize::dispatch(&self.model.desc.input, src, self.view_mut(first));
-        for (layer, step) in self.model.layers().iter().zip(&self.steps) {
+        done(None);
+        for (i, (layer, step)) in self.model.layers().iter().zip(&self.steps).enumerate() {
             self.run_layer(layer, step, arena);
+            done(Some(i));
         }
 
         let arena: &'r [u8] = arena;

@@ -283,6 +283,27 @@ fn previous_arena_contents_do_not_matter() {
     }
 }
 
+/// `run_observed` reports the input, then every layer once, in order, and returns what
+/// `run` returns.
+#[test]
+fn run_observed_reports_each_layer_in_order() {
+    let buf = build(Precision::Int8, EVERY_OP_INPUT, EVERY_OP, 3);
+    let model = Model::from_bytes(&buf).unwrap();
+    let plan = Plan::new(&model).unwrap();
+    let x = random_input(EVERY_OP_INPUT, 3);
+    let want = run(&model, Input::Normalized(&x));
+    let mut seen = Vec::new();
+    let mut a = arena(plan.arena_bytes());
+    let got = match plan.run_observed(bytes_mut(&mut a), Input::Normalized(&x), |i| seen.push(i)) {
+        Ok(Output::I8(y)) => Out::I8(y.to_vec()),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(got, want);
+    let layers: Vec<_> = (0..model.layers().len()).map(Some).collect();
+    assert_eq!(seen[0], None);
+    assert_eq!(seen[1..], layers[..]);
+}
+
 /// Where the output lands: in place layers keep the buffer, others switch ends.
 #[test]
 fn in_place_layers_keep_their_buffer() {
