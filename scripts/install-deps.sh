@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
 # Installs what Kestrel's pipeline and tests need on a Debian machine, skipping what is there:
-# the Fashion-MNIST package and the Rust targets the runtime is checked on.
+# the Fashion-MNIST package, QEMU (system emulation for the Cortex-M firmware, user mode for
+# aarch64 test binaries), the aarch64 cross linker, and the Rust targets the runtime is
+# checked on.
 set -euo pipefail
-if [ ! -d /usr/share/datasets/fashion-mnist ]; then
+need=()
+[ -d /usr/share/datasets/fashion-mnist ] || need+=(dataset-fashion-mnist)
+command -v qemu-system-arm >/dev/null || need+=(qemu-system-arm)
+command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
+command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+if [ ${#need[@]} -gt 0 ]; then
   SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dataset-fashion-mnist
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
 fi
-if command -v rustup >/dev/null && ! rustup target list --installed | grep -q thumbv7em-none-eabihf; then
-  rustup target add thumbv7em-none-eabihf
+if command -v rustup >/dev/null; then
+  for t in thumbv7em-none-eabihf thumbv8m.main-none-eabihf aarch64-unknown-linux-gnu; do
+    rustup target list --installed | grep -qx "$t" || rustup target add "$t"
+  done
 fi
