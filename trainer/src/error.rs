@@ -82,6 +82,35 @@ pub enum Error {
         /// Why it cannot be used.
         message: String,
     },
+    /// An external program the command needs is not installed.
+    #[error("{tool} not found: {install}")]
+    ToolMissing {
+        /// The program.
+        tool: String,
+        /// How to install it.
+        install: String,
+    },
+    /// `cargo build` of a firmware crate failed.
+    #[error(
+        "building the firmware in {crate_dir} failed (is the Rust target installed? \
+         `rustup target add {triple}`; scripts/install-deps.sh does):\n{stderr}"
+    )]
+    FirmwareBuild {
+        /// The firmware crate.
+        crate_dir: PathBuf,
+        /// Its target triple.
+        triple: &'static str,
+        /// Cargo's stderr.
+        stderr: String,
+    },
+    /// The firmware stopped with an error, faulted, or ran too long under QEMU.
+    #[error("{message}; QEMU's output:\n{output}")]
+    Firmware {
+        /// What went wrong.
+        message: String,
+        /// Everything QEMU printed.
+        output: String,
+    },
     /// Anything else, with a message.
     #[error("{0}")]
     Other(String),

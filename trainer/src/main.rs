@@ -10,7 +10,9 @@ use kestrel_trainer::config::Arch;
 use kestrel_trainer::data::{self, Split, DEFAULT_DATA_DIR};
 use kestrel_trainer::export::Quant;
 use kestrel_trainer::train::TrainOptions;
-use kestrel_trainer::{checkpoint, eval, export, gradcheck, inspect, train, Error, Result};
+use kestrel_trainer::{
+    checkpoint, eval, export, firmware, gradcheck, inspect, train, Error, Result,
+};
 
 #[derive(Parser)]
 #[command(
@@ -113,6 +115,11 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Cortex-M firmware under QEMU.
+    Firmware {
+        #[command(subcommand)]
+        cmd: FirmwareCmd,
+    },
     /// Finite-difference check of every layer's gradients.
     Gradcheck {
         /// Built-in name or TOML file.
@@ -121,6 +128,39 @@ enum Cmd {
         /// Random seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum FirmwareCmd {
+    /// Build the firmware around a model and the first N test images, run it under
+    /// `qemu-system-arm -icount shift=0`, compare every output byte with the host runtime's
+    /// and report executed instructions (whole model and per layer) and footprint.
+    Run {
+        /// Board: m4 (mps2-an386) or m55 (mps3-an547).
+        #[arg(long, value_enum)]
+        target: firmware::Target,
+        /// Model file.
+        #[arg(long)]
+        model: PathBuf,
+        /// MNIST-format directory.
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data: PathBuf,
+        /// Test images to embed and run.
+        #[arg(long, default_value_t = 4)]
+        n: usize,
+        /// Folder with firmware-common and the board crates (default: this checkout's examples/).
+        #[arg(long)]
+        firmware_dir: Option<PathBuf>,
+        /// Cargo target directory for the firmware (default: this checkout's target/firmware).
+        #[arg(long)]
+        build_dir: Option<PathBuf>,
+        /// Seconds QEMU may run.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -255,6 +295,44 @@ fn run(cli: Cli) -> Result<()> {
                 );
             } else {
                 print!("{}", r.table());
+            }
+            Ok(())
+        }
+        Cmd::Firmware {
+            cmd:
+                FirmwareCmd::Run {
+                    target,
+                    model,
+                    data,
+                    n,
+                    firmware_dir,
+                    build_dir,
+                    timeout,
+                    json,
+                },
+        } => {
+            let mut opts = firmware::FirmwareOptions::new(target, model, data, n);
+            if let Some(dir) = firmware_dir {
+                opts.examples_dir = dir;
+            }
+            if let Some(dir) = build_dir {
+                opts.build_dir = dir;
+            }
+            opts.timeout = std::time::Duration::from_secs(timeout);
+            let r = firmware::run(&opts)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&r).map_err(|e| Error::Other(e.to_string()))?
+                );
+            } else {
+                print!("{}", r.table());
+            }
+            if !r.outputs_match_host {
+                return Err(Error::Other(format!(
+                    "{} of the firmware's output bytes differ from the host runtime's",
+                    r.mismatched_bytes
+                )));
             }
             Ok(())
         }
