@@ -91,15 +91,12 @@ pub enum Error {
         install: String,
     },
     /// `cargo build` of a firmware crate failed.
-    #[error(
-        "building the firmware in {crate_dir} failed (is the Rust target installed? \
-         `rustup target add {triple}`; scripts/install-deps.sh does):\n{stderr}"
-    )]
+    #[error("building the firmware in {crate_dir} failed{hint}:\n{stderr}")]
     FirmwareBuild {
         /// The firmware crate.
         crate_dir: PathBuf,
-        /// Its target triple.
-        triple: &'static str,
+        /// A likely fix, when cargo's message points at one (else empty).
+        hint: String,
         /// Cargo's stderr.
         stderr: String,
     },

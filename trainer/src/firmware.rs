@@ -23,6 +23,7 @@ use std::fmt::Write as _;
 use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use kestrel_format::Model;
@@ -103,7 +104,8 @@ pub struct FirmwareOptions {
     /// Folder holding `firmware-common` and the board crates.
     pub examples_dir: PathBuf,
     /// Cargo target directory for firmware builds (kept between runs: rebuilds are
-    /// incremental); the bundles are written under it too.
+    /// incremental); the bundles are written under it too. Runs in one process take turns;
+    /// concurrent processes need different directories.
     pub build_dir: PathBuf,
     /// Wall-clock limit for QEMU.
     pub timeout: Duration,
@@ -303,6 +305,10 @@ pub fn run(opts: &FirmwareOptions) -> Result<FirmwareReport> {
     let set = set.take(opts.n);
     let (inputs, expected, host_predictions) = host_outputs(&model, &set)?;
 
+    // Runs in this process share a bundle and an ELF per board: one at a time. (Separate
+    // processes need separate build directories.)
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let bundle = opts
         .build_dir
         .join(format!("bundle-{}", opts.target.name()));
@@ -461,9 +467,20 @@ fn build(opts: &FirmwareOptions, bundle: &Path) -> Result<PathBuf> {
         })?;
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     if !out.status.success() {
+        let triple = opts.target.triple();
+        let hint = if stderr.contains("target may not be installed")
+            || stderr.contains("can't find crate for `core`")
+        {
+            format!(
+                " (the Rust target is missing: `rustup target add {triple}`; \
+                 scripts/install-deps.sh does)"
+            )
+        } else {
+            String::new()
+        };
         return Err(Error::FirmwareBuild {
             crate_dir,
-            triple: opts.target.triple(),
+            hint,
             stderr,
         });
     }
@@ -476,7 +493,7 @@ fn build(opts: &FirmwareOptions, bundle: &Path) -> Result<PathBuf> {
         .next_back()
         .ok_or(Error::FirmwareBuild {
             crate_dir,
-            triple: opts.target.triple(),
+            hint: String::new(),
             stderr: format!("{stderr}\ncargo reported no executable"),
         })
 }
