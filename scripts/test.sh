@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
 # Every test: installs what is missing, runs the workspace tests (including the end-to-end
-# train → export → runtime checks on Fashion-MNIST), and builds the runtime for Cortex-M4.
+# train → export → runtime checks on Fashion-MNIST), builds the runtime for Cortex-M4, and
+# runs the runtime's tests again with the x86-64 AVX2 kernels (their variant-vs-reference
+# property tests run on the real instruction set only there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo build -q -p kestrel-runtime --target thumbv7em-none-eabihf
 echo "kestrel-runtime builds for thumbv7em-none-eabihf"
 cargo test --workspace --no-fail-fast 2>&1
+if grep -qw avx2 /proc/cpuinfo 2>/dev/null; then
+    # Own target dir: different RUSTFLAGS would otherwise rebuild the main one each time.
+    RUSTFLAGS="-C target-cpu=x86-64-v3" cargo test -p kestrel-runtime \
+        --target-dir target/x86-64-v3 --no-fail-fast 2>&1
+else
+    echo "skipping the AVX2 kernel tests: this CPU has no avx2 (/proc/cpuinfo)"
+fi
