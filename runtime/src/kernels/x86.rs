@@ -120,15 +120,16 @@ impl Requant8 {
         }
     }
 
-    /// The eight output codes (lane `l` in byte `l`) for the accumulators `sum` (bias not
-    /// yet added), or `None` if a requantized value leaves the i32 range (the caller then
-    /// uses the scalar [`crate::kernels::DenseS8::output`]).
+    /// `requantize(bias + sum)` per lane, as i32 lanes, and a value whose 64-bit lanes
+    /// all have a zero high half (see [`Requant8::in_range`]) exactly when every lane's
+    /// result fits an i32, i.e. when the i32 lanes are right.
     #[target_feature(enable = "avx2")]
     #[inline]
-    pub(crate) fn apply(&self, sum: __m256i) -> Option<u64> {
+    pub(crate) fn requant(&self, sum: __m256i) -> (__m256i, __m256i) {
         let acc = _mm256_add_epi32(sum, self.bias); // wraps, like the reference
         let prod_even = _mm256_mul_epi32(acc, self.mul_even);
         let prod_odd = _mm256_mul_epi32(_mm256_srli_epi64::<32>(acc), self.mul_odd);
+        // r + 2^31 per 64-bit lane.
         let r_even = _mm256_sub_epi64(
             _mm256_srlv_epi64(_mm256_add_epi64(prod_even, self.add_even), self.n_even),
             self.sub_even,
@@ -137,16 +138,42 @@ impl Requant8 {
             _mm256_srlv_epi64(_mm256_add_epi64(prod_odd, self.add_odd), self.n_odd),
             self.sub_odd,
         );
-        // r + 2^31 must have a zero high half in every lane.
-        let high = _mm256_set1_epi64x(-1i64 << 32);
-        if _mm256_testz_si256(_mm256_or_si256(r_even, r_odd), high) == 0 {
+        let biased = _mm256_blend_epi32::<0b1010_1010>(r_even, _mm256_slli_epi64::<32>(r_odd));
+        let r = _mm256_xor_si256(biased, _mm256_set1_epi32(i32::MIN));
+        (r, _mm256_or_si256(r_even, r_odd))
+    }
+
+    /// Whether the `flags` of [`Requant8::requant`] (several may be OR-ed together) say
+    /// every lane is in range.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(crate) fn in_range(flags: __m256i) -> bool {
+        _mm256_testz_si256(flags, _mm256_set1_epi64x(-1i64 << 32)) != 0
+    }
+
+    /// The output codes `clamp(zp_out + r, -128, 127)` of four requantized vectors, as
+    /// bytes `[r0[0..4], r1[0..4], r2[0..4], r3[0..4] | r0[4..8], …, r3[4..8]]` (the lane
+    /// order of `packs`). Saturating narrowing does the clamps: i32 → i16, `+ zp_out`
+    /// (saturating), i16 → i8.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(crate) fn narrow(&self, r: [__m256i; 4]) -> __m256i {
+        let r01 = _mm256_adds_epi16(_mm256_packs_epi32(r[0], r[1]), self.zp_out);
+        let r23 = _mm256_adds_epi16(_mm256_packs_epi32(r[2], r[3]), self.zp_out);
+        _mm256_packs_epi16(r01, r23)
+    }
+
+    /// The eight output codes (lane `l` in byte `l`) for the accumulators `sum` (bias not
+    /// yet added), or `None` if a requantized value leaves the i32 range (the caller then
+    /// uses the scalar [`crate::kernels::DenseS8::output`]).
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(crate) fn apply(&self, sum: __m256i) -> Option<u64> {
+        let (r, flags) = self.requant(sum);
+        if !Self::in_range(flags) {
             return None;
         }
-        let biased = _mm256_blend_epi32::<0b1010_1010>(r_even, _mm256_slli_epi64::<32>(r_odd));
-        let r = _mm256_xor_si256(biased, _mm256_set1_epi32(i32::MIN)); // r, as i32 lanes
-                                                                       // Saturating narrowing does the clamps: i32 → i16, + zp_out (saturating), → i8.
-        let r16 = _mm256_adds_epi16(_mm256_packs_epi32(r, r), self.zp_out);
-        let r8 = _mm256_packs_epi16(r16, r16);
+        let r8 = self.narrow([r; 4]);
         // Bytes 0..4 of each 128-bit half hold lanes 0..4 and 4..8.
         let lo = _mm256_extract_epi32::<0>(r8) as u32 as u64;
         let hi = _mm256_extract_epi32::<4>(r8) as u32 as u64;

@@ -3,25 +3,30 @@
 //!
 //! **int8.** Shapes as in `reference.rs`: `x` `[C, H, W]`, `weight` `[OC, C, KH, KW]`,
 //! `y` `[OC, OH, OW]`. Eight output channels sit in the eight i32 lanes of a vector, and
-//! pairs of horizontally adjacent taps `(kq, kq+1)` feed one `_mm256_madd_epi16`:
+//! each `_mm256_madd_epi16` adds two taps at once, a *tap pair*: two input channels at the
+//! same kernel position when `C` is even and `KW` odd, else two horizontally adjacent taps:
 //!
 //! ```text
-//! acc[o] += w[o,c,kp,kq]·(x[c,r,s] − zp) + w[o,c,kp,kq+1]·(x[c,r,s+1] − zp)   (8 channels o)
+//! acc[o] += w[o,c,kp,kq]·(x[c,r,s] − zp) + w[o,c+1,kp,kq]·(x[c+1,r,s] − zp)   (channel pairs)
+//! acc[o] += w[o,c,kp,kq]·(x[c,r,s] − zp) + w[o,c,kp,kq+1]·(x[c,r,s+1] − zp)   (column pairs)
 //! ```
 //!
 //! Both factors are exact i16 (`|x − zp| ≤ 255`, `|w| ≤ 127`), so each pair sum fits in
 //! i32 without saturation, and the i32 lanes wrap like the reference's `wrapping_add`.
 //! Per call, on the stack (never in the arena, so `scratch_len` is 0):
-//! - `wpack`: the weights of up to 16 output channels as `(w[kq], w[kq+1])` i16 pairs,
-//!   channel-minor, `[C, KH, ⌈KW/2⌉, B][8]` (a zero weight pairs with the last tap of an
-//!   odd `KW`);
+//! - `wpack`: the weights of up to 16 output channels as i16 pairs, one 8-channel vector
+//!   per tap pair and block (a zero weight pairs with the last column of an odd `KW`);
 //! - `xbuf`: a band of input rows widened to i16 with `zp_in` subtracted and the padding
-//!   written as 0, `[C, band rows, W + 2·pad + 1]`.
+//!   written as 0, laid out so that each tap pair is two adjacent i16: `[C, rows, wp]`
+//!   for column pairs, `[C/2, rows, wp, 2]` (two channels interleaved) for channel pairs,
+//!   with `wp = W + 2·pad + 1`.
 //!
-//! Every output position then reads the pair `(xbuf[u], xbuf[u+1])` as one i32 and
-//! broadcasts it, so a tile of `P` positions × `B` blocks of 8 channels costs, per tap pair,
-//! `B` weight loads, `P` broadcasts and `P·B` multiply-adds. Layers whose packed weights or
-//! input rows do not fit the stack buffers run the reference.
+//! Every output position reads its pair for a tap pair at `base + offset` as one i32 and
+//! broadcasts it, so a tile of `P` positions × `B` blocks of 8 channels costs, per tap
+//! pair, `B` weight loads, `P` broadcasts and `P·B` multiply-adds. The output stage
+//! requantizes whole vectors (`crate::kernels::x86::Requant8`) and transposes the codes
+//! so that each channel's `P` consecutive outputs are stored at once. Layers whose packed
+//! weights or input rows do not fit the stack buffers run the reference.
 
 use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
@@ -36,10 +41,11 @@ use crate::kernels::{DenseS8, Dims};
 // live on the stack.
 pub(crate) use reference::{conv2d_f16, conv2d_f32, scratch_len};
 
-/// i16 elements in the stack's input band (8 KiB), including 16 of slack for the last
-/// row's vector stores.
+/// i16 elements in the stack's input band (8 KiB), including `SLACK`.
 const XCAP: usize = 4096;
-/// 8-channel weight-pair vectors in the stack's weight pack (8 KiB).
+/// Room past a band's rows for the last row's full-vector stores.
+const SLACK: usize = 32;
+/// Tap pairs (8-channel weight vectors) in the stack's weight pack (8 KiB).
 const WCAP: usize = 256;
 
 /// int8: see the module docs; equal to [`reference::conv2d_s8`] bit for bit.
@@ -62,17 +68,19 @@ pub(crate) fn conv2d_s8(
     }
 }
 
-/// The shapes, and how the layer is cut to fit the stack buffers.
+/// The shapes, the tap pairing, and how the layer is cut to fit the stack buffers.
 struct Layout {
     xd: Dims,
     yd: Dims,
     g: ConvGeom,
-    /// Tap pairs per kernel row, `⌈KW/2⌉`.
-    nq: usize,
+    /// Pair input channels (`C` even, `KW` odd) rather than columns.
+    channel_pairs: bool,
+    /// Tap pairs: `C/2·KH·KW` or `C·KH·⌈KW/2⌉`.
+    pairs: usize,
     /// 8-channel blocks per pass over the input (1 or 2).
     blocks: usize,
     /// Padded row length in `xbuf`: `W + 2·pad + 1` (the `+1` is read, with a zero
-    /// weight, by the last pair of an odd `KW`).
+    /// weight, by the last column pair of an odd `KW`).
     wp: usize,
     /// Output rows per band.
     band: usize,
@@ -82,26 +90,31 @@ impl Layout {
     /// `None` if one output row's input rows or one channel block's weights overflow the
     /// stack buffers.
     fn new(xd: Dims, g: ConvGeom, yd: Dims) -> Option<Self> {
-        let nq = g.kw.div_ceil(2);
-        let pairs = xd.c * g.kh * nq; // weight vectors per 8-channel block
+        let channel_pairs = xd.c.is_multiple_of(2) && !g.kw.is_multiple_of(2);
+        let pairs = if channel_pairs {
+            xd.c / 2 * g.kh * g.kw
+        } else {
+            xd.c * g.kh * g.kw.div_ceil(2)
+        };
         let blocks = if yd.c > 8 && 2 * pairs <= WCAP { 2 } else { 1 };
         let wp = xd.w + 2 * g.pad + 1;
-        let rows = |band: usize| (band - 1) * g.stride + g.kh;
-        if pairs > WCAP || xd.c * rows(1) * wp + 16 > XCAP || yd.len() == 0 {
+        let fits = |band: usize| xd.c * ((band - 1) * g.stride + g.kh) * wp + SLACK <= XCAP;
+        if pairs > WCAP || !fits(1) || yd.len() == 0 {
             return None;
         }
         let mut band = yd.h;
-        while xd.c * rows(band) * wp + 16 > XCAP {
+        while !fits(band) {
             band = band.div_ceil(2);
         }
-        while xd.c * rows(band) * wp + 16 > XCAP {
+        while !fits(band) {
             band -= 1;
         }
         Some(Layout {
             xd,
             yd,
             g,
-            nq,
+            channel_pairs,
+            pairs,
             blocks,
             wp,
             band,
@@ -111,6 +124,38 @@ impl Layout {
     /// Input rows (padded coordinates) a band of `n` output rows reads.
     fn band_rows(&self, n: usize) -> usize {
         (n - 1) * self.g.stride + self.g.kh
+    }
+
+    /// i16 elements per `xbuf` position: 2 with channels interleaved in pairs.
+    fn elem(&self) -> usize {
+        1 + self.channel_pairs as usize
+    }
+
+    /// The `xbuf` offset of each tap pair relative to its output position's base, in
+    /// `wpack` order, for a band of `rows` input rows.
+    fn offsets(&self, rows: usize, offs: &mut [u32; WCAP]) {
+        let (kh, kw, wp) = (self.g.kh, self.g.kw, self.wp);
+        let mut v = 0;
+        if self.channel_pairs {
+            for cp in 0..self.xd.c / 2 {
+                for kp in 0..kh {
+                    for kq in 0..kw {
+                        offs[v] = (((cp * rows + kp) * wp + kq) * 2) as u32;
+                        v += 1;
+                    }
+                }
+            }
+        } else {
+            for c in 0..self.xd.c {
+                for kp in 0..kh {
+                    for q in 0..kw.div_ceil(2) {
+                        offs[v] = ((c * rows + kp) * wp + 2 * q) as u32;
+                        v += 1;
+                    }
+                }
+            }
+        }
+        debug_assert_eq!(v, self.pairs);
     }
 }
 
@@ -122,27 +167,28 @@ unsafe fn conv2d_s8_avx2(x: &[i8], p: DenseS8<'_>, l: &Layout, y: &mut [i8]) {
     // Uninitialized: only the parts written for a block and band are read.
     let mut wpack = [const { MaybeUninit::<__m256i>::uninit() }; WCAP];
     let mut xbuf = [const { MaybeUninit::<i16>::uninit() }; XCAP];
+    let mut offs = [0u32; WCAP];
     for o0 in (0..yd.c).step_by(8 * l.blocks) {
         let blocks = l.blocks.min((yd.c - o0).div_ceil(8));
         let wpack = pack_weights(p.weight, l, o0, blocks, &mut wpack);
-        let rq = [
-            Requant8::new(p.bias, p.multiplier, p.shift, o0, p.zp_out),
-            Requant8::new(p.bias, p.multiplier, p.shift, o0 + 8, p.zp_out),
-        ];
         let out = Out {
             p: &p,
-            rq: &rq,
+            rq: [
+                Requant8::new(p.bias, p.multiplier, p.shift, o0, p.zp_out),
+                Requant8::new(p.bias, p.multiplier, p.shift, o0 + 8, p.zp_out),
+            ],
             o0,
             plane: yd.h * yd.w,
         };
         for i0 in (0..yd.h).step_by(l.band) {
             let n = l.band.min(yd.h - i0);
             let rows = l.band_rows(n);
+            l.offsets(rows, &mut offs);
             let band = Band {
                 l,
-                rows,
                 xbuf: fill_band(x, l, p.zp_in, i0, rows, &mut xbuf),
                 wpack,
+                offs: &offs[..l.pairs],
             };
             // SAFETY (both calls): `band.xbuf` holds every row the band's positions read
             // (see `Band::tile`), and `wpack` has `blocks` vectors per tap pair.
@@ -157,9 +203,9 @@ unsafe fn conv2d_s8_avx2(x: &[i8], p: DenseS8<'_>, l: &Layout, y: &mut [i8]) {
     }
 }
 
-/// Packs the weights of channels `o0 .. o0 + 8·blocks` into `wpack[((c·KH + kp)·NQ + q)·B + b]`,
-/// lane `l` = `(w[o, c, kp, 2q], w[o, c, kp, 2q+1])` for `o = o0 + 8b + l` (zero past `KW`
-/// or `OC`), and returns the part written.
+/// Packs the weights of channels `o0 .. o0 + 8·blocks`, one vector per tap pair and block
+/// (`wpack[pair·B + b]`, lane `l` for channel `o = o0 + 8b + l`, zero past `OC` or `KW`),
+/// in the order of [`Layout::offsets`], and returns the part written.
 #[target_feature(enable = "avx2")]
 fn pack_weights<'w>(
     weight: &[i8],
@@ -170,38 +216,51 @@ fn pack_weights<'w>(
 ) -> &'w [__m256i] {
     let (kh, kw) = (l.g.kh, l.g.kw);
     let (oc, per_out) = (l.yd.c, l.xd.c * kh * kw);
-    let w = |o: usize, c: usize, kp: usize, kq: usize| -> i32 {
-        if o < oc && kq < kw {
-            weight[o * per_out + (c * kh + kp) * kw + kq] as i32
-        } else {
-            0
-        }
-    };
-    let mut v = 0;
-    for c in 0..l.xd.c {
-        for kp in 0..kh {
-            for q in 0..l.nq {
-                for b in 0..blocks {
-                    let mut lanes = [0i32; 8];
-                    for (lane, pair) in lanes.iter_mut().enumerate() {
-                        let o = o0 + 8 * b + lane;
-                        let (lo, hi) = (w(o, c, kp, 2 * q), w(o, c, kp, 2 * q + 1));
-                        *pair = (lo & 0xffff) | (hi << 16);
+    let n = l.pairs * blocks;
+    // The vectors as i32 lanes: entry `v`, lane `lane` is `lanes[8·v + lane]`.
+    let lanes = wpack[..n].as_mut_ptr().cast::<MaybeUninit<i32>>();
+    // SAFETY: `n ≤ WCAP` vectors of 8 i32 lanes each, and `MaybeUninit<__m256i>` is 8
+    // `MaybeUninit<i32>` in a row.
+    let lanes = unsafe { core::slice::from_raw_parts_mut(lanes, 8 * n) };
+    let pair = |lo: i8, hi: i8| MaybeUninit::new((lo as i32 & 0xffff) | (hi as i32) << 16);
+    // Channel by channel, walking its weights `[C, KH, KW]` in tap-pair order.
+    for blk in 0..blocks {
+        for lane in 0..8 {
+            let o = o0 + 8 * blk + lane;
+            let mut at = 8 * blk + lane; // entry `blk` of the first tap pair
+            let mut put = |v| {
+                lanes[at] = v;
+                at += 8 * blocks;
+            };
+            if o >= oc {
+                (0..l.pairs).for_each(|_| put(MaybeUninit::new(0)));
+                continue;
+            }
+            let row = &weight[o * per_out..][..per_out];
+            if l.channel_pairs {
+                let taps = kh * kw;
+                for ab in row.chunks_exact(2 * taps) {
+                    let (a, b) = ab.split_at(taps); // channels 2·cp and 2·cp + 1
+                    a.iter().zip(b).for_each(|(&a, &b)| put(pair(a, b)));
+                }
+            } else {
+                for r in row.chunks_exact(kw) {
+                    let mut q = r.chunks_exact(2);
+                    q.by_ref().for_each(|ab| put(pair(ab[0], ab[1])));
+                    if let [last] = q.remainder() {
+                        put(pair(*last, 0));
                     }
-                    // SAFETY: `lanes` is 8 i32s (32 bytes), `loadu` needs no alignment.
-                    wpack[v].write(unsafe { _mm256_loadu_si256(lanes.as_ptr().cast()) });
-                    v += 1;
                 }
             }
         }
     }
-    // SAFETY: entries `0..v` were just written (`v = C·KH·NQ·blocks ≤ WCAP`, checked by
-    // `Layout::new`), and `MaybeUninit<T>` has `T`'s layout.
-    unsafe { core::slice::from_raw_parts(wpack.as_ptr().cast(), v) }
+    // SAFETY: every lane of entries `0..n` was just written (`n = pairs·blocks ≤ WCAP`,
+    // checked by `Layout::new`), and `MaybeUninit<T>` has `T`'s layout.
+    unsafe { core::slice::from_raw_parts(wpack.as_ptr().cast(), n) }
 }
 
-/// Writes padded input rows `i0·stride .. i0·stride + rows` of every channel into
-/// `xbuf[(c·rows + rr)·wp + u]` as `x[c, i0·stride + rr − pad, u − pad] − zp_in`, or 0 in
+/// Writes padded input rows `i0·stride .. i0·stride + rows` of every channel into `xbuf`
+/// (layout in the module docs) as `x[c, i0·stride + rr − pad, u − pad] − zp_in`, or 0 in
 /// the padding, and returns them.
 #[target_feature(enable = "avx2")]
 fn fill_band<'b>(
@@ -214,16 +273,30 @@ fn fill_band<'b>(
 ) -> &'b [i16] {
     let (xd, pad, wp) = (l.xd, l.g.pad, l.wp);
     let used = xd.c * rows * wp;
-    xbuf[..used + 16].fill(MaybeUninit::new(0));
-    // SAFETY: the first `used + 16 ≤ XCAP` elements were just initialized (`Layout::new`
-    // checks the bound), and `MaybeUninit<i16>` has `i16`'s layout.
+    xbuf[..used + SLACK].fill(MaybeUninit::new(0));
+    // SAFETY: the first `used + SLACK ≤ XCAP` elements were just initialized
+    // (`Layout::new` checks the bound), and `MaybeUninit<i16>` has `i16`'s layout.
     let xbuf: &mut [i16] =
-        unsafe { core::slice::from_raw_parts_mut(xbuf.as_mut_ptr().cast(), used + 16) };
+        unsafe { core::slice::from_raw_parts_mut(xbuf.as_mut_ptr().cast(), used + SLACK) };
     let zp = _mm256_set1_epi16(zp_in as i16);
     let iota = _mm256_setr_epi16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    // Rows in increasing order: a row's last 16-lane store may spill zeros into the next
-    // row, which is written afterwards.
-    for c in 0..xd.c {
+    // 16 columns of channel `c`, row `r`, from column `j`: widened, `zp_in` subtracted,
+    // lanes past the row's end 0 (padding).
+    let cols16 = |c: usize, r: usize, j: usize| {
+        let v = load_partial_i8(&x[(c * xd.h + r) * xd.w + j..], 0);
+        let v = _mm256_sub_epi16(_mm256_cvtepi8_epi16(v), zp);
+        let keep = _mm256_cmpgt_epi16(_mm256_set1_epi16((xd.w - j) as i16), iota);
+        _mm256_and_si256(v, keep)
+    };
+    let store = |xbuf: &mut [i16], at: usize, v: __m256i| {
+        let out = &mut xbuf[at..][..16];
+        // SAFETY: `out` is 16 i16s (32 bytes).
+        unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), v) };
+    };
+    // Rows in increasing order: a row's last full-vector store may spill zeros into the
+    // next row, which is written afterwards (or into the slack).
+    let planes = xd.c / l.elem();
+    for plane in 0..planes {
         for rr in 0..rows {
             let Some(r) = (i0 * l.g.stride + rr)
                 .checked_sub(pad)
@@ -231,16 +304,18 @@ fn fill_band<'b>(
             else {
                 continue;
             };
-            let src = (c * xd.h + r) * xd.w;
-            let dst = (c * rows + rr) * wp + pad;
+            let dst = (plane * rows + rr) * wp + pad; // in positions
             for j in (0..xd.w).step_by(16) {
-                let v = load_partial_i8(&x[src + j..], 0);
-                let v = _mm256_sub_epi16(_mm256_cvtepi8_epi16(v), zp);
-                // Lanes past the row's end become padding (0).
-                let keep = _mm256_cmpgt_epi16(_mm256_set1_epi16((xd.w - j) as i16), iota);
-                let out = &mut xbuf[dst + j..][..16];
-                // SAFETY: `out` is 16 i16s (32 bytes).
-                unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), _mm256_and_si256(v, keep)) };
+                if l.channel_pairs {
+                    // Interleave channels 2·plane and 2·plane + 1.
+                    let (a, b) = (cols16(2 * plane, r, j), cols16(2 * plane + 1, r, j));
+                    let (lo, hi) = (_mm256_unpacklo_epi16(a, b), _mm256_unpackhi_epi16(a, b));
+                    let at = 2 * (dst + j);
+                    store(xbuf, at, _mm256_permute2x128_si256::<0x20>(lo, hi));
+                    store(xbuf, at + 16, _mm256_permute2x128_si256::<0x31>(lo, hi));
+                } else {
+                    store(xbuf, dst + j, cols16(plane, r, j));
+                }
             }
         }
     }
@@ -250,7 +325,7 @@ fn fill_band<'b>(
 /// Where a tile's outputs go, and the output stage of its channels.
 struct Out<'a, 'p> {
     p: &'a DenseS8<'p>,
-    rq: &'a [Requant8; 2],
+    rq: [Requant8; 2],
     /// First channel of the block.
     o0: usize,
     /// `OH·OW`: the distance between two channels' outputs.
@@ -260,10 +335,10 @@ struct Out<'a, 'p> {
 /// One band of output rows with its widened input rows and packed weights.
 struct Band<'a> {
     l: &'a Layout,
-    rows: usize,
-    /// `[C, rows, wp]`.
     xbuf: &'a [i16],
     wpack: &'a [__m256i],
+    /// `xbuf` offset of each tap pair (see [`Layout::offsets`]).
+    offs: &'a [u32],
 }
 
 impl Band<'_> {
@@ -272,7 +347,7 @@ impl Band<'_> {
     ///
     /// # Safety
     /// AVX2; `self` as built by `conv2d_s8_avx2` (`xbuf` covers the band, `wpack` has
-    /// `C·KH·NQ·B` vectors).
+    /// `pairs·B` vectors).
     #[target_feature(enable = "avx2")]
     unsafe fn run<const P: usize, const B: usize>(
         &self,
@@ -281,12 +356,14 @@ impl Band<'_> {
         out: &Out<'_, '_>,
         y: &mut [i8],
     ) {
-        let (ow, s, wp) = (self.l.yd.w, self.l.g.stride, self.l.wp);
+        let l = self.l;
+        let (ow, s, wp, e) = (l.yd.w, l.g.stride, l.wp, l.elem());
         let end = (i0 + n) * ow;
-        // The next position and its `xbuf` offset, stepped without division.
+        // The next position's `xbuf` base, `((i − i0)·stride·wp + j·stride)·elem`,
+        // stepped without division.
         let (mut pos, mut j, mut base_i) = (i0 * ow, 0, 0);
         let mut next = || {
-            let base = base_i + j * s;
+            let base = (base_i + j * s) * e;
             j += 1;
             if j == ow {
                 j = 0;
@@ -309,42 +386,31 @@ impl Band<'_> {
         }
     }
 
-    /// The accumulators `Σ w·(x − zp)` of `P` output positions, given by their offsets
-    /// `base = (i − i0)·stride·wp + j·stride` in `xbuf`, for `B` blocks of 8 channels.
+    /// The accumulators `Σ w·(x − zp)` of `P` output positions, given by their `xbuf`
+    /// bases, for `B` blocks of 8 channels.
     ///
     /// # Safety
-    /// AVX2, and the positions lie in this band: then every read
-    /// `xbuf[base + (c·rows + kp)·wp + 2q + {0, 1}]` is in bounds, because
-    /// `(i − i0)·stride + kp < rows` and `j·stride + 2q + 1 ≤ (OW−1)·stride + KW ≤ wp − 1`.
+    /// AVX2, and the positions lie in this band: then every read `xbuf[base + off + {0,1}]`
+    /// is in bounds, because the position's input rows `(i − i0)·stride + kp < rows` and
+    /// columns `j·stride + kq + 1 ≤ (OW−1)·stride + KW ≤ wp − 1` are in the band.
     #[target_feature(enable = "avx2")]
     #[inline]
     unsafe fn tile<const P: usize, const B: usize>(&self, base: [usize; P]) -> [[__m256i; B]; P] {
-        let l = self.l;
-        let wp = l.wp;
-        debug_assert_eq!(self.xbuf.len(), l.xd.c * self.rows * wp);
-        debug_assert_eq!(self.wpack.len(), l.xd.c * l.g.kh * l.nq * B);
+        debug_assert_eq!(self.wpack.len(), self.offs.len() * B);
         let xp = self.xbuf.as_ptr();
         let mut acc = [[_mm256_setzero_si256(); B]; P];
-        let mut w = self.wpack.as_ptr();
-        for c in 0..l.xd.c {
-            for kp in 0..l.g.kh {
-                let row = (c * self.rows + kp) * wp;
-                for q in 0..l.nq {
-                    let off = row + 2 * q;
-                    // SAFETY: `wpack` has `C·KH·NQ·B` vectors and this is vector
-                    // `((c·KH + kp)·NQ + q)·B + b`; the `xbuf` reads are in bounds (see
-                    // above); `read_unaligned` takes the i16 pair at any address.
-                    unsafe {
-                        let wv: [__m256i; B] = core::array::from_fn(|b| *w.add(b));
-                        w = w.add(B);
-                        for t in 0..P {
-                            let pair = xp.add(base[t] + off).cast::<i32>().read_unaligned();
-                            let xv = _mm256_set1_epi32(pair);
-                            for b in 0..B {
-                                acc[t][b] =
-                                    _mm256_add_epi32(acc[t][b], _mm256_madd_epi16(xv, wv[b]));
-                            }
-                        }
+        for (pair, &off) in self.offs.iter().enumerate() {
+            // SAFETY: `wpack` has `B` vectors per tap pair; the `xbuf` reads are in bounds
+            // (see above); `read_unaligned` takes the i16 pair at any address.
+            unsafe {
+                let w = self.wpack.as_ptr().add(pair * B);
+                let wv: [__m256i; B] = core::array::from_fn(|b| *w.add(b));
+                for t in 0..P {
+                    let at = base[t] + off as usize;
+                    debug_assert!(at + 1 < self.xbuf.len());
+                    let xv = _mm256_set1_epi32(xp.add(at).cast::<i32>().read_unaligned());
+                    for b in 0..B {
+                        acc[t][b] = _mm256_add_epi32(acc[t][b], _mm256_madd_epi16(xv, wv[b]));
                     }
                 }
             }
@@ -369,70 +435,68 @@ impl Out<'_, '_> {
         for (b, rq) in self.rq.iter().enumerate().take(B) {
             let o_b = self.o0 + 8 * b;
             let lanes = 8.min(oc.saturating_sub(o_b));
-            // codes[t]: byte l is channel o_b + l at position pos + t.
-            let codes: [u64; P] = core::array::from_fn(|t| match rq.apply(acc[t][b]) {
-                Some(codes) => codes,
-                None => {
+            let at = o_b * self.plane + pos;
+            let mut flags = _mm256_setzero_si256();
+            let r: [__m256i; P] = core::array::from_fn(|t| {
+                let (r, f) = rq.requant(acc[t][b]);
+                flags = _mm256_or_si256(flags, f);
+                r
+            });
+            if (P == 4 || P == 8) && Requant8::in_range(flags) {
+                // Bytes [position][channel] in each 128-bit half (channels 0..4, 4..8),
+                // transposed to [channel][position].
+                let by_channel = |r4: &[__m256i]| {
+                    let t = _mm256_setr_epi8(
+                        0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, //
+                        0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
+                    );
+                    _mm256_shuffle_epi8(rq.narrow([r4[0], r4[1], r4[2], r4[3]]), t)
+                };
+                let first = by_channel(&r[..4]);
+                if P == 4 {
+                    // Dword c of half h: channel 4h + c's 4 outputs.
+                    let mut cols = [0u32; 8];
+                    // SAFETY: `cols` is 8 u32s (32 bytes).
+                    unsafe { _mm256_storeu_si256(cols.as_mut_ptr().cast(), first) };
+                    let order = [0, 1, 2, 3, 4, 5, 6, 7];
+                    for (l, &c) in order.iter().enumerate().take(lanes) {
+                        let dst = &mut y[at + l * self.plane..][..4];
+                        dst.copy_from_slice(&bytemuck::cast::<u32, [i8; 4]>(cols[c]));
+                    }
+                } else {
+                    let second = by_channel(&r[4..]);
+                    // Qwords: channels 0, 1, 4, 5 and 2, 3, 6, 7, 8 outputs each.
+                    let mut cols = [0u64; 8];
+                    // SAFETY: `cols` is 8 u64s (64 bytes).
+                    unsafe {
+                        let p = cols.as_mut_ptr().cast::<__m256i>();
+                        _mm256_storeu_si256(p, _mm256_unpacklo_epi32(first, second));
+                        _mm256_storeu_si256(p.add(1), _mm256_unpackhi_epi32(first, second));
+                    }
+                    let order = [0, 1, 4, 5, 2, 3, 6, 7];
+                    for (l, &c) in order.iter().enumerate().take(lanes) {
+                        let dst = &mut y[at + l * self.plane..][..8];
+                        dst.copy_from_slice(&bytemuck::cast::<u64, [i8; 8]>(cols[c]));
+                    }
+                }
+                continue;
+            }
+            // A lone position, or some value out of the i32 range.
+            for (t, acc) in acc.iter().enumerate() {
+                let codes = rq.apply(acc[b]).unwrap_or_else(|| {
                     let mut sums = [0i32; 8];
                     // SAFETY: `sums` is 8 i32s (32 bytes).
-                    unsafe { _mm256_storeu_si256(sums.as_mut_ptr().cast(), acc[t][b]) };
+                    unsafe { _mm256_storeu_si256(sums.as_mut_ptr().cast(), acc[b]) };
                     let mut codes = 0u64;
                     for (l, &sum) in sums.iter().enumerate().take(lanes) {
                         codes |= (self.p.output(o_b + l, sum) as u8 as u64) << (8 * l);
                     }
                     codes
-                }
-            });
-            let at = o_b * self.plane + pos;
-            if P == 8 || P == 4 {
-                // Transpose [position][channel] bytes to [channel][position] and store
-                // each channel's P consecutive outputs at once.
-                let cols =
-                    transpose8x8(core::array::from_fn(|t| codes.get(t).copied().unwrap_or(0)));
-                for (l, col) in cols.iter().enumerate().take(lanes) {
-                    let dst = &mut y[at + l * self.plane..][..P];
-                    dst.copy_from_slice(&bytemuck::cast::<u64, [i8; 8]>(*col)[..P]);
-                }
-            } else {
-                for (t, codes) in codes.iter().enumerate() {
-                    for l in 0..lanes {
-                        y[at + l * self.plane + t] = (codes >> (8 * l)) as u8 as i8;
-                    }
+                });
+                for l in 0..lanes {
+                    y[at + l * self.plane + t] = (codes >> (8 * l)) as u8 as i8;
                 }
             }
         }
     }
-}
-
-/// Transposes an 8 × 8 byte matrix held as eight little-endian u64 rows.
-#[target_feature(enable = "avx2")]
-#[inline]
-fn transpose8x8(rows: [u64; 8]) -> [u64; 8] {
-    let r = |a: usize| _mm_set_epi64x(rows[a + 1] as i64, rows[a] as i64);
-    let (r01, r23, r45, r67) = (r(0), r(2), r(4), r(6));
-    // Interleave bytes of rows (0,1), (2,3), …: column c holds r0[c] r1[c].
-    let t0 = _mm_unpacklo_epi8(r01, _mm_unpackhi_epi64(r01, r01));
-    let t1 = _mm_unpacklo_epi8(r23, _mm_unpackhi_epi64(r23, r23));
-    let t2 = _mm_unpacklo_epi8(r45, _mm_unpackhi_epi64(r45, r45));
-    let t3 = _mm_unpacklo_epi8(r67, _mm_unpackhi_epi64(r67, r67));
-    // Then 16-bit pairs: columns 0..4 and 4..8 of rows 0..4 (and 4..8).
-    let u0 = _mm_unpacklo_epi16(t0, t1);
-    let u1 = _mm_unpackhi_epi16(t0, t1);
-    let u2 = _mm_unpacklo_epi16(t2, t3);
-    let u3 = _mm_unpackhi_epi16(t2, t3);
-    // Then 32-bit halves: two full columns per vector.
-    let w = [
-        _mm_unpacklo_epi32(u0, u2),
-        _mm_unpackhi_epi32(u0, u2),
-        _mm_unpacklo_epi32(u1, u3),
-        _mm_unpackhi_epi32(u1, u3),
-    ];
-    core::array::from_fn(|c| {
-        let v = w[c / 2];
-        (if c % 2 == 0 {
-            _mm_cvtsi128_si64(v)
-        } else {
-            _mm_extract_epi64::<1>(v)
-        }) as u64
-    })
 }
