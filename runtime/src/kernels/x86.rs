@@ -22,8 +22,20 @@ use kestrel_format::quant::requant_in_range;
 /// fits an i32. In that case (always, for realistic layers) the low half is the result;
 /// otherwise [`Requant8::apply`] returns `None` and the caller takes the scalar reference
 /// path, which saturates.
+///
+/// When every lane has `n ≥ 32` (`shift ≤ −1`, i.e. a real multiplier below 1/2: the
+/// usual case) a shorter path is exact: the high half of `acc·m + 2^(n−1)` is
+/// `floor(… / 2^32)`, and an arithmetic i32 shift by `n − 32` finishes the division; the
+/// result always fits an i32.
 #[derive(Clone, Copy)]
 pub(crate) struct Requant8 {
+    /// Every lane has `n ≥ 32`: [`Requant8::requant`] takes the short path.
+    high: bool,
+    /// `2^(n−1)` per 64-bit lane (short path).
+    round_even: __m256i,
+    round_odd: __m256i,
+    /// `n − 32` per i32 lane (short path).
+    n_high: __m256i,
     bias: __m256i,
     /// Multipliers of lanes 0, 2, 4, 6 (`_mm256_mul_epi32` reads the even i32 lanes).
     mul_even: __m256i,
@@ -73,7 +85,7 @@ impl Requant8 {
             _ => {
                 let mut b = [0i32; 8];
                 let mut m = [1i32 << 30; 8];
-                let mut s = [0i32; 8];
+                let mut s = [-1i32; 8]; // n = 32: keeps the short path
                 for l in 0..8 {
                     let o = o0 + l;
                     if let (Some(&bl), Some(&ml), Some(&sl)) =
@@ -106,7 +118,13 @@ impl Requant8 {
             let k = _mm256_sllv_epi64(one, _mm256_sub_epi64(_mm256_set1_epi64x(62), n));
             _mm256_sub_epi64(k, _mm256_set1_epi64x(1 << 31)) // 2^(62−n) − 2^31
         };
+        let round = |n| _mm256_sllv_epi64(one, _mm256_sub_epi64(n, one));
+        let below32 = _mm256_cmpgt_epi32(_mm256_set1_epi32(32), n);
         Requant8 {
+            high: _mm256_testz_si256(below32, below32) != 0,
+            round_even: round(n_even),
+            round_odd: round(n_odd),
+            n_high: _mm256_sub_epi32(n, _mm256_set1_epi32(32)),
             bias,
             mul_even: mul,
             mul_odd: _mm256_srli_epi64::<32>(mul),
@@ -129,6 +147,13 @@ impl Requant8 {
         let acc = _mm256_add_epi32(sum, self.bias); // wraps, like the reference
         let prod_even = _mm256_mul_epi32(acc, self.mul_even);
         let prod_odd = _mm256_mul_epi32(_mm256_srli_epi64::<32>(acc), self.mul_odd);
+        if self.high {
+            // High halves of acc·m + 2^(n−1), even lanes moved down, then >> (n − 32).
+            let even = _mm256_add_epi64(prod_even, self.round_even);
+            let odd = _mm256_add_epi64(prod_odd, self.round_odd);
+            let high = _mm256_blend_epi32::<0b1010_1010>(_mm256_srli_epi64::<32>(even), odd);
+            return (_mm256_srav_epi32(high, self.n_high), _mm256_setzero_si256());
+        }
         // r + 2^31 per 64-bit lane.
         let r_even = _mm256_sub_epi64(
             _mm256_srlv_epi64(_mm256_add_epi64(prod_even, self.add_even), self.n_even),
