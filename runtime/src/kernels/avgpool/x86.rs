@@ -1,5 +1,5 @@
-//! x86-64 AVX2 average pooling. `avgpool_s8` has a vector path for the common `2 × 2`,
-//! stride-2 window; other windows and the f32 kernel are the reference's.
+//! x86-64 AVX2 average pooling. `avgpool_s8` and `avgpool_f32` have vector paths for the
+//! common `2 × 2`, stride-2 window; other windows run the reference.
 
 use core::arch::x86_64::*;
 
@@ -8,7 +8,7 @@ use crate::kernels::x86::load_partial_i8;
 use crate::kernels::Dims;
 
 // No scratch: the reference's `scratch_len` (0).
-pub(crate) use reference::{avgpool_f32, scratch_len};
+pub(crate) use reference::scratch_len;
 
 /// int8: equal to [`reference::avgpool_s8`] bit for bit.
 pub(crate) fn avgpool_s8(
@@ -67,5 +67,27 @@ unsafe fn avgpool_2x2_s8(x: &[i8], xd: Dims, yd: Dims, y: &mut [i8]) {
                 out[..n].copy_from_slice(&bytes[..n]);
             }
         }
+    }
+}
+
+/// f32: equal to [`reference::avgpool_f32`] bit for bit (the same additions in the same
+/// order, then the same division; see `maxpool::x86::pool_2x2_f32`).
+pub(crate) fn avgpool_f32(
+    x: &[f32],
+    xd: Dims,
+    k: usize,
+    stride: usize,
+    yd: Dims,
+    y: &mut [f32],
+    scratch: &mut [u8],
+) {
+    debug_assert_eq!(x.len(), xd.len());
+    debug_assert_eq!(y.len(), yd.len());
+    if k == 2 && stride == 2 {
+        use crate::kernels::maxpool::x86::{pool_2x2_f32, Fold};
+        // SAFETY: this file is compiled only where the target has AVX2 (kestrel_isa).
+        unsafe { pool_2x2_f32(x, xd, yd, y, Fold::Mean) }
+    } else {
+        reference::avgpool_f32(x, xd, k, stride, yd, y, scratch)
     }
 }

@@ -8,6 +8,8 @@ use half::f16;
 use crate::kernels::{DenseF, DenseS8, Widen};
 
 /// f32 weights, f32 activations.
+// Outside tests only the reference build calls it (the AVX2 variant never falls back).
+#[cfg_attr(kestrel_isa = "avx2", allow(dead_code))]
 pub(crate) fn fc_f32(x: &[f32], p: DenseF<'_, f32>, y: &mut [f32], _scratch: &mut [u8]) {
     fc_float(x, p, y)
 }

@@ -1,5 +1,5 @@
 //! x86-64 AVX2 fully connected layers. `fc_s8` runs eight output rows at a time, 16
-//! inputs per step; the float kernels are the reference's.
+//! inputs per step; `fc_f32` eight outputs per vector; `fc_f16` is the reference's.
 //!
 //! **int8.** Shapes as in `reference.rs`: `x` `[K]`, `weight` `[O, K]`, `y` `[O]`. For each
 //! block of 8 rows, 16 inputs at a time are widened to i16 with `zp_in` subtracted (exact:
@@ -16,7 +16,7 @@ use crate::kernels::x86::{load_partial_i8, Requant8};
 use crate::kernels::DenseS8;
 
 // No scratch: the reference's `scratch_len` (0).
-pub(crate) use reference::{fc_f16, fc_f32, scratch_len};
+pub(crate) use reference::{fc_f16, scratch_len};
 
 /// int8: see the module docs; equal to [`reference::fc_s8`] bit for bit.
 pub(crate) fn fc_s8(x: &[i8], p: DenseS8<'_>, y: &mut [i8], _scratch: &mut [u8]) {
@@ -106,4 +106,83 @@ fn hsum8(acc: &[__m256i; 8]) -> __m256i {
     let lo = _mm256_permute2x128_si256::<0x20>(h0123, h4567);
     let hi = _mm256_permute2x128_si256::<0x31>(h0123, h4567);
     _mm256_add_epi32(lo, hi)
+}
+
+/// f32: equal to [`reference::fc_f32`] bit for bit. Lane `r` of a vector is output
+/// `o0 + r`, and it accumulates `w·x` in `k` order with a separate multiply and add (no
+/// FMA), exactly the reference's sum; eight rows' weights are transposed 8 × 8 so that
+/// each step reads one column.
+pub(crate) fn fc_f32(x: &[f32], p: crate::kernels::DenseF<'_, f32>, y: &mut [f32], _: &mut [u8]) {
+    debug_assert_eq!(p.weight.len(), y.len() * x.len());
+    // SAFETY: this file is compiled only where the target has AVX2 (kestrel_isa).
+    unsafe { fc_f32_avx2(x, p, y) }
+}
+
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+unsafe fn fc_f32_avx2(x: &[f32], p: crate::kernels::DenseF<'_, f32>, y: &mut [f32]) {
+    let (k, o_n) = (x.len(), y.len());
+    let full = k / 8 * 8;
+    for o0 in (0..o_n).step_by(8) {
+        // Rows past the end repeat the last row; their results are dropped.
+        let rows: [&[f32]; 8] = core::array::from_fn(|r| {
+            let o = (o0 + r).min(o_n - 1);
+            &p.weight[o * k..][..k]
+        });
+        let mut acc = _mm256_setzero_ps();
+        for kk in (0..full).step_by(8) {
+            // SAFETY: `kk + 8 ≤ full ≤ k`: 8 readable f32s of each row.
+            let w: [__m256; 8] =
+                core::array::from_fn(|r| unsafe { _mm256_loadu_ps(rows[r].as_ptr().add(kk)) });
+            for (t, col) in transpose8x8(w).into_iter().enumerate() {
+                acc = _mm256_add_ps(acc, _mm256_mul_ps(col, _mm256_set1_ps(x[kk + t])));
+            }
+        }
+        for (kk, &xk) in x.iter().enumerate().skip(full) {
+            let col: [f32; 8] = core::array::from_fn(|r| rows[r][kk]);
+            // SAFETY: `col` is 8 f32s.
+            let col = unsafe { _mm256_loadu_ps(col.as_ptr()) };
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(col, _mm256_set1_ps(xk)));
+        }
+        let mut sums = [0f32; 8];
+        // SAFETY: `sums` is 8 f32s.
+        unsafe { _mm256_storeu_ps(sums.as_mut_ptr(), acc) };
+        let n = 8.min(o_n - o0);
+        for ((y, &b), &s) in y[o0..o0 + n].iter_mut().zip(&p.bias[o0..o0 + n]).zip(&sums) {
+            *y = b + s;
+        }
+    }
+}
+
+/// Columns of an 8 × 8 matrix given by its rows.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn transpose8x8(r: [__m256; 8]) -> [__m256; 8] {
+    let t: [__m256; 8] = core::array::from_fn(|i| {
+        let (a, b) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
+        if i % 2 == 0 {
+            _mm256_unpacklo_ps(a, b)
+        } else {
+            _mm256_unpackhi_ps(a, b)
+        }
+    });
+    // t0 = r0 r1 interleaved (elements 0,1 | 4,5), t1 = (2,3 | 6,7), t2, t3 for r2, r3, …
+    let s: [__m256; 8] = core::array::from_fn(|i| {
+        let g = i / 4 * 4; // rows 0..4 or 4..8
+        let (a, b) = (t[g + (i % 4) / 2], t[g + 2 + (i % 4) / 2]);
+        if i % 2 == 0 {
+            _mm256_shuffle_ps::<0x44>(a, b)
+        } else {
+            _mm256_shuffle_ps::<0xee>(a, b)
+        }
+    });
+    // s[0..4]: columns 0, 1, 2, 3 (| 4, 5, 6, 7) of rows 0..4; s[4..8] of rows 4..8.
+    core::array::from_fn(|c| {
+        if c < 4 {
+            _mm256_permute2f128_ps::<0x20>(s[c], s[4 + c])
+        } else {
+            _mm256_permute2f128_ps::<0x31>(s[c - 4], s[c])
+        }
+    })
 }
