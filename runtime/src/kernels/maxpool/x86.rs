@@ -38,36 +38,38 @@ pub(crate) fn maxpool_s8(
 /// The CPU must support AVX2.
 #[target_feature(enable = "avx2")]
 unsafe fn maxpool_2x2_s8(x: &[i8], xd: Dims, yd: Dims, y: &mut [i8]) {
-    // 32 bytes from `src` (fewer at the end of `x`; the missing lanes feed no output).
-    let load32 = |src: &[i8]| {
-        let lo = load_partial_i8(src, 0);
-        let hi = load_partial_i8(src.get(16..).unwrap_or(&[]), 0);
-        _mm256_set_m128i(hi, lo)
+    // 32 bytes from `x[at..]`, directly where they exist (lanes past the row feed no
+    // stored output), else padded.
+    let load32 = |at: usize| {
+        if at + 32 <= x.len() {
+            // SAFETY: 32 readable bytes at `at`.
+            unsafe { _mm256_loadu_si256(x.as_ptr().add(at).cast()) }
+        } else {
+            let src = &x[at..];
+            let lo = load_partial_i8(src, 0);
+            let hi = load_partial_i8(src.get(16..).unwrap_or(&[]), 0);
+            _mm256_set_m128i(hi, lo)
+        }
     };
-    for c in 0..xd.c {
-        for i in 0..yd.h {
-            let top = (c * xd.h + 2 * i) * xd.w;
-            let (a, b) = (&x[top..], &x[top + xd.w..]);
-            let row = (c * yd.h + i) * yd.w;
-            for j0 in (0..yd.w).step_by(16) {
-                // Lanes past the row read the next row (or nothing): their outputs are
-                // not stored.
-                let v = _mm256_max_epi8(load32(&a[2 * j0..]), load32(&b[2 * j0..]));
-                let even = _mm256_srai_epi16::<8>(_mm256_slli_epi16::<8>(v));
-                let odd = _mm256_srai_epi16::<8>(v);
-                let m = _mm256_max_epi16(even, odd); // outputs j0..j0+8 | j0+8..j0+16
-                let packed = _mm256_packs_epi16(m, m); // exact: every lane is an i8
-                let packed = _mm256_permute4x64_epi64::<0b1000>(packed);
-                let packed = _mm256_castsi256_si128(packed);
-                // Lanes past the row land in later rows (written afterwards), so a full
-                // store is fine wherever 16 bytes of `y` remain.
-                let out = &mut y[row + j0..];
-                if out.len() >= 16 {
-                    store_partial_i8(&mut out[..16], packed);
-                } else {
-                    let n = 16.min(yd.w - j0);
-                    store_partial_i8(&mut out[..n], packed);
-                }
+    // Output rows of every channel in turn: `row` = c·OH + i.
+    for row in 0..xd.c * yd.h {
+        let (c, i) = (row / yd.h, row % yd.h);
+        let top = (c * xd.h + 2 * i) * xd.w;
+        for j0 in (0..yd.w).step_by(16) {
+            let v = _mm256_max_epi8(load32(top + 2 * j0), load32(top + xd.w + 2 * j0));
+            let even = _mm256_srai_epi16::<8>(_mm256_slli_epi16::<8>(v));
+            let odd = _mm256_srai_epi16::<8>(v);
+            let m = _mm256_max_epi16(even, odd); // outputs j0..j0+8 | j0+8..j0+16
+            let packed = _mm256_packs_epi16(m, m); // exact: every lane is an i8
+            let packed = _mm256_castsi256_si128(_mm256_permute4x64_epi64::<0b1000>(packed));
+            // Lanes past the row land in later rows (written afterwards), so a full
+            // store is fine wherever 16 bytes of `y` remain.
+            let at = row * yd.w + j0;
+            if at + 16 <= y.len() {
+                // SAFETY: 16 writable bytes at `at`.
+                unsafe { _mm_storeu_si128(y.as_mut_ptr().add(at).cast(), packed) };
+            } else {
+                store_partial_i8(&mut y[at..at + 16.min(yd.w - j0)], packed);
             }
         }
     }
