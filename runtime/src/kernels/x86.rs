@@ -237,3 +237,35 @@ pub(crate) fn store_partial_i8(dst: &mut [i8], v: __m128i) {
     let n = dst.len();
     dst.copy_from_slice(&tmp[..n]);
 }
+
+/// Columns of an 8 × 8 matrix given by its rows.
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(crate) fn transpose8x8(r: [__m256; 8]) -> [__m256; 8] {
+    let t: [__m256; 8] = core::array::from_fn(|i| {
+        let (a, b) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
+        if i % 2 == 0 {
+            _mm256_unpacklo_ps(a, b)
+        } else {
+            _mm256_unpackhi_ps(a, b)
+        }
+    });
+    // t0 = r0 r1 interleaved (elements 0,1 | 4,5), t1 = (2,3 | 6,7), t2, t3 for r2, r3, …
+    let s: [__m256; 8] = core::array::from_fn(|i| {
+        let g = i / 4 * 4; // rows 0..4 or 4..8
+        let (a, b) = (t[g + (i % 4) / 2], t[g + 2 + (i % 4) / 2]);
+        if i % 2 == 0 {
+            _mm256_shuffle_ps::<0x44>(a, b)
+        } else {
+            _mm256_shuffle_ps::<0xee>(a, b)
+        }
+    });
+    // s[0..4]: columns 0, 1, 2, 3 (| 4, 5, 6, 7) of rows 0..4; s[4..8] of rows 4..8.
+    core::array::from_fn(|c| {
+        if c < 4 {
+            _mm256_permute2f128_ps::<0x20>(s[c], s[4 + c])
+        } else {
+            _mm256_permute2f128_ps::<0x31>(s[c - 4], s[c])
+        }
+    })
+}

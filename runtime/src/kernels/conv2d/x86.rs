@@ -34,7 +34,7 @@ use core::mem::MaybeUninit;
 use kestrel_format::ConvGeom;
 
 use super::reference;
-use crate::kernels::x86::{load_partial_i8, Requant8};
+use crate::kernels::x86::{load_partial_i8, transpose8x8, Requant8};
 use crate::kernels::{DenseS8, Dims};
 
 // No scratch (the reference's `scratch_len`, 0): the packed weights and widened input rows
@@ -217,34 +217,64 @@ fn pack_weights<'w>(
     let (kh, kw) = (l.g.kh, l.g.kw);
     let (oc, per_out) = (l.yd.c, l.xd.c * kh * kw);
     let n = l.pairs * blocks;
-    // The vectors as i32 lanes: entry `v`, lane `lane` is `lanes[8·v + lane]`.
-    let lanes = wpack[..n].as_mut_ptr().cast::<MaybeUninit<i32>>();
-    // SAFETY: `n ≤ WCAP` vectors of 8 i32 lanes each, and `MaybeUninit<__m256i>` is 8
-    // `MaybeUninit<i32>` in a row.
-    let lanes = unsafe { core::slice::from_raw_parts_mut(lanes, 8 * n) };
-    let pair = |lo: i8, hi: i8| MaybeUninit::new((lo as i32 & 0xffff) | (hi as i32) << 16);
-    // Channel by channel, walking its weights `[C, KH, KW]` in tap-pair order.
-    for blk in 0..blocks {
-        for lane in 0..8 {
-            let o = o0 + 8 * blk + lane;
-            let mut at = 8 * blk + lane; // entry `blk` of the first tap pair
-            let mut put = |v| {
-                lanes[at] = v;
-                at += 8 * blocks;
-            };
-            if o >= oc {
-                (0..l.pairs).for_each(|_| put(MaybeUninit::new(0)));
-                continue;
-            }
-            let row = &weight[o * per_out..][..per_out];
-            if l.channel_pairs {
-                let taps = kh * kw;
-                for ab in row.chunks_exact(2 * taps) {
-                    let (a, b) = ab.split_at(taps); // channels 2·cp and 2·cp + 1
-                    a.iter().zip(b).for_each(|(&a, &b)| put(pair(a, b)));
-                }
+    if l.channel_pairs {
+        // Eight tap pairs × eight channels at a time: each channel's pairs
+        // `(w[o, 2cp, t], w[o, 2cp+1, t])` (t = kp·KW + kq) interleaved from its two
+        // channels' weights, then transposed so that each vector holds one pair.
+        let taps = kh * kw;
+        let load8 = |at: usize| {
+            let src = &weight[at.min(weight.len())..];
+            if src.len() >= 8 {
+                // SAFETY: 8 readable bytes.
+                unsafe { _mm_loadl_epi64(src.as_ptr().cast()) }
             } else {
-                for r in row.chunks_exact(kw) {
+                load_partial_i8(src, 0) // the last channel's last pairs
+            }
+        };
+        for blk in 0..blocks {
+            for cp in 0..l.xd.c / 2 {
+                for t0 in (0..taps).step_by(8) {
+                    let rows: [__m256; 8] = core::array::from_fn(|lane| {
+                        let o = o0 + 8 * blk + lane;
+                        if o >= oc {
+                            return _mm256_setzero_ps();
+                        }
+                        let a = o * per_out + 2 * cp * taps + t0;
+                        let wa = _mm_cvtepi8_epi16(load8(a));
+                        let wb = _mm_cvtepi8_epi16(load8(a + taps));
+                        let (lo, hi) = (_mm_unpacklo_epi16(wa, wb), _mm_unpackhi_epi16(wa, wb));
+                        _mm256_castsi256_ps(_mm256_set_m128i(hi, lo))
+                    });
+                    let cols = transpose8x8(rows);
+                    // Pairs past this channel pair's taps read other weights: dropped.
+                    for (t, col) in cols.iter().enumerate().take(taps - t0) {
+                        let v = (cp * taps + t0 + t) * blocks + blk;
+                        wpack[v].write(_mm256_castps_si256(*col));
+                    }
+                }
+            }
+        }
+    } else {
+        // The vectors as i32 lanes: entry `v`, lane `lane` is `lanes[8·v + lane]`.
+        let lanes = wpack[..n].as_mut_ptr().cast::<MaybeUninit<i32>>();
+        // SAFETY: `n ≤ WCAP` vectors of 8 i32 lanes each, and `MaybeUninit<__m256i>` is 8
+        // `MaybeUninit<i32>` in a row.
+        let lanes = unsafe { core::slice::from_raw_parts_mut(lanes, 8 * n) };
+        let pair = |lo: i8, hi: i8| MaybeUninit::new((lo as i32 & 0xffff) | (hi as i32) << 16);
+        // Channel by channel, walking its weights `[C, KH, KW]` in tap-pair order.
+        for blk in 0..blocks {
+            for lane in 0..8 {
+                let o = o0 + 8 * blk + lane;
+                let mut at = 8 * blk + lane; // entry `blk` of the first tap pair
+                let mut put = |v| {
+                    lanes[at] = v;
+                    at += 8 * blocks;
+                };
+                if o >= oc {
+                    (0..l.pairs).for_each(|_| put(MaybeUninit::new(0)));
+                    continue;
+                }
+                for r in weight[o * per_out..][..per_out].chunks_exact(kw) {
                     let mut q = r.chunks_exact(2);
                     q.by_ref().for_each(|ab| put(pair(ab[0], ab[1])));
                     if let [last] = q.remainder() {

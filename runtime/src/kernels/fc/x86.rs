@@ -12,7 +12,7 @@
 use core::arch::x86_64::*;
 
 use super::reference;
-use crate::kernels::x86::{load_partial_i8, Requant8};
+use crate::kernels::x86::{load_partial_i8, transpose8x8, Requant8};
 use crate::kernels::DenseS8;
 
 // No scratch: the reference's `scratch_len` (0).
@@ -153,36 +153,4 @@ unsafe fn fc_f32_avx2(x: &[f32], p: crate::kernels::DenseF<'_, f32>, y: &mut [f3
             *y = b + s;
         }
     }
-}
-
-/// Columns of an 8 × 8 matrix given by its rows.
-#[target_feature(enable = "avx2")]
-#[inline]
-fn transpose8x8(r: [__m256; 8]) -> [__m256; 8] {
-    let t: [__m256; 8] = core::array::from_fn(|i| {
-        let (a, b) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
-        if i % 2 == 0 {
-            _mm256_unpacklo_ps(a, b)
-        } else {
-            _mm256_unpackhi_ps(a, b)
-        }
-    });
-    // t0 = r0 r1 interleaved (elements 0,1 | 4,5), t1 = (2,3 | 6,7), t2, t3 for r2, r3, …
-    let s: [__m256; 8] = core::array::from_fn(|i| {
-        let g = i / 4 * 4; // rows 0..4 or 4..8
-        let (a, b) = (t[g + (i % 4) / 2], t[g + 2 + (i % 4) / 2]);
-        if i % 2 == 0 {
-            _mm256_shuffle_ps::<0x44>(a, b)
-        } else {
-            _mm256_shuffle_ps::<0xee>(a, b)
-        }
-    });
-    // s[0..4]: columns 0, 1, 2, 3 (| 4, 5, 6, 7) of rows 0..4; s[4..8] of rows 4..8.
-    core::array::from_fn(|c| {
-        if c < 4 {
-            _mm256_permute2f128_ps::<0x20>(s[c], s[4 + c])
-        } else {
-            _mm256_permute2f128_ps::<0x31>(s[c - 4], s[c])
-        }
-    })
 }
