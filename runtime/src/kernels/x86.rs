@@ -188,6 +188,18 @@ impl Requant8 {
         _mm256_packs_epi16(r01, r23)
     }
 
+    /// The output codes of 16 positions of one channel held as even positions (`even`,
+    /// lane `t` is position `2t`) and odd ones, requantized, in position order.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(crate) fn interleave16(&self, even: __m256i, odd: __m256i) -> __m128i {
+        let lo = _mm256_unpacklo_epi32(even, odd); // positions 0 1 2 3 | 8 9 10 11
+        let hi = _mm256_unpackhi_epi32(even, odd); // positions 4 5 6 7 | 12 13 14 15
+        let r16 = _mm256_adds_epi16(_mm256_packs_epi32(lo, hi), self.zp_out); // 0..8 | 8..16
+        let r8 = _mm256_packs_epi16(r16, r16);
+        _mm256_castsi256_si128(_mm256_permute4x64_epi64::<0b1000>(r8))
+    }
+
     /// The eight output codes (lane `l` in byte `l`) for the accumulators `sum` (bias not
     /// yet added), or `None` if a requantized value leaves the i32 range (the caller then
     /// uses the scalar [`crate::kernels::DenseS8::output`]).

@@ -1,5 +1,6 @@
-//! x86-64 AVX2 convolutions. `conv2d_s8` is vectorized across output channels; the float
-//! kernels are the reference's.
+//! x86-64 AVX2 convolutions. `conv2d_s8` is vectorized across output channels, or across
+//! output columns for layers with few channels (`Band::run_columns`); the float kernels
+//! are the reference's.
 //!
 //! **int8.** Shapes as in `reference.rs`: `x` `[C, H, W]`, `weight` `[OC, C, KH, KW]`,
 //! `y` `[OC, OH, OW]`. Eight output channels sit in the eight i32 lanes of a vector, and
@@ -73,6 +74,9 @@ struct Layout {
     xd: Dims,
     yd: Dims,
     g: ConvGeom,
+    /// Few output channels (≤ 6), stride 1, at least 16 columns: vectorize across output
+    /// columns instead (see [`Band::run_columns`]).
+    columns: bool,
     /// Pair input channels (`C` even, `KW` odd) rather than columns.
     channel_pairs: bool,
     /// Tap pairs: `C/2·KH·KW` or `C·KH·⌈KW/2⌉`.
@@ -90,7 +94,8 @@ impl Layout {
     /// `None` if one output row's input rows or one channel block's weights overflow the
     /// stack buffers.
     fn new(xd: Dims, g: ConvGeom, yd: Dims) -> Option<Self> {
-        let channel_pairs = xd.c.is_multiple_of(2) && !g.kw.is_multiple_of(2);
+        let columns = g.stride == 1 && yd.c <= 6 && yd.w >= 16;
+        let channel_pairs = !columns && xd.c.is_multiple_of(2) && !g.kw.is_multiple_of(2);
         let pairs = if channel_pairs {
             xd.c / 2 * g.kh * g.kw
         } else {
@@ -113,6 +118,7 @@ impl Layout {
             xd,
             yd,
             g,
+            columns,
             channel_pairs,
             pairs,
             blocks,
@@ -190,10 +196,16 @@ unsafe fn conv2d_s8_avx2(x: &[i8], p: DenseS8<'_>, l: &Layout, y: &mut [i8]) {
                 wpack,
                 offs: &offs[..l.pairs],
             };
-            // SAFETY (both calls): `band.xbuf` holds every row the band's positions read
+            // SAFETY (all calls): `band.xbuf` holds every row the band's positions read
             // (see `Band::tile`), and `wpack` has `blocks` vectors per tap pair.
             unsafe {
-                if blocks == 2 {
+                if l.columns {
+                    match yd.c {
+                        1 | 2 => band.run_columns::<2>(i0, n, &p, y),
+                        3 | 4 => band.run_columns::<4>(i0, n, &p, y),
+                        _ => band.run_columns::<6>(i0, n, &p, y),
+                    }
+                } else if blocks == 2 {
                     band.run::<4, 2>(i0, n, &out, y);
                 } else {
                     band.run::<8, 1>(i0, n, &out, y);
@@ -446,6 +458,94 @@ impl Band<'_> {
             }
         }
         acc
+    }
+}
+
+impl Band<'_> {
+    /// Output rows `i0 .. i0 + n`, vectorized across columns: for one output row and 16
+    /// consecutive columns `j .. j + 16`, the even columns sit in one vector and the odd
+    /// ones in another, so that each column tap pair `(x[s], x[s+1])` of all eight is one
+    /// plain 16-lane load from `xbuf` (at `j + 2q` and at `j + 1 + 2q`), shared by the
+    /// `G ≥ OC` channels, whose weight pairs are broadcast from `wpack` (lane `o`). The
+    /// last 16 columns of a row overlap the previous ones when `OW` is not a multiple of
+    /// 16 (the same values are written twice).
+    ///
+    /// # Safety
+    /// AVX2; `self` as built by `conv2d_s8_avx2` for a `columns` layout (stride 1, column
+    /// pairs, one block, `OW ≥ 16`): the loads reach at most column
+    /// `(OW − 16) + 1 + (KW − 1) + 15 = W + 2·pad ≤ wp − 1` of a band row.
+    #[target_feature(enable = "avx2")]
+    unsafe fn run_columns<const G: usize>(
+        &self,
+        i0: usize,
+        n: usize,
+        p: &DenseS8<'_>,
+        y: &mut [i8],
+    ) {
+        let l = self.l;
+        let (oc, ow, wp) = (l.yd.c, l.yd.w, l.wp);
+        let plane = l.yd.h * ow;
+        debug_assert!(l.columns && oc <= G && ow >= 16 && self.wpack.len() == l.pairs);
+        let rq: [Requant8; G] = core::array::from_fn(|o| {
+            let o = o.min(oc - 1);
+            let splat = |v: &[i32]| [v[o]; 8];
+            Requant8::new(
+                &splat(p.bias),
+                &splat(p.multiplier),
+                &splat(p.shift),
+                0,
+                p.zp_out,
+            )
+        });
+        let (xp, wp_i32) = (self.xbuf.as_ptr(), self.wpack.as_ptr().cast::<i32>());
+        for i in i0..i0 + n {
+            let mut j0 = 0;
+            loop {
+                let j = j0.min(ow - 16);
+                let base = (i - i0) * wp + j;
+                let mut even = [_mm256_setzero_si256(); G];
+                let mut odd = [_mm256_setzero_si256(); G];
+                for (pair, &off) in self.offs.iter().enumerate() {
+                    let at = base + off as usize;
+                    debug_assert!(at + 17 <= self.xbuf.len());
+                    // SAFETY: in bounds (see above); `wpack` has 8 lanes per tap pair.
+                    unsafe {
+                        let xe = _mm256_loadu_si256(xp.add(at).cast());
+                        let xo = _mm256_loadu_si256(xp.add(at + 1).cast());
+                        for o in 0..G {
+                            let w = _mm256_set1_epi32(*wp_i32.add(8 * pair + o));
+                            even[o] = _mm256_add_epi32(even[o], _mm256_madd_epi16(xe, w));
+                            odd[o] = _mm256_add_epi32(odd[o], _mm256_madd_epi16(xo, w));
+                        }
+                    }
+                }
+                for o in 0..oc.min(G) {
+                    let out = &mut y[o * plane + i * ow + j..][..16];
+                    let (re, fe) = rq[o].requant(even[o]);
+                    let (ro, fo) = rq[o].requant(odd[o]);
+                    if Requant8::in_range(_mm256_or_si256(fe, fo)) {
+                        let codes = rq[o].interleave16(re, ro);
+                        // SAFETY: `out` is 16 writable bytes.
+                        unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), codes) };
+                    } else {
+                        let (mut e, mut d) = ([0i32; 8], [0i32; 8]);
+                        // SAFETY: `e` and `d` are 8 i32s (32 bytes) each.
+                        unsafe {
+                            _mm256_storeu_si256(e.as_mut_ptr().cast(), even[o]);
+                            _mm256_storeu_si256(d.as_mut_ptr().cast(), odd[o]);
+                        }
+                        for t in 0..8 {
+                            out[2 * t] = p.output(o, e[t]);
+                            out[2 * t + 1] = p.output(o, d[t]);
+                        }
+                    }
+                }
+                if j + 16 >= ow {
+                    break;
+                }
+                j0 += 16;
+            }
+        }
     }
 }
 
