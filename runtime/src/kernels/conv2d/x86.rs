@@ -1,6 +1,6 @@
 //! x86-64 AVX2 convolutions. `conv2d_s8` is vectorized across output channels, or across
-//! output columns for layers with few channels (`Band::run_columns`); the float kernels
-//! are the reference's.
+//! output columns for layers with few channels (`Band::run_columns`); `conv2d_f32` across
+//! output columns (stride 1); `conv2d_f16` is the reference's.
 //!
 //! **int8.** Shapes as in `reference.rs`: `x` `[C, H, W]`, `weight` `[OC, C, KH, KW]`,
 //! `y` `[OC, OH, OW]`. Eight output channels sit in the eight i32 lanes of a vector, and
@@ -40,7 +40,7 @@ use crate::kernels::{DenseS8, Dims};
 
 // No scratch (the reference's `scratch_len`, 0): the packed weights and widened input rows
 // live on the stack.
-pub(crate) use reference::{conv2d_f16, conv2d_f32, scratch_len};
+pub(crate) use reference::{conv2d_f16, scratch_len};
 
 /// i16 elements in the stack's input band (8 KiB), including `SLACK`.
 const XCAP: usize = 4096;
@@ -66,6 +66,97 @@ pub(crate) fn conv2d_s8(
         // SAFETY: this file is compiled only where the target has AVX2 (kestrel_isa).
         Some(l) => unsafe { conv2d_s8_avx2(x, p, &l, y) },
         None => reference::conv2d_s8(x, xd, p, g, yd, y, scratch),
+    }
+}
+
+/// f32 elements of the stack's zero-padded input copy for `conv2d_f32` (16 KiB).
+const FCAP: usize = 4096;
+
+/// f32: equal to [`reference::conv2d_f32`] bit for bit. Eight consecutive output columns
+/// of one row sit in a vector, four output channels at a time, and each lane sums
+/// `w·x` in the reference's `(c, kp, kq)` order with a separate multiply and add (no FMA).
+/// The padding is read as 0 from a zero-padded copy of the input instead of being
+/// skipped: `w·0 = ±0` leaves every partial sum unchanged (the reference's sum starts at
+/// +0 and is never −0), provided `w` is finite, so layers with non-finite weights, stride
+/// above 1 or an input too large for the copy run the reference.
+pub(crate) fn conv2d_f32(
+    x: &[f32],
+    xd: Dims,
+    p: crate::kernels::DenseF<'_, f32>,
+    g: ConvGeom,
+    yd: Dims,
+    y: &mut [f32],
+    scratch: &mut [u8],
+) {
+    debug_assert_eq!(x.len(), xd.len());
+    debug_assert_eq!(y.len(), yd.len());
+    let padded = xd.c * (xd.h + 2 * g.pad) * (xd.w + 2 * g.pad + 8);
+    if g.stride == 1 && padded <= FCAP && p.weight.iter().all(|w| w.is_finite()) {
+        // SAFETY: this file is compiled only where the target has AVX2 (kestrel_isa).
+        unsafe { conv2d_f32_avx2(x, xd, p, g, yd, y) }
+    } else {
+        reference::conv2d_f32(x, xd, p, g, yd, y, scratch)
+    }
+}
+
+/// # Safety
+/// AVX2; stride 1 and `C·(H + 2·pad)·(W + 2·pad + 8) ≤ FCAP`.
+#[target_feature(enable = "avx2")]
+unsafe fn conv2d_f32_avx2(
+    x: &[f32],
+    xd: Dims,
+    p: crate::kernels::DenseF<'_, f32>,
+    g: ConvGeom,
+    yd: Dims,
+    y: &mut [f32],
+) {
+    // Zero-padded input `[C, H + 2·pad, W + 2·pad + 8]` (8 columns of slack for the last
+    // vector of a row).
+    let (hp, wp) = (xd.h + 2 * g.pad, xd.w + 2 * g.pad + 8);
+    let mut xpad = [0f32; FCAP];
+    for c in 0..xd.c {
+        for r in 0..xd.h {
+            let dst = (c * hp + r + g.pad) * wp + g.pad;
+            xpad[dst..dst + xd.w].copy_from_slice(&x[(c * xd.h + r) * xd.w..][..xd.w]);
+        }
+    }
+    let per_out = xd.c * g.kh * g.kw;
+    let plane = yd.h * yd.w;
+    for o0 in (0..yd.c).step_by(4) {
+        // Channels past the end repeat the last one; their results are dropped.
+        let o: [usize; 4] = core::array::from_fn(|k| (o0 + k).min(yd.c - 1));
+        let w: [&[f32]; 4] = core::array::from_fn(|k| &p.weight[o[k] * per_out..][..per_out]);
+        for i in 0..yd.h {
+            for j in (0..yd.w).step_by(8) {
+                let mut acc = [_mm256_setzero_ps(); 4];
+                let mut tap = 0;
+                for c in 0..xd.c {
+                    for kp in 0..g.kh {
+                        let row = &xpad[(c * hp + i + kp) * wp + j..];
+                        for kq in 0..g.kw {
+                            // `j + kq + 8 ≤ OW − 1 + KW + 7 ≤ wp`: inside the padded row.
+                            let xv = &row[kq..kq + 8];
+                            // SAFETY: `xv` is 8 f32s.
+                            let xv = unsafe { _mm256_loadu_ps(xv.as_ptr()) };
+                            for k in 0..4 {
+                                let wv = _mm256_set1_ps(w[k][tap]);
+                                acc[k] = _mm256_add_ps(acc[k], _mm256_mul_ps(wv, xv));
+                            }
+                            tap += 1;
+                        }
+                    }
+                }
+                let n = 8.min(yd.w - j);
+                for k in 0..4.min(yd.c - o0) {
+                    let v = _mm256_add_ps(_mm256_set1_ps(p.bias[o[k]]), acc[k]);
+                    let mut out = [0f32; 8];
+                    // SAFETY: `out` is 8 f32s.
+                    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), v) };
+                    let at = o[k] * plane + i * yd.w + j;
+                    y[at..at + n].copy_from_slice(&out[..n]);
+                }
+            }
+        }
     }
 }
 
