@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every test: installs what is missing, runs the workspace tests (including the end-to-end
 # train → export → runtime checks on Fashion-MNIST, and tests/firmware.rs, which builds the
-# Cortex-M4 and M55 firmware and runs it under qemu-system-arm against the host runtime), and
-# builds the runtime for Cortex-M4.
+# Cortex-M4 and M55 firmware and runs it under qemu-system-arm against the host runtime),
+# builds the runtime for Cortex-M4, and runs the runtime's tests again with the x86-64 AVX2
+# kernels (their variant-vs-reference property tests run on the real instruction set only there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -11,3 +12,10 @@ echo "kestrel-runtime builds for thumbv7em-none-eabihf"
 # The firmware tests need QEMU; fail here, with the fix, rather than deep inside a test.
 command -v qemu-system-arm >/dev/null || { echo "qemu-system-arm missing: apt-get install qemu-system-arm" >&2; exit 1; }
 cargo test --workspace --no-fail-fast 2>&1
+if grep -qw avx2 /proc/cpuinfo 2>/dev/null; then
+    # Own target dir: different RUSTFLAGS would otherwise rebuild the main one each time.
+    RUSTFLAGS="-C target-cpu=x86-64-v3" cargo test -p kestrel-runtime \
+        --target-dir target/x86-64-v3 --no-fail-fast 2>&1
+else
+    echo "skipping the AVX2 kernel tests: this CPU has no avx2 (/proc/cpuinfo)"
+fi

@@ -8,7 +8,8 @@
 //! - `dispatch`: runs the compiled variant.
 //!
 //! **Variants.** Convolution, fully connected and pooling have per-instruction-set files
-//! beside `reference.rs` (`avx2.rs`, `neon.rs`, `dsp.rs`, `mve.rs`), chosen at compile
+//! beside `reference.rs` (`x86.rs` for AVX2, `neon.rs`, `dsp.rs`, `mve.rs`; helpers shared
+//! by one instruction set's files in `kernels/<isa>.rs`), chosen at compile
 //! time by `cfg(kestrel_isa = "…")` (set by `runtime/build.rs` from the target; see
 //! [`crate::IMPL`]) and re-exported as `<op>::isa`. Every variant file has the same functions
 //! with the same signatures as `reference.rs`, re-exporting the reference for those it does
@@ -36,6 +37,9 @@ pub(crate) mod maxpool;
 pub(crate) mod quantize;
 pub(crate) mod relu;
 pub(crate) mod tanh;
+/// Helpers shared by the AVX2 variants (`<op>/x86.rs`).
+#[cfg(kestrel_isa = "avx2")]
+mod x86;
 
 /// Activation element type: f32 for F32 and F16 models, i8 codes for Int8 models.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

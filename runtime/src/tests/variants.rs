@@ -48,6 +48,47 @@ proptest! {
     fn avgpool_f32(seed: u64) { note(); check(Kernel::AvgPoolF32, seed)?; }
 }
 
+/// The input stage (pixels or normalized f32 to int8 codes), variant against reference:
+/// random normalizations and quantizations, values around the rounding ties, far beyond
+/// the int8 range, and NaN among the normalized inputs. (Not `|x / scale| ≥ 2^31` or ±∞:
+/// there `quantize_f32`'s `t + 1` overflows.)
+fn quantize_input(seed: u64) -> Result<(), TestCaseError> {
+    use crate::kernels::quantize::{isa, reference};
+    use kestrel_format::QParams;
+    let mut rng = check::Rng::new(seed);
+    let n = rng.int(1, 100) as usize;
+    let unit = |rng: &mut check::Rng| (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
+    let q = QParams {
+        scale: (0.5 + unit(&mut rng)) * 2f32.powi(rng.int(-20, 4)),
+        zero_point: rng.int(-128, 127),
+    };
+    let (mean, std) = (unit(&mut rng), 0.05 + 2.0 * unit(&mut rng));
+    let pixels: std::vec::Vec<u8> = (0..n).map(|_| rng.next_u64() as u8).collect();
+    let x: std::vec::Vec<f32> = (0..n)
+        .map(|_| match rng.int(0, 9) {
+            0 => f32::NAN,
+            1 => (rng.int(-300, 300) as f32 + 0.5) * q.scale, // ties
+            2 => (unit(&mut rng) - 0.5) * 2f32.powi(rng.int(8, 30)) * q.scale,
+            _ => (unit(&mut rng) - 0.5) * 400.0 * q.scale,
+        })
+        .collect();
+    let (mut want, mut got) = (std::vec![0i8; n], std::vec![0i8; n]);
+    reference::pixels_s8(&pixels, mean, std, q, &mut want);
+    isa::pixels_s8(&pixels, mean, std, q, &mut got);
+    prop_assert_eq!(&want, &got, "pixels_s8 {:?} mean {} std {}", q, mean, std);
+    reference::quantize_s8(&x, q, &mut want);
+    isa::quantize_s8(&x, q, &mut got);
+    prop_assert_eq!(&want, &got, "quantize_s8 {:?} x {:?}", q, x);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn quantize_s8(seed: u64) { note(); quantize_input(seed)?; }
+}
+
 /// The generator stays inside `WORK_BYTES` and produces every kind of case it claims:
 /// padding, strides, extreme zero points.
 #[test]

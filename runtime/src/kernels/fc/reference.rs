@@ -8,6 +8,8 @@ use half::f16;
 use crate::kernels::{DenseF, DenseS8, Widen};
 
 /// f32 weights, f32 activations.
+// Outside tests only the reference build calls it (the AVX2 variant never falls back).
+#[cfg_attr(kestrel_isa = "avx2", allow(dead_code))]
 pub(crate) fn fc_f32(x: &[f32], p: DenseF<'_, f32>, y: &mut [f32], _scratch: &mut [u8]) {
     fc_float(x, p, y)
 }
@@ -33,6 +35,8 @@ fn fc_float<W: Widen>(x: &[f32], p: DenseF<'_, W>, y: &mut [f32]) {
 
 /// int8: `acc = bias[o] + Σ_k w[o,k] · (x[k] − zp_in)` in i32, then
 /// `y[o] = clamp(zp_out + requantize(acc, multiplier[o], shift[o]), -128, 127)`.
+// Outside tests only the reference build calls it (the AVX2 variant never falls back).
+#[cfg_attr(kestrel_isa = "avx2", allow(dead_code))]
 pub(crate) fn fc_s8(x: &[i8], p: DenseS8<'_>, y: &mut [i8], _scratch: &mut [u8]) {
     let k = x.len();
     debug_assert_eq!(p.weight.len(), y.len() * k);

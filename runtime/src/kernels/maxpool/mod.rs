@@ -2,13 +2,17 @@
 //! keeps the input's quantization).
 
 pub(crate) mod reference;
+#[cfg(kestrel_isa = "avx2")]
+pub(crate) mod x86;
 
 // The variant this build runs, chosen at compile time (see `runtime/build.rs` and
 // `kernels/mod.rs`); `crate::check` proves it equal to the reference. Each variant file
 // has the same functions as `reference.rs`, re-exporting the reference for what it does
 // not speed up. Instruction sets without a file here run the reference.
-#[cfg(not(any()))]
+#[cfg(not(any(kestrel_isa = "avx2")))]
 pub(crate) use reference as isa;
+#[cfg(kestrel_isa = "avx2")]
+pub(crate) use x86 as isa;
 
 use kestrel_format::Layer;
 

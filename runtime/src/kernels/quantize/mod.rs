@@ -1,7 +1,15 @@
 //! The input stage (pixels or normalized values into the first activation buffer) and the
 //! output dequantization of [`crate::Plan::run_f32`].
 
-mod reference;
+pub(crate) mod reference;
+#[cfg(kestrel_isa = "avx2")]
+pub(crate) mod x86;
+
+// The variant this build runs (see `kernels/mod.rs`); same functions as `reference.rs`.
+#[cfg(not(any(kestrel_isa = "avx2")))]
+pub(crate) use reference as isa;
+#[cfg(kestrel_isa = "avx2")]
+pub(crate) use x86 as isa;
 
 use kestrel_format::{InputSpec, QParams};
 
@@ -24,15 +32,15 @@ pub(crate) fn supports(spec: &InputSpec, elem: Elem) -> bool {
 pub(crate) fn dispatch(spec: &InputSpec, src: Source<'_>, dst: InPlace<'_>) {
     let (mean, std) = (spec.mean, spec.std);
     match (src, dst, spec.quant) {
-        (Source::Pixels(p), InPlace::F32(y), _) => reference::pixels_f32(p, mean, std, y),
-        (Source::Pixels(p), InPlace::S8(y), Some(q)) => reference::pixels_s8(p, mean, std, q, y),
-        (Source::Normalized(x), InPlace::F32(y), _) => reference::copy_f32(x, y),
-        (Source::Normalized(x), InPlace::S8(y), Some(q)) => reference::quantize_s8(x, q, y),
+        (Source::Pixels(p), InPlace::F32(y), _) => isa::pixels_f32(p, mean, std, y),
+        (Source::Pixels(p), InPlace::S8(y), Some(q)) => isa::pixels_s8(p, mean, std, q, y),
+        (Source::Normalized(x), InPlace::F32(y), _) => isa::copy_f32(x, y),
+        (Source::Normalized(x), InPlace::S8(y), Some(q)) => isa::quantize_s8(x, q, y),
         (_, InPlace::S8(_), None) => debug_assert!(false, "Plan::new checked the quantization"),
     }
 }
 
 /// Dequantizes int8 output codes into `y`.
 pub(crate) fn dequantize(q: &[i8], qp: QParams, y: &mut [f32]) {
-    reference::dequantize_s8(q, qp, y)
+    isa::dequantize_s8(q, qp, y)
 }
