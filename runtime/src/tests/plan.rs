@@ -535,7 +535,7 @@ fn errors_display_their_numbers() {
             },
             &["10", "9", "output"],
         ),
-        (Error::Unsupported { layer: 3 }, &["layer 3", "reference"]),
+        (Error::Unsupported { layer: 3 }, &["layer 3", IMPL]),
         (Error::Unsupported { layer: INPUT }, &["model input"]),
     ];
     for (err, words) in cases {
