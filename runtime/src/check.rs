@@ -206,8 +206,16 @@ fn conv(kernel: Kernel, seed: u64, rng: &mut Rng, work: &mut Carve<'_>) -> Resul
     };
     let pad = rng.below(kh.min(kw).min(3));
     let stride = 1 + rng.below(3) * (rng.below(3) == 0) as usize;
-    let h = (kh.saturating_sub(2 * pad)).max(1) + rng.below(12);
-    let w = (kw.saturating_sub(2 * pad)).max(1) + rng.below(12);
+    // Every eighth case a few rows as wide as LeNet's (16–35 more columns than the kernel),
+    // so that SIMD blocks of 16 output columns run too.
+    let wide = rng.below(8) == 0;
+    let h = (kh.saturating_sub(2 * pad)).max(1) + rng.below(if wide { 4 } else { 12 });
+    let w = (kw.saturating_sub(2 * pad)).max(1)
+        + if wide {
+            16 + rng.below(20)
+        } else {
+            rng.below(12)
+        };
     let oc = 1 + rng.below(20);
     let geom = ConvGeom {
         kh,
