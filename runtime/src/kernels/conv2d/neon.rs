@@ -1,0 +1,399 @@
+//! aarch64 NEON convolutions, bit-exact with `reference.rs` (proven by `crate::check`).
+//!
+//! Shapes as in the reference: `x` `[C, H, W]`, `weight` `[OC, C, KH, KW]`, `y` `[OC, OH, OW]`.
+//!
+//! For stride 1, the *interior* output columns of a row (those whose `KW` taps all fall
+//! inside the input row) are computed 4–16 at a time, one accumulator lane per output
+//! pixel: for each tap, the pixels' inputs are `x[c, r, j0 + kq − pad ..]`, contiguous. The
+//! padded edge columns, and every column at other strides, run the reference's per-pixel
+//! loop. int8 requantization runs on four lanes ([`Requant`]). No scratch.
+//!
+//! - int8 with `dotprod`: `SDOT` multiplies 4 taps by 4 inputs per lane. A table lookup
+//!   (`TBL`) turns 16 input bytes from `x[j0 + 4·g ..]` into the four overlapping windows
+//!   `x[j + 4g .. j + 4g + 4]` of pixels `j0..j0+4`; taps past `KW` get index 255, which
+//!   `TBL` reads as 0, so the over-read weights (the next row's) multiply nothing. `SDOT`
+//!   works on raw codes, so the sum is `Σ w·x − zp_in·Σ w` over the valid taps, equal to the
+//!   reference's `Σ w·(x − zp_in)` modulo 2^32, which is all an i32 accumulator keeps.
+//! - int8 without `dotprod` (and `KW > 8`): `x − zp_in` widened to i16 (`SSUBL`), times the
+//!   broadcast weight, accumulated in i32 (`SMLAL`): exact products, wrapping sums.
+//! - f32: the same interior blocks, summing `w·x` in the reference's `(c, kp, kq)` order with
+//!   separate multiply and add (no fused multiply-add), so every lane rounds as the
+//!   reference does.
+
+use core::arch::aarch64::*;
+use core::ops::Range;
+
+use kestrel_format::ConvGeom;
+
+pub(crate) use super::reference::{conv2d_f16, scratch_len};
+use crate::kernels::neon::{cover, Requant};
+use crate::kernels::{tap, DenseF, DenseS8, Dims};
+
+/// Output columns `lo..hi` whose taps `j·stride + kq − pad` (`kq < KW`) all lie in `0..W`.
+fn interior(g: ConvGeom, w: usize, ow: usize) -> Range<usize> {
+    let lo = g.pad.div_ceil(g.stride).min(ow);
+    let hi = match (w + g.pad).checked_sub(g.kw) {
+        Some(last) => (last / g.stride + 1).min(ow),
+        None => 0,
+    };
+    lo..hi.max(lo)
+}
+
+/// Kernel rows `kp` whose input row `i·stride + kp − pad` lies in `0..H`.
+fn kernel_rows(i: usize, g: ConvGeom, h: usize) -> Range<usize> {
+    let top = i * g.stride;
+    let lo = g.pad.saturating_sub(top);
+    let hi = (h + g.pad).saturating_sub(top).min(g.kh);
+    lo..hi.max(lo)
+}
+
+/// int8: see the module docs; `y = clamp(zp_out + requantize(bias + Σ w·(x − zp_in)))`.
+pub(crate) fn conv2d_s8(
+    x: &[i8],
+    xd: Dims,
+    p: DenseS8<'_>,
+    g: ConvGeom,
+    yd: Dims,
+    y: &mut [i8],
+    _scratch: &mut [u8],
+) {
+    debug_assert_eq!(x.len(), xd.len());
+    debug_assert_eq!(y.len(), yd.len());
+    debug_assert_eq!(p.weight.len(), yd.c * xd.c * g.kh * g.kw);
+    let per_out = xd.c * g.kh * g.kw;
+    let inner = if g.stride == 1 {
+        interior(g, xd.w, yd.w)
+    } else {
+        0..0
+    };
+    for o in 0..yd.c {
+        let w_o = &p.weight[o * per_out..][..per_out]; // [C, KH, KW]
+        let rq = Requant::new(&p, o);
+        for i in 0..yd.h {
+            let y_row = &mut y[(o * yd.h + i) * yd.w..][..yd.w]; // [OW]
+            let rows = kernel_rows(i, g, xd.h);
+            let row = Row {
+                x,
+                xd,
+                w_o,
+                g,
+                zp: p.zp_in,
+                rows,
+                top: i,
+            };
+            for j in (0..inner.start).chain(inner.end..yd.w) {
+                y_row[j] = p.output(o, row.pixel(j));
+            }
+            if !inner.is_empty() {
+                row.interior_s8(inner.clone(), &rq, &p, o, y_row);
+            }
+        }
+    }
+}
+
+/// One output row `i` of one output channel: its input, weights and valid kernel rows.
+#[derive(Clone)]
+struct Row<'a> {
+    x: &'a [i8],
+    xd: Dims,
+    w_o: &'a [i8], // [C, KH, KW]
+    g: ConvGeom,
+    zp: i32,
+    /// Kernel rows inside the input (the others read padding, which contributes nothing).
+    rows: Range<usize>,
+    /// Output row index `i`.
+    top: usize,
+}
+
+impl Row<'_> {
+    /// Input row of kernel row `kp` (in `self.rows`).
+    fn input_row(&self, kp: usize) -> usize {
+        self.top * self.g.stride + kp - self.g.pad
+    }
+
+    /// The reference's `Σ w·(x − zp_in)` for output column `j`, skipping padding.
+    fn pixel(&self, j: usize) -> i32 {
+        let (g, xd) = (self.g, self.xd);
+        let mut sum = 0i32;
+        for c in 0..xd.c {
+            for kp in self.rows.clone() {
+                let r = self.input_row(kp);
+                for kq in 0..g.kw {
+                    let Some(s) = tap(j, kq, g.stride, g.pad, xd.w) else {
+                        continue;
+                    };
+                    let wv = self.w_o[(c * g.kh + kp) * g.kw + kq] as i32;
+                    let xv = self.x[(c * xd.h + r) * xd.w + s] as i32 - self.zp;
+                    sum = sum.wrapping_add(wv * xv);
+                }
+            }
+        }
+        sum
+    }
+
+    /// Interior columns `cols` (stride 1), in blocks.
+    fn interior_s8(
+        &self,
+        cols: Range<usize>,
+        rq: &Requant,
+        p: &DenseS8<'_>,
+        o: usize,
+        y: &mut [i8],
+    ) {
+        #[cfg(target_feature = "dotprod")]
+        if self.g.kw <= 8 {
+            if cols.len() < 4 {
+                cols.for_each(|j| y[j] = p.output(o, self.pixel(j)));
+                return;
+            }
+            let dot = DotTaps::new(self.g.kw);
+            let corr = self.zp_weight_sum();
+            cover(cols.start, cols.end, 16, 4, |j0, big| {
+                if big {
+                    rq.store(&self.block_dot::<4>(&dot, j0, corr), &mut y[j0..]);
+                } else {
+                    rq.store(&self.block_dot::<1>(&dot, j0, corr), &mut y[j0..]);
+                }
+            });
+            return;
+        }
+        if cols.len() < 8 {
+            cols.for_each(|j| y[j] = p.output(o, self.pixel(j)));
+            return;
+        }
+        cover(cols.start, cols.end, 16, 8, |j0, big| {
+            if big {
+                rq.store(&self.block_widen::<4>(j0), &mut y[j0..]);
+            } else {
+                rq.store(&self.block_widen::<2>(j0), &mut y[j0..]);
+            }
+        });
+    }
+
+    /// `Σ w·(x − zp_in)` of the `4·B` interior pixels `j0..` (`B` even), i16 products
+    /// widened into i32 lanes.
+    fn block_widen<const B: usize>(&self, j0: usize) -> [int32x4_t; B] {
+        let (g, xd) = (self.g, self.xd);
+        debug_assert!(B.is_multiple_of(2) && j0 >= g.pad && j0 + 4 * B + g.kw <= xd.w + g.pad + 1);
+        // SAFETY: NEON is baseline on aarch64. Pixel `j0 + l` reads input column
+        // `j0 + l + kq − pad`, in `0..W` for interior pixels (asserted above), so each 8-byte
+        // load at `x_row[j0 + kq − pad + 8·h]`, `8·h + 8 ≤ 4·B`, stays inside `x_row`.
+        unsafe {
+            let zp8 = vdup_n_s8(self.zp as i8); // zp_in ∈ [-128, 127]
+            let mut acc = [vdupq_n_s32(0); B];
+            for c in 0..xd.c {
+                for kp in self.rows.clone() {
+                    let x_row = &self.x[(c * xd.h + self.input_row(kp)) * xd.w..][..xd.w];
+                    let w_row = &self.w_o[(c * g.kh + kp) * g.kw..][..g.kw];
+                    for (kq, &w) in w_row.iter().enumerate() {
+                        let src = x_row.as_ptr().add(j0 + kq - g.pad);
+                        for h in 0..B / 2 {
+                            // x − zp_in ∈ [-255, 255] in i16, times w, into i32.
+                            let d = vsubl_s8(vld1_s8(src.add(8 * h)), zp8);
+                            acc[2 * h] = vmlal_n_s16(acc[2 * h], vget_low_s16(d), w as i16);
+                            acc[2 * h + 1] = vmlal_high_n_s16(acc[2 * h + 1], d, w as i16);
+                        }
+                    }
+                }
+            }
+            acc
+        }
+    }
+
+    /// `zp_in · Σ w` over the valid kernel rows (every column: interior pixels use all),
+    /// the term that turns `Σ w·x` into `Σ w·(x − zp_in)`, modulo 2^32.
+    #[cfg(target_feature = "dotprod")]
+    fn zp_weight_sum(&self) -> i32 {
+        let g = self.g;
+        let mut s = 0i32;
+        for c in 0..self.xd.c {
+            for kp in self.rows.clone() {
+                let w_row = &self.w_o[(c * g.kh + kp) * g.kw..][..g.kw];
+                s = w_row.iter().fold(s, |s, &w| s.wrapping_add(w as i32));
+            }
+        }
+        s.wrapping_mul(self.zp)
+    }
+
+    /// `Σ w·(x − zp_in)` of the `4·B` interior pixels `j0..` with `SDOT`: lane `l` of
+    /// accumulator `b` is pixel `j0 + 4b + l`; kernel taps in groups of four.
+    #[cfg(target_feature = "dotprod")]
+    fn block_dot<const B: usize>(&self, dot: &DotTaps, j0: usize, corr: i32) -> [int32x4_t; B] {
+        use crate::kernels::neon::{load16, load4, sdot};
+        let (g, xd) = (self.g, self.xd);
+        debug_assert!(j0 >= g.pad && j0 + 4 * B + g.kw <= xd.w + g.pad + 1);
+        // SAFETY: NEON is baseline on aarch64 and `TBL` is register-only; the loads are the
+        // bounds-checked `load16` / `load4`.
+        unsafe {
+            let mut acc = [vdupq_n_s32(0); B];
+            for c in 0..xd.c {
+                for kp in self.rows.clone() {
+                    let x_at = (c * xd.h + self.input_row(kp)) * xd.w + j0 - g.pad;
+                    let w_at = (c * g.kh + kp) * g.kw;
+                    for (grp, idx) in dot.idx[..dot.groups].iter().enumerate() {
+                        // Taps 4·grp .. 4·grp + 4 of this kernel row, in every lane.
+                        let w4 = vreinterpretq_s8_s32(vdupq_n_s32(load4(self.w_o, w_at + 4 * grp)));
+                        for (b, acc) in acc.iter_mut().enumerate() {
+                            // Lane l: x[r, j0 + 4b + l + 4·grp + t − pad], t < 4.
+                            let xs = load16(self.x, x_at + 4 * b + 4 * grp);
+                            *acc = sdot(*acc, vqtbl1q_s8(xs, *idx), w4);
+                        }
+                    }
+                }
+            }
+            let corr = vdupq_n_s32(corr);
+            acc.map(|a| vsubq_s32(a, corr))
+        }
+    }
+}
+
+/// Table-lookup indices for [`Row::block_dot`]: group `g` (taps `4g..4g+4`), lane `l`, byte
+/// `t` reads byte `l + t` of the 16 loaded at the group's start, or 0 where `4g + t ≥ KW`.
+#[cfg(target_feature = "dotprod")]
+struct DotTaps {
+    groups: usize,
+    idx: [uint8x16_t; 2],
+}
+
+#[cfg(target_feature = "dotprod")]
+impl DotTaps {
+    /// `kw ≤ 8`.
+    fn new(kw: usize) -> Self {
+        debug_assert!((1..=8).contains(&kw));
+        let idx = [0, 1].map(|g| {
+            let mut t = [0u8; 16];
+            for (n, v) in t.iter_mut().enumerate() {
+                let (l, tap) = (n / 4, n % 4);
+                *v = if 4 * g + tap < kw {
+                    (l + tap) as u8
+                } else {
+                    255
+                };
+            }
+            // SAFETY: `t` is 16 bytes; NEON is baseline on aarch64.
+            unsafe { vld1q_u8(t.as_ptr()) }
+        });
+        DotTaps {
+            groups: kw.div_ceil(4),
+            idx,
+        }
+    }
+}
+
+/// f32 weights, f32 activations: see the module docs.
+pub(crate) fn conv2d_f32(
+    x: &[f32],
+    xd: Dims,
+    p: DenseF<'_, f32>,
+    g: ConvGeom,
+    yd: Dims,
+    y: &mut [f32],
+    _scratch: &mut [u8],
+) {
+    debug_assert_eq!(x.len(), xd.len());
+    debug_assert_eq!(y.len(), yd.len());
+    debug_assert_eq!(p.weight.len(), yd.c * xd.c * g.kh * g.kw);
+    let per_out = xd.c * g.kh * g.kw;
+    let inner = if g.stride == 1 {
+        interior(g, xd.w, yd.w)
+    } else {
+        0..0
+    };
+    for o in 0..yd.c {
+        let w_o = &p.weight[o * per_out..][..per_out]; // [C, KH, KW]
+        let bias = p.bias[o];
+        for i in 0..yd.h {
+            let y_row = &mut y[(o * yd.h + i) * yd.w..][..yd.w]; // [OW]
+            let rows = kernel_rows(i, g, xd.h);
+            let cols = if inner.len() >= 4 {
+                inner.clone()
+            } else {
+                0..0
+            };
+            for j in (0..cols.start).chain(cols.end..yd.w) {
+                y_row[j] = bias + pixel_f32(x, xd, w_o, g, rows.clone(), i, j);
+            }
+            if cols.is_empty() {
+                continue;
+            }
+            cover(cols.start, cols.end, 16, 4, |j0, big| {
+                let out = &mut y_row[j0..];
+                if big {
+                    block_f32::<4>(x, xd, w_o, g, rows.clone(), i, j0, bias, out);
+                } else {
+                    block_f32::<1>(x, xd, w_o, g, rows.clone(), i, j0, bias, out);
+                }
+            });
+        }
+    }
+}
+
+/// The reference's f32 sum for output pixel `(i, j)`, in `(c, kp, kq)` order.
+fn pixel_f32(
+    x: &[f32],
+    xd: Dims,
+    w_o: &[f32],
+    g: ConvGeom,
+    rows: Range<usize>,
+    i: usize,
+    j: usize,
+) -> f32 {
+    let mut sum = 0.0f32;
+    for c in 0..xd.c {
+        for kp in rows.clone() {
+            let r = i * g.stride + kp - g.pad;
+            for kq in 0..g.kw {
+                let Some(s) = tap(j, kq, g.stride, g.pad, xd.w) else {
+                    continue;
+                };
+                sum += w_o[(c * g.kh + kp) * g.kw + kq] * x[(c * xd.h + r) * xd.w + s];
+            }
+        }
+    }
+    sum
+}
+
+/// `bias + Σ w·x` of the `4·B` interior pixels `j0..` of output row `i` (stride 1), written
+/// to `y[..4·B]`; each lane sums in the reference's order.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn block_f32<const B: usize>(
+    x: &[f32],
+    xd: Dims,
+    w_o: &[f32],
+    g: ConvGeom,
+    rows: Range<usize>,
+    i: usize,
+    j0: usize,
+    bias: f32,
+    y: &mut [f32],
+) {
+    debug_assert!(j0 >= g.pad && j0 + 4 * B + g.kw <= xd.w + g.pad + 1);
+    let y = &mut y[..4 * B];
+    // SAFETY: NEON is baseline on aarch64. Interior pixels `j0 + l` read input columns
+    // `j0 + l + kq − pad` in `0..W` (asserted above), so each 4-lane load at
+    // `x_row[j0 + kq − pad + 4·b]`, `4·b + 4 ≤ 4·B`, lies inside `x_row`; the stores write
+    // `y`'s `4·B` elements.
+    unsafe {
+        let mut acc = [vdupq_n_f32(0.0); B];
+        for c in 0..xd.c {
+            for kp in rows.clone() {
+                let r = i + kp - g.pad;
+                let x_row = &x[(c * xd.h + r) * xd.w..][..xd.w];
+                let w_row = &w_o[(c * g.kh + kp) * g.kw..][..g.kw];
+                for (kq, &w) in w_row.iter().enumerate() {
+                    let src = x_row.as_ptr().add(j0 + kq - g.pad);
+                    let w = vdupq_n_f32(w);
+                    for (b, acc) in acc.iter_mut().enumerate() {
+                        // Rounded product, then rounded sum: no FMA, as the reference.
+                        *acc = vaddq_f32(*acc, vmulq_f32(w, vld1q_f32(src.add(4 * b))));
+                    }
+                }
+            }
+        }
+        let bias = vdupq_n_f32(bias);
+        for (b, acc) in acc.iter().enumerate() {
+            vst1q_f32(y.as_mut_ptr().add(4 * b), vaddq_f32(bias, *acc));
+        }
+    }
+}
