@@ -27,7 +27,7 @@ use kestrel_format::ConvGeom;
 
 pub(crate) use super::reference::{conv2d_f16, scratch_len};
 use crate::kernels::neon::{cover, Requant};
-use crate::kernels::{tap, DenseF, DenseS8, Dims};
+use crate::kernels::{DenseF, DenseS8, Dims};
 
 /// Output columns `lo..hi` whose taps `j·stride + kq − pad` (`kq < KW`) all lie in `0..W`.
 fn interior(g: ConvGeom, w: usize, ow: usize) -> Range<usize> {
@@ -45,6 +45,24 @@ fn kernel_rows(i: usize, g: ConvGeom, h: usize) -> Range<usize> {
     let lo = g.pad.saturating_sub(top);
     let hi = (h + g.pad).saturating_sub(top).min(g.kh);
     lo..hi.max(lo)
+}
+
+/// The kernel columns of output column `j` that fall inside the input row, and the input
+/// columns they read (`j·stride + kq − pad`): two ranges of the same length.
+struct Cols {
+    taps: Range<usize>,
+    input: Range<usize>,
+}
+
+fn kernel_cols(j: usize, g: ConvGeom, w: usize) -> Cols {
+    let left = j * g.stride;
+    let lo = g.pad.saturating_sub(left);
+    let hi = (w + g.pad).saturating_sub(left).min(g.kw).max(lo);
+    let start = (left + lo).saturating_sub(g.pad).min(w); // `.min`: when no tap is inside
+    Cols {
+        taps: lo..hi,
+        input: start..start + (hi - lo),
+    }
 }
 
 /// int8: see the module docs; `y = clamp(zp_out + requantize(bias + Σ w·(x − zp_in)))`.
@@ -114,17 +132,14 @@ impl Row<'_> {
     /// The reference's `Σ w·(x − zp_in)` for output column `j`, skipping padding.
     fn pixel(&self, j: usize) -> i32 {
         let (g, xd) = (self.g, self.xd);
+        let cols = kernel_cols(j, g, xd.w);
         let mut sum = 0i32;
         for c in 0..xd.c {
             for kp in self.rows.clone() {
-                let r = self.input_row(kp);
-                for kq in 0..g.kw {
-                    let Some(s) = tap(j, kq, g.stride, g.pad, xd.w) else {
-                        continue;
-                    };
-                    let wv = self.w_o[(c * g.kh + kp) * g.kw + kq] as i32;
-                    let xv = self.x[(c * xd.h + r) * xd.w + s] as i32 - self.zp;
-                    sum = sum.wrapping_add(wv * xv);
+                let w_row = &self.w_o[(c * g.kh + kp) * g.kw..][cols.taps.clone()];
+                let x_row = &self.x[(c * xd.h + self.input_row(kp)) * xd.w..][cols.input.clone()];
+                for (&w, &x) in w_row.iter().zip(x_row) {
+                    sum = sum.wrapping_add(w as i32 * (x as i32 - self.zp));
                 }
             }
         }
@@ -338,15 +353,15 @@ fn pixel_f32(
     i: usize,
     j: usize,
 ) -> f32 {
+    let cols = kernel_cols(j, g, xd.w);
     let mut sum = 0.0f32;
     for c in 0..xd.c {
         for kp in rows.clone() {
             let r = i * g.stride + kp - g.pad;
-            for kq in 0..g.kw {
-                let Some(s) = tap(j, kq, g.stride, g.pad, xd.w) else {
-                    continue;
-                };
-                sum += w_o[(c * g.kh + kp) * g.kw + kq] * x[(c * xd.h + r) * xd.w + s];
+            let w_row = &w_o[(c * g.kh + kp) * g.kw..][cols.taps.clone()];
+            let x_row = &x[(c * xd.h + r) * xd.w..][cols.input.clone()];
+            for (&w, &x) in w_row.iter().zip(x_row) {
+                sum += w * x;
             }
         }
     }
