@@ -1,5 +1,5 @@
-//! aarch64 NEON building blocks shared by the `<op>/neon.rs` kernels: bounds-checked loads,
-//! the int8 requantization on four lanes, and `SDOT` (through `asm!`, because the
+//! aarch64 NEON building blocks shared by the `<op>/neon.rs` kernels: the int8
+//! requantization on four lanes, and `SDOT` (through `asm!`, because the
 //! dot-product intrinsics are still unstable in `core::arch`).
 //!
 //! NEON is baseline on aarch64, so nothing here needs a run-time check; `SDOT` is compiled
@@ -9,38 +9,6 @@
 use core::arch::aarch64::*;
 
 use crate::kernels::DenseS8;
-
-#[cfg(target_feature = "dotprod")]
-/// `x[off..off + 16]` as a vector, with the bytes past the end of `x` read as zero.
-#[inline(always)]
-pub(crate) fn load16(x: &[i8], off: usize) -> int8x16_t {
-    if off + 16 <= x.len() {
-        // SAFETY: the 16 bytes read lie inside `x` (checked above); NEON is baseline on
-        // aarch64 and `vld1q_s8` has no alignment requirement.
-        unsafe { vld1q_s8(x.as_ptr().add(off)) }
-    } else {
-        let mut t = [0i8; 16];
-        let rest = x.get(off..).unwrap_or(&[]);
-        t[..rest.len()].copy_from_slice(rest);
-        // SAFETY: `t` is 16 bytes.
-        unsafe { vld1q_s8(t.as_ptr()) }
-    }
-}
-
-#[cfg(target_feature = "dotprod")]
-/// `w[off..off + 4]` as a little-endian word, bytes past the end of `w` read as zero.
-#[inline(always)]
-pub(crate) fn load4(w: &[i8], off: usize) -> i32 {
-    let mut t = [0u8; 4];
-    match w.get(off..off + 4) {
-        Some(b) => t.copy_from_slice(bytemuck::cast_slice(b)),
-        None => {
-            let rest = w.get(off..).unwrap_or(&[]);
-            t[..rest.len()].copy_from_slice(bytemuck::cast_slice(rest));
-        }
-    }
-    i32::from_le_bytes(t)
-}
 
 /// `acc + Σ_{t<4} a[4l+t]·b[4l+t]` in each 32-bit lane `l` (`SDOT`, wrapping like the i32
 /// accumulators of the reference).

@@ -9,9 +9,10 @@
 //! loop. int8 requantization runs on four lanes ([`Requant`]). No scratch.
 //!
 //! - int8 with `dotprod`: `SDOT` multiplies 4 taps by 4 inputs per lane. A table lookup
-//!   (`TBL`) turns 16 input bytes from `x[j0 + 4·g ..]` into the four overlapping windows
-//!   `x[j + 4g .. j + 4g + 4]` of pixels `j0..j0+4`; taps past `KW` get index 255, which
-//!   `TBL` reads as 0, so the over-read weights (the next row's) multiply nothing. `SDOT`
+//!   (`TBL`) turns 8 input bytes from `x[j0 + 4·g ..]` into the four overlapping windows
+//!   `x[j + 4g .. j + 4g + 4]` of pixels `j0..j0+4`; the weights, packed per output channel
+//!   on the stack as one word per 4 taps, are zero past `KW`, so the extra bytes read
+//!   multiply nothing. `SDOT`
 //!   works on raw codes, so the sum is `Σ w·x − zp_in·Σ w` over the valid taps, equal to the
 //!   reference's `Σ w·(x − zp_in)` modulo 2^32, which is all an i32 accumulator keeps.
 //! - int8 without `dotprod` (and `KW > 8`): `x − zp_in` widened to i16 (`SSUBL`), times the
@@ -87,6 +88,8 @@ pub(crate) fn conv2d_s8(
     for o in 0..yd.c {
         let w_o = &p.weight[o * per_out..][..per_out]; // [C, KH, KW]
         let rq = Requant::new(&p, o);
+        #[cfg(target_feature = "dotprod")]
+        let dot = DotW::new(w_o, xd.c, g, x);
         for i in 0..yd.h {
             let y_row = &mut y[(o * yd.h + i) * yd.w..][..yd.w]; // [OW]
             let rows = kernel_rows(i, g, xd.h);
@@ -98,6 +101,8 @@ pub(crate) fn conv2d_s8(
                 zp: p.zp_in,
                 rows,
                 top: i,
+                #[cfg(target_feature = "dotprod")]
+                dot: dot.as_ref(),
             };
             for j in (0..inner.start).chain(inner.end..yd.w) {
                 y_row[j] = p.output(o, row.pixel(j));
@@ -121,6 +126,9 @@ struct Row<'a> {
     rows: Range<usize>,
     /// Output row index `i`.
     top: usize,
+    /// The channel's weights packed for `SDOT`, where they fit.
+    #[cfg(target_feature = "dotprod")]
+    dot: Option<&'a DotW>,
 }
 
 impl Row<'_> {
@@ -156,20 +164,30 @@ impl Row<'_> {
         y: &mut [i8],
     ) {
         #[cfg(target_feature = "dotprod")]
-        if self.g.kw <= 8 {
+        if let Some(dot) = self.dot {
             if cols.len() < 4 {
                 cols.for_each(|j| y[j] = p.output(o, self.pixel(j)));
                 return;
             }
-            let dot = DotTaps::new(self.g.kw);
-            let corr = self.zp_weight_sum();
-            cover(cols.start, cols.end, 16, 4, |j0, big| {
-                if big {
-                    rq.store(&self.block_dot::<4>(&dot, j0, corr), &mut y[j0..]);
-                } else {
-                    rq.store(&self.block_dot::<1>(&dot, j0, corr), &mut y[j0..]);
-                }
-            });
+            let corr = dot.zp_weight_sum(self.rows.clone(), self.zp);
+            // Blocks of 16, then one of 8, then 4s, the last moved back to end at `cols.end`.
+            let mut j0 = cols.start;
+            while cols.end - j0 >= 16 {
+                rq.store(&self.block_dot::<4>(dot, j0, corr), &mut y[j0..]);
+                j0 += 16;
+            }
+            if cols.end - j0 >= 8 {
+                rq.store(&self.block_dot::<2>(dot, j0, corr), &mut y[j0..]);
+                j0 += 8;
+            }
+            while cols.end - j0 >= 4 {
+                rq.store(&self.block_dot::<1>(dot, j0, corr), &mut y[j0..]);
+                j0 += 4;
+            }
+            if j0 < cols.end {
+                let j0 = cols.end - 4;
+                rq.store(&self.block_dot::<1>(dot, j0, corr), &mut y[j0..]);
+            }
             return;
         }
         if cols.len() < 8 {
@@ -215,43 +233,38 @@ impl Row<'_> {
         }
     }
 
-    /// `zp_in · Σ w` over the valid kernel rows (every column: interior pixels use all),
-    /// the term that turns `Σ w·x` into `Σ w·(x − zp_in)`, modulo 2^32.
-    #[cfg(target_feature = "dotprod")]
-    fn zp_weight_sum(&self) -> i32 {
-        let g = self.g;
-        let mut s = 0i32;
-        for c in 0..self.xd.c {
-            for kp in self.rows.clone() {
-                let w_row = &self.w_o[(c * g.kh + kp) * g.kw..][..g.kw];
-                s = w_row.iter().fold(s, |s, &w| s.wrapping_add(w as i32));
-            }
-        }
-        s.wrapping_mul(self.zp)
-    }
-
     /// `Σ w·(x − zp_in)` of the `4·B` interior pixels `j0..` with `SDOT`: lane `l` of
     /// accumulator `b` is pixel `j0 + 4b + l`; kernel taps in groups of four.
     #[cfg(target_feature = "dotprod")]
-    fn block_dot<const B: usize>(&self, dot: &DotTaps, j0: usize, corr: i32) -> [int32x4_t; B] {
-        use crate::kernels::neon::{load16, load4, sdot};
+    fn block_dot<const B: usize>(&self, dot: &DotW, j0: usize, corr: i32) -> [int32x4_t; B] {
+        use crate::kernels::neon::sdot;
         let (g, xd) = (self.g, self.xd);
         debug_assert!(j0 >= g.pad && j0 + 4 * B + g.kw <= xd.w + g.pad + 1);
-        // SAFETY: NEON is baseline on aarch64 and `TBL` is register-only; the loads are the
-        // bounds-checked `load16` / `load4`.
+        // From the offset of pixel j0's tap (c, kp, 0), a kernel row's loads read 8 bytes at
+        // `+ 4·b + 4·grp`: `span` bytes in all, up to 4 past the input row's end.
+        let span = 4 * (B - 1) + 4 * (dot.groups - 1) + 8;
+        let tail = &dot.tail;
+        // SAFETY: NEON is baseline on aarch64 and `TBL`/`SDOT` are register-only. Every
+        // 8-byte load reads `span` bytes from `src` at most: inside `x` when
+        // `at + span ≤ x.len()`, else inside `tail.bytes` (see `Tail::at`).
         unsafe {
             let mut acc = [vdupq_n_s32(0); B];
             for c in 0..xd.c {
                 for kp in self.rows.clone() {
-                    let x_at = (c * xd.h + self.input_row(kp)) * xd.w + j0 - g.pad;
-                    let w_at = (c * g.kh + kp) * g.kw;
-                    for (grp, idx) in dot.idx[..dot.groups].iter().enumerate() {
+                    let at = (c * xd.h + self.input_row(kp)) * xd.w + j0 - g.pad;
+                    let src = if at + span <= self.x.len() {
+                        self.x.as_ptr().add(at)
+                    } else {
+                        tail.at(at)
+                    };
+                    let words = &dot.words[(c * g.kh + kp) * dot.groups..][..dot.groups];
+                    for (grp, &word) in words.iter().enumerate() {
                         // Taps 4·grp .. 4·grp + 4 of this kernel row, in every lane.
-                        let w4 = vreinterpretq_s8_s32(vdupq_n_s32(load4(self.w_o, w_at + 4 * grp)));
+                        let w4 = vreinterpretq_s8_s32(vdupq_n_s32(word));
                         for (b, acc) in acc.iter_mut().enumerate() {
-                            // Lane l: x[r, j0 + 4b + l + 4·grp + t − pad], t < 4.
-                            let xs = load16(self.x, x_at + 4 * b + 4 * grp);
-                            *acc = sdot(*acc, vqtbl1q_s8(xs, *idx), w4);
+                            // Lane l, byte t: x[c, r, j0 + 4b + l + 4·grp + t − pad].
+                            let xs = vcombine_s8(vld1_s8(src.add(4 * b + 4 * grp)), vdup_n_s8(0));
+                            *acc = sdot(*acc, vqtbl1q_s8(xs, dot.idx), w4);
                         }
                     }
                 }
@@ -262,36 +275,101 @@ impl Row<'_> {
     }
 }
 
-/// Table-lookup indices for [`Row::block_dot`]: group `g` (taps `4g..4g+4`), lane `l`, byte
-/// `t` reads byte `l + t` of the 16 loaded at the group's start, or 0 where `4g + t ≥ KW`.
+/// The last [`Tail::KEEP`] bytes of `x` followed by zeros, for the loads of
+/// [`Row::block_dot`] that would run past the end of `x` (by at most 4 bytes: they start
+/// at most `span − 8 ≤ 20` bytes before a byte the convolution reads).
 #[cfg(target_feature = "dotprod")]
-struct DotTaps {
-    groups: usize,
-    idx: [uint8x16_t; 2],
+struct Tail {
+    /// Offset in `x` of `bytes[0]`.
+    base: usize,
+    bytes: [i8; Tail::KEEP + 8],
 }
 
 #[cfg(target_feature = "dotprod")]
-impl DotTaps {
-    /// `kw ≤ 8`.
-    fn new(kw: usize) -> Self {
-        debug_assert!((1..=8).contains(&kw));
-        let idx = [0, 1].map(|g| {
-            let mut t = [0u8; 16];
-            for (n, v) in t.iter_mut().enumerate() {
-                let (l, tap) = (n / 4, n % 4);
-                *v = if 4 * g + tap < kw {
-                    (l + tap) as u8
-                } else {
-                    255
-                };
-            }
-            // SAFETY: `t` is 16 bytes; NEON is baseline on aarch64.
-            unsafe { vld1q_u8(t.as_ptr()) }
-        });
-        DotTaps {
-            groups: kw.div_ceil(4),
-            idx,
+impl Tail {
+    const KEEP: usize = 32;
+
+    fn new(x: &[i8]) -> Self {
+        let base = x.len().saturating_sub(Self::KEEP);
+        let mut bytes = [0i8; Self::KEEP + 8];
+        bytes[..x.len() - base].copy_from_slice(&x[base..]);
+        Tail { base, bytes }
+    }
+
+    /// Where to read `x[at..at + span]` (`span ≤ 24`) when it passes the end of `x`: then
+    /// `at > x.len() − 24 ≥ base` and `at + span ≤ x.len() + 4 ≤ base + KEEP + 4`, so the
+    /// read stays inside `bytes`, which holds the same values (and zeros past `x`).
+    fn at(&self, at: usize) -> *const i8 {
+        let i = (at - self.base).min(Self::KEEP);
+        self.bytes[i..].as_ptr()
+    }
+}
+
+/// Most packed words [`DotW`] holds (`C·KH·⌈KW/4⌉`; 2 KiB of stack); larger layers, and
+/// `KW > 8` or `KH > 32`, run the widening path.
+#[cfg(target_feature = "dotprod")]
+const DOT_WORDS: usize = 512;
+
+/// One output channel's weights for [`Row::block_dot`].
+#[cfg(target_feature = "dotprod")]
+struct DotW {
+    /// `⌈KW/4⌉` (1 or 2).
+    groups: usize,
+    /// Taps `4·grp .. 4·grp + 4` of kernel row `(c, kp)` as one little-endian word, zero
+    /// past `KW`: `[C, KH, groups]`.
+    words: [i32; DOT_WORDS],
+    /// `Σ_{c, kq} w[c, kp, kq]` per kernel row `kp`, wrapping.
+    row_sums: [i32; 32],
+    /// The end of the input, for loads that would pass it.
+    tail: Tail,
+    /// Table-lookup indices: of the 8 bytes loaded for a group, lane `l` byte `t` reads
+    /// byte `l + t`.
+    idx: uint8x16_t,
+}
+
+#[cfg(target_feature = "dotprod")]
+impl DotW {
+    /// `w_o` `[C, KH, KW]`; `None` where it does not fit.
+    fn new(w_o: &[i8], c: usize, g: ConvGeom, x: &[i8]) -> Option<Self> {
+        let groups = g.kw.div_ceil(4);
+        if g.kw > 8 || g.kh > 32 || c * g.kh * groups > DOT_WORDS {
+            return None;
         }
+        let mut words = [0i32; DOT_WORDS];
+        let mut row_sums = [0i32; 32];
+        for (n, w_row) in w_o.chunks_exact(g.kw).enumerate() {
+            let mut b = [0u8; 8];
+            for (b, &w) in b.iter_mut().zip(w_row) {
+                *b = w as u8;
+            }
+            words[n * groups] = i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            if groups == 2 {
+                words[n * groups + 1] = i32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+            }
+            let kp = n % g.kh;
+            row_sums[kp] = w_row
+                .iter()
+                .fold(row_sums[kp], |s, &w| s.wrapping_add(w as i32));
+        }
+        let t: [u8; 16] = core::array::from_fn(|n| (n / 4 + n % 4) as u8);
+        // SAFETY: `t` is 16 bytes; NEON is baseline on aarch64.
+        let idx = unsafe { vld1q_u8(t.as_ptr()) };
+        Some(DotW {
+            groups,
+            words,
+            row_sums,
+            tail: Tail::new(x),
+            idx,
+        })
+    }
+
+    /// `zp_in · Σ w` over the kernel rows `rows` (all columns: interior pixels use every
+    /// tap), the term that turns `Σ w·x` into `Σ w·(x − zp_in)` modulo 2^32.
+    fn zp_weight_sum(&self, rows: Range<usize>, zp: i32) -> i32 {
+        self.row_sums[rows]
+            .iter()
+            .fold(0i32, |s, &r| s.wrapping_add(r))
+            .wrapping_mul(zp)
     }
 }
 
