@@ -67,7 +67,7 @@ fn max_s8<const S: usize>(x: &[i8], xd: Dims, k: usize, yd: Dims, y: &mut [i8]) 
                     if big {
                         let (src, sel) = at(0, 0);
                         let mut m = strided_s8x16::<S>(src, sel);
-                        for (p, q) in taps(k).skip(1) {
+                        for (p, q) in taps(k) {
                             let (src, sel) = at(p, q);
                             m = vmaxq_s8(m, strided_s8x16::<S>(src, sel));
                         }
@@ -75,7 +75,7 @@ fn max_s8<const S: usize>(x: &[i8], xd: Dims, k: usize, yd: Dims, y: &mut [i8]) 
                     } else {
                         let (src, sel) = at(0, 0);
                         let mut m = strided_s8x8::<S>(src, sel);
-                        for (p, q) in taps(k).skip(1) {
+                        for (p, q) in taps(k) {
                             let (src, sel) = at(p, q);
                             m = vmax_s8(m, strided_s8x8::<S>(src, sel));
                         }
@@ -139,7 +139,8 @@ fn max_f32<const S: usize>(x: &[f32], xd: Dims, k: usize, yd: Dims, y: &mut [f32
                         strided_f32x4::<S>(x.as_ptr().add(off), sel)
                     };
                     let mut m = at(0, 0);
-                    for (p, q) in taps(k).skip(1) {
+                    // Tap (0, 0) again changes nothing: max(m, m) = m, NaN included.
+                    for (p, q) in taps(k) {
                         m = vmaxnmq_f32(m, at(p, q));
                     }
                     vst1q_f32(out.as_mut_ptr(), m);
