@@ -4,22 +4,27 @@
 //!
 //! For stride 1, the *interior* output columns of a row (those whose `KW` taps all fall
 //! inside the input row) are computed 4–16 at a time, one accumulator lane per output
-//! pixel: for each tap, the pixels' inputs are `x[c, r, j0 + kq − pad ..]`, contiguous. The
-//! padded edge columns, and every column at other strides, run the reference's per-pixel
-//! loop. int8 requantization runs on four lanes ([`Requant`]). No scratch.
+//! pixel: for each tap, the pixels' inputs are `x[c, r, j0 + kq − pad ..]`, contiguous.
+//! int8 (with `KW ≤ 8`) does the padded edge columns in one 8-column block per side
+//! ([`Edge`]): each kernel row's input window is assembled in a register by a table lookup
+//! from one load, with `zp_in` (real zero) in the padding. The remaining columns (and every
+//! column at other strides) run the reference's per-pixel loop over in-bounds taps.
+//! Kernel rows that fall in the padding are skipped, as in the reference. int8
+//! requantization runs on four lanes ([`Requant`]). No scratch (at most 2 KiB of stack).
 //!
 //! - int8 with `dotprod`: `SDOT` multiplies 4 taps by 4 inputs per lane. A table lookup
 //!   (`TBL`) turns 8 input bytes from `x[j0 + 4·g ..]` into the four overlapping windows
 //!   `x[j + 4g .. j + 4g + 4]` of pixels `j0..j0+4`; the weights, packed per output channel
-//!   on the stack as one word per 4 taps, are zero past `KW`, so the extra bytes read
-//!   multiply nothing. `SDOT`
-//!   works on raw codes, so the sum is `Σ w·x − zp_in·Σ w` over the valid taps, equal to the
-//!   reference's `Σ w·(x − zp_in)` modulo 2^32, which is all an i32 accumulator keeps.
-//! - int8 without `dotprod` (and `KW > 8`): `x − zp_in` widened to i16 (`SSUBL`), times the
-//!   broadcast weight, accumulated in i32 (`SMLAL`): exact products, wrapping sums.
-//! - f32: the same interior blocks, summing `w·x` in the reference's `(c, kp, kq)` order with
-//!   separate multiply and add (no fused multiply-add), so every lane rounds as the
-//!   reference does.
+//!   on the stack as one word per 4 taps (`DotW`), are zero past `KW`, so the extra bytes
+//!   read multiply nothing. `SDOT` works on raw codes, so the sum is `Σ w·x − zp_in·Σ w`
+//!   over the kernel rows used, equal to the reference's `Σ w·(x − zp_in)` modulo 2^32,
+//!   which is all an i32 accumulator keeps.
+//! - int8 without `dotprod` (and layers too large for `DotW`): `x − zp_in` widened to i16
+//!   (`SSUBL`), times the broadcast weight, accumulated in i32 (`SMLAL`): exact products,
+//!   wrapping sums.
+//! - f32: the same interior blocks (edges per pixel), summing `w·x` in the reference's
+//!   `(c, kp, kq)` order with separate multiply and add (no fused multiply-add), so every
+//!   lane rounds as the reference does.
 
 use core::arch::aarch64::*;
 use core::ops::Range;
@@ -85,11 +90,43 @@ pub(crate) fn conv2d_s8(
     } else {
         0..0
     };
+    let tail = Tail::new(x);
+    // The padded edge columns in one block each (left, right), where that covers them.
+    // (At stride 1 each edge has `pad` columns.)
+    let edges = if g.stride == 1 && g.kw <= 8 && g.pad <= 8 && inner.len() >= 8 {
+        [
+            Edge::new(0, g, xd.w, yd.w).filter(|_| inner.start > 0),
+            Edge::new(yd.w - 8, g, xd.w, yd.w).filter(|_| inner.end < yd.w),
+        ]
+    } else {
+        [None, None]
+    };
+    let scalar_cols = |range: Range<usize>, edge: &Option<Edge>| match edge {
+        Some(_) => 0..0,
+        None => range,
+    };
+    let scalar = [
+        scalar_cols(0..inner.start, &edges[0]),
+        scalar_cols(inner.end..yd.w, &edges[1]),
+    ];
+    // Interior columns the edge blocks leave, at least 8 wide (inside `inner`, which is
+    // where there are edge blocks) if any.
+    let mut cols = inner.clone();
+    if edges[0].is_some() {
+        cols.start = cols.start.max(8);
+    }
+    if edges[1].is_some() {
+        cols.end = cols.end.min(yd.w - 8);
+    }
+    if edges.iter().any(Option::is_some) && !cols.is_empty() && cols.len() < 8 {
+        let start = cols.start.min(inner.end - 8);
+        cols = start..cols.end.max(start + 8);
+    }
     for o in 0..yd.c {
         let w_o = &p.weight[o * per_out..][..per_out]; // [C, KH, KW]
         let rq = Requant::new(&p, o);
         #[cfg(target_feature = "dotprod")]
-        let dot = DotW::new(w_o, xd.c, g, x);
+        let dot = DotW::new(w_o, xd.c, g);
         for i in 0..yd.h {
             let y_row = &mut y[(o * yd.h + i) * yd.w..][..yd.w]; // [OW]
             let rows = kernel_rows(i, g, xd.h);
@@ -101,14 +138,18 @@ pub(crate) fn conv2d_s8(
                 zp: p.zp_in,
                 rows,
                 top: i,
+                tail: &tail,
                 #[cfg(target_feature = "dotprod")]
                 dot: dot.as_ref(),
             };
-            for j in (0..inner.start).chain(inner.end..yd.w) {
+            for j in scalar[0].clone().chain(scalar[1].clone()) {
                 y_row[j] = p.output(o, row.pixel(j));
             }
-            if !inner.is_empty() {
-                row.interior_s8(inner.clone(), &rq, &p, o, y_row);
+            for edge in edges.iter().flatten() {
+                rq.store(&row.block_edge(edge), &mut y_row[edge.j0..]);
+            }
+            if !cols.is_empty() {
+                row.interior_s8(cols.clone(), &rq, &p, o, y_row);
             }
         }
     }
@@ -126,6 +167,8 @@ struct Row<'a> {
     rows: Range<usize>,
     /// Output row index `i`.
     top: usize,
+    /// The end of `x`, for loads that would pass it.
+    tail: &'a Tail,
     /// The channel's weights packed for `SDOT`, where they fit.
     #[cfg(target_feature = "dotprod")]
     dot: Option<&'a DotW>,
@@ -233,6 +276,60 @@ impl Row<'_> {
         }
     }
 
+    /// `Σ w·(x − zp_in)` of the 8 columns of `edge`, padded ones included: from the
+    /// window, widened like [`Row::block_widen`], or with `SDOT` where the channel has
+    /// packed weights (padding is `zp_in`, so `Σ w·x − zp_in·Σ w` counts it as 0).
+    fn block_edge(&self, edge: &Edge) -> [int32x4_t; 2] {
+        let (g, xd) = (self.g, self.xd);
+        // SAFETY: NEON is baseline on aarch64; the 16-byte load reads from `Tail::src` for
+        // 16 bytes at an offset inside `x`; the 8-byte loads read `win[kq..kq + 8]` with
+        // `kq + 8 ≤ KW + 7 ≤ 15`.
+        unsafe {
+            let zp16 = vdupq_n_s8(self.zp as i8);
+            let window = |c: usize, kp: usize| {
+                let at = (c * xd.h + self.input_row(kp)) * xd.w + edge.start;
+                let raw = vld1q_s8(self.tail.src(self.x, at, 16));
+                vbslq_s8(edge.valid, vqtbl1q_s8(raw, edge.idx), zp16)
+            };
+            #[cfg(target_feature = "dotprod")]
+            if let Some(dot) = self.dot {
+                use crate::kernels::neon::sdot;
+                let mut acc = [vdupq_n_s32(0); 2];
+                for c in 0..xd.c {
+                    for kp in self.rows.clone() {
+                        let win = window(c, kp);
+                        let words = &dot.words[(c * g.kh + kp) * dot.groups..][..dot.groups];
+                        for (grp, &word) in words.iter().enumerate() {
+                            let w4 = vreinterpretq_s8_s32(vdupq_n_s32(word));
+                            for (b, acc) in acc.iter_mut().enumerate() {
+                                // Lane l, byte t: window[4b + l + 4·grp + t].
+                                let idx = vaddq_u8(dot.idx, vdupq_n_u8((4 * b + 4 * grp) as u8));
+                                *acc = sdot(*acc, vqtbl1q_s8(win, idx), w4);
+                            }
+                        }
+                    }
+                }
+                let corr = vdupq_n_s32(dot.zp_weight_sum(self.rows.clone(), self.zp));
+                return acc.map(|a| vsubq_s32(a, corr));
+            }
+            let zp8 = vdup_n_s8(self.zp as i8);
+            let mut acc = [vdupq_n_s32(0); 2];
+            let mut win = [0i8; 16];
+            for c in 0..xd.c {
+                for kp in self.rows.clone() {
+                    vst1q_s8(win.as_mut_ptr(), window(c, kp));
+                    let w_row = &self.w_o[(c * g.kh + kp) * g.kw..][..g.kw];
+                    for (kq, &w) in w_row.iter().enumerate() {
+                        let d = vsubl_s8(vld1_s8(win.as_ptr().add(kq)), zp8);
+                        acc[0] = vmlal_n_s16(acc[0], vget_low_s16(d), w as i16);
+                        acc[1] = vmlal_high_n_s16(acc[1], d, w as i16);
+                    }
+                }
+            }
+            acc
+        }
+    }
+
     /// `Σ w·(x − zp_in)` of the `4·B` interior pixels `j0..` with `SDOT`: lane `l` of
     /// accumulator `b` is pixel `j0 + 4b + l`; kernel taps in groups of four.
     #[cfg(target_feature = "dotprod")]
@@ -243,20 +340,16 @@ impl Row<'_> {
         // From the offset of pixel j0's tap (c, kp, 0), a kernel row's loads read 8 bytes at
         // `+ 4·b + 4·grp`: `span` bytes in all, up to 4 past the input row's end.
         let span = 4 * (B - 1) + 4 * (dot.groups - 1) + 8;
-        let tail = &dot.tail;
-        // SAFETY: NEON is baseline on aarch64 and `TBL`/`SDOT` are register-only. Every
-        // 8-byte load reads `span` bytes from `src` at most: inside `x` when
-        // `at + span ≤ x.len()`, else inside `tail.bytes` (see `Tail::at`).
+        let tail = self.tail;
+        // SAFETY: NEON is baseline on aarch64 and `TBL`/`SDOT` are register-only. The 8-byte
+        // loads of a kernel row read `span` bytes from `src`, which `Tail::src` gives for
+        // `span` (the interior block reads at most 4 bytes past the input row).
         unsafe {
             let mut acc = [vdupq_n_s32(0); B];
             for c in 0..xd.c {
                 for kp in self.rows.clone() {
                     let at = (c * xd.h + self.input_row(kp)) * xd.w + j0 - g.pad;
-                    let src = if at + span <= self.x.len() {
-                        self.x.as_ptr().add(at)
-                    } else {
-                        tail.at(at)
-                    };
+                    let src = tail.src(self.x, at, span);
                     let words = &dot.words[(c * g.kh + kp) * dot.groups..][..dot.groups];
                     for (grp, &word) in words.iter().enumerate() {
                         // Taps 4·grp .. 4·grp + 4 of this kernel row, in every lane.
@@ -275,33 +368,81 @@ impl Row<'_> {
     }
 }
 
-/// The last [`Tail::KEEP`] bytes of `x` followed by zeros, for the loads of
-/// [`Row::block_dot`] that would run past the end of `x` (by at most 4 bytes: they start
-/// at most `span − 8 ≤ 20` bytes before a byte the convolution reads).
-#[cfg(target_feature = "dotprod")]
+/// The last [`Tail::KEEP`] bytes of `x` followed by zeros, for the loads (of at most 24
+/// bytes that the kernel reads at most 4 bytes past, or of 16 bytes anywhere in `x`) that
+/// would run past the end of `x`.
 struct Tail {
     /// Offset in `x` of `bytes[0]`.
     base: usize,
-    bytes: [i8; Tail::KEEP + 8],
+    bytes: [i8; Tail::KEEP + 16],
 }
 
-#[cfg(target_feature = "dotprod")]
 impl Tail {
     const KEEP: usize = 32;
 
     fn new(x: &[i8]) -> Self {
         let base = x.len().saturating_sub(Self::KEEP);
-        let mut bytes = [0i8; Self::KEEP + 8];
+        let mut bytes = [0i8; Self::KEEP + 16];
         bytes[..x.len() - base].copy_from_slice(&x[base..]);
         Tail { base, bytes }
     }
 
-    /// Where to read `x[at..at + span]` (`span ≤ 24`) when it passes the end of `x`: then
-    /// `at > x.len() − 24 ≥ base` and `at + span ≤ x.len() + 4 ≤ base + KEEP + 4`, so the
-    /// read stays inside `bytes`, which holds the same values (and zeros past `x`).
-    fn at(&self, at: usize) -> *const i8 {
-        let i = (at - self.base).min(Self::KEEP);
-        self.bytes[i..].as_ptr()
+    /// Where to read `x[at..at + span]` from: `x` itself when that lies inside it, else
+    /// `bytes`, which holds the same values (and zeros past `x`). Then `span ≤ 24` and
+    /// `at + span ≤ x.len() + 4`, or `span = 16` and `at < x.len()`: either way
+    /// `at > x.len() − 24 ≥ base` and the read ends inside `bytes` (`KEEP + 16` long).
+    #[inline(always)]
+    fn src(&self, x: &[i8], at: usize, span: usize) -> *const i8 {
+        if at + span <= x.len() {
+            // In bounds of `x` (checked); only the pointer is formed here.
+            x[at..].as_ptr()
+        } else {
+            let i = (at - self.base).min(Self::KEEP);
+            self.bytes[i..].as_ptr()
+        }
+    }
+}
+
+/// A block of 8 output columns `j0..j0 + 8` that includes padded edge columns (stride 1,
+/// `KW ≤ 8`): each kernel row's input window, columns `j0 − pad ..` (`8 + KW − 1 ≤ 15`
+/// bytes), is built in a register from one 16-byte load of the input row at `start` by a
+/// table lookup, with `zp_in` (real zero) in the padded columns.
+struct Edge {
+    j0: usize,
+    /// Column of the input row where the 16-byte load starts.
+    start: usize,
+    /// Window byte `t` is loaded byte `idx[t]` (or 0 where padded).
+    idx: uint8x16_t,
+    /// All ones where window byte `t` is an input column, zero where it is padding.
+    valid: uint8x16_t,
+}
+
+impl Edge {
+    /// The block at `j0` (`j0 + 8 ≤ OW`), if its window fits one load.
+    fn new(j0: usize, g: ConvGeom, w: usize, ow: usize) -> Option<Self> {
+        debug_assert!(g.stride == 1 && g.kw <= 8 && j0 + 8 <= ow);
+        let start = if j0 == 0 { 0 } else { w.saturating_sub(16) };
+        let (mut idx, mut valid) = ([0u8; 16], [0u8; 16]);
+        for t in 0..8 + g.kw - 1 {
+            // Input column of window byte t, if inside the row.
+            let col = (j0 + t).checked_sub(g.pad).filter(|&c| c < w);
+            match col {
+                Some(c) if (start..start + 16).contains(&c) => {
+                    idx[t] = (c - start) as u8;
+                    valid[t] = 0xff;
+                }
+                Some(_) => return None,
+                None => idx[t] = 0xff,
+            }
+        }
+        // SAFETY: both arrays are 16 bytes; NEON is baseline on aarch64.
+        let (idx, valid) = unsafe { (vld1q_u8(idx.as_ptr()), vld1q_u8(valid.as_ptr())) };
+        Some(Edge {
+            j0,
+            start,
+            idx,
+            valid,
+        })
     }
 }
 
@@ -320,8 +461,6 @@ struct DotW {
     words: [i32; DOT_WORDS],
     /// `Σ_{c, kq} w[c, kp, kq]` per kernel row `kp`, wrapping.
     row_sums: [i32; 32],
-    /// The end of the input, for loads that would pass it.
-    tail: Tail,
     /// Table-lookup indices: of the 8 bytes loaded for a group, lane `l` byte `t` reads
     /// byte `l + t`.
     idx: uint8x16_t,
@@ -330,7 +469,7 @@ struct DotW {
 #[cfg(target_feature = "dotprod")]
 impl DotW {
     /// `w_o` `[C, KH, KW]`; `None` where it does not fit.
-    fn new(w_o: &[i8], c: usize, g: ConvGeom, x: &[i8]) -> Option<Self> {
+    fn new(w_o: &[i8], c: usize, g: ConvGeom) -> Option<Self> {
         let groups = g.kw.div_ceil(4);
         if g.kw > 8 || g.kh > 32 || c * g.kh * groups > DOT_WORDS {
             return None;
@@ -358,7 +497,6 @@ impl DotW {
             groups,
             words,
             row_sums,
-            tail: Tail::new(x),
             idx,
         })
     }
