@@ -3,7 +3,8 @@
 # train → export → runtime checks on Fashion-MNIST, and tests/firmware.rs, which builds the
 # Cortex-M4 and M55 firmware and runs it under qemu-system-arm against the host runtime),
 # builds the runtime for Cortex-M4, and runs the runtime's tests again with the x86-64 AVX2
-# kernels (their variant-vs-reference property tests run on the real instruction set only there).
+# kernels natively and with the aarch64 NEON kernels under qemu-user (the variant-vs-reference
+# property tests run on each variant's real instruction set).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -19,3 +20,4 @@ if grep -qw avx2 /proc/cpuinfo 2>/dev/null; then
 else
     echo "skipping the AVX2 kernel tests: this CPU has no avx2 (/proc/cpuinfo)"
 fi
+scripts/neon-test.sh

@@ -207,11 +207,16 @@ fn conv(kernel: Kernel, seed: u64, rng: &mut Rng, work: &mut Carve<'_>) -> Resul
     };
     let pad = rng.below(kh.min(kw).min(3));
     let stride = 1 + rng.below(3) * (rng.below(3) == 0) as usize;
-    // Every fourth case wide and short (up to LeNet's 28 columns and more), so that
-    // kernels vectorized across 16 or more output columns run too.
+    // Every fourth case a few rows as wide as LeNet's (16–35 more columns than the kernel),
+    // so that SIMD blocks of 16 output columns run too.
     let wide = rng.below(4) == 0;
-    let h = (kh.saturating_sub(2 * pad)).max(1) + rng.below(if wide { 6 } else { 12 });
-    let w = (kw.saturating_sub(2 * pad)).max(1) + rng.below(if wide { 36 } else { 12 });
+    let h = (kh.saturating_sub(2 * pad)).max(1) + rng.below(if wide { 4 } else { 12 });
+    let w = (kw.saturating_sub(2 * pad)).max(1)
+        + if wide {
+            16 + rng.below(20)
+        } else {
+            rng.below(12)
+        };
     let oc = 1 + rng.below(20);
     let geom = ConvGeom {
         kh,
@@ -286,6 +291,12 @@ fn linear(
         _ => 1 + rng.below(600),
     };
     let out = 1 + rng.below(40);
+    // f32 weights `[out, k]` stay ≤ 80 kB, inside WORK_BYTES (about 1 case in 10,000
+    // drew k ≈ 600, out = 40: 96 kB of weights alone).
+    let out = match elem {
+        Elem::F32 => out.min(20_000 / k),
+        Elem::I8 => out,
+    };
     let (xd, yd) = (Dims { c: k, h: 1, w: 1 }, Dims { c: out, h: 1, w: 1 });
     let mut case = Case {
         kernel,

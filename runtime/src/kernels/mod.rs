@@ -34,6 +34,8 @@ pub(crate) mod fc;
 pub(crate) mod lcn;
 pub(crate) mod lut;
 pub(crate) mod maxpool;
+#[cfg(kestrel_isa = "neon")]
+pub(crate) mod neon;
 pub(crate) mod quantize;
 pub(crate) mod relu;
 pub(crate) mod tanh;

@@ -1,0 +1,630 @@
+//! aarch64 NEON convolutions, bit-exact with `reference.rs` (proven by `crate::check`).
+//!
+//! Shapes as in the reference: `x` `[C, H, W]`, `weight` `[OC, C, KH, KW]`, `y` `[OC, OH, OW]`.
+//!
+//! For stride 1, the *interior* output columns of a row (those whose `KW` taps all fall
+//! inside the input row) are computed 4–16 at a time, one accumulator lane per output
+//! pixel: for each tap, the pixels' inputs are `x[c, r, j0 + kq − pad ..]`, contiguous.
+//! int8 (with `KW ≤ 8`) does the padded edge columns in one 8-column block per side
+//! ([`Edge`]): each kernel row's input window is assembled in a register by a table lookup
+//! from one load, with `zp_in` (real zero) in the padding. The remaining columns (and every
+//! column at other strides) run the reference's per-pixel loop over in-bounds taps.
+//! Kernel rows that fall in the padding are skipped, as in the reference. int8
+//! requantization runs on four lanes ([`Requant`]). No scratch (at most 2 KiB of stack).
+//!
+//! - int8 with `dotprod`: `SDOT` multiplies 4 taps by 4 inputs per lane. A table lookup
+//!   (`TBL`) turns 8 input bytes from `x[j0 + 4·g ..]` into the four overlapping windows
+//!   `x[j + 4g .. j + 4g + 4]` of pixels `j0..j0+4`; the weights, packed per output channel
+//!   on the stack as one word per 4 taps (`DotW`), are zero past `KW`, so the extra bytes
+//!   read multiply nothing. `SDOT` works on raw codes, so the sum is `Σ w·x − zp_in·Σ w`
+//!   over the kernel rows used, equal to the reference's `Σ w·(x − zp_in)` modulo 2^32,
+//!   which is all an i32 accumulator keeps.
+//! - int8 without `dotprod` (and layers too large for `DotW`): `x − zp_in` widened to i16
+//!   (`SSUBL`), times the broadcast weight, accumulated in i32 (`SMLAL`): exact products,
+//!   wrapping sums.
+//! - f32: the same interior blocks (edges per pixel), summing `w·x` in the reference's
+//!   `(c, kp, kq)` order with separate multiply and add (no fused multiply-add), so every
+//!   lane rounds as the reference does.
+
+use core::arch::aarch64::*;
+use core::ops::Range;
+
+use kestrel_format::ConvGeom;
+
+pub(crate) use super::reference::{conv2d_f16, scratch_len};
+use crate::kernels::neon::{cover, Requant};
+use crate::kernels::{DenseF, DenseS8, Dims};
+
+/// Output columns `lo..hi` whose taps `j·stride + kq − pad` (`kq < KW`) all lie in `0..W`.
+fn interior(g: ConvGeom, w: usize, ow: usize) -> Range<usize> {
+    let lo = g.pad.div_ceil(g.stride).min(ow);
+    let hi = match (w + g.pad).checked_sub(g.kw) {
+        Some(last) => (last / g.stride + 1).min(ow),
+        None => 0,
+    };
+    lo..hi.max(lo)
+}
+
+/// Kernel rows `kp` whose input row `i·stride + kp − pad` lies in `0..H`.
+fn kernel_rows(i: usize, g: ConvGeom, h: usize) -> Range<usize> {
+    let top = i * g.stride;
+    let lo = g.pad.saturating_sub(top);
+    let hi = (h + g.pad).saturating_sub(top).min(g.kh);
+    lo..hi.max(lo)
+}
+
+/// The kernel columns of output column `j` that fall inside the input row, and the input
+/// columns they read (`j·stride + kq − pad`): two ranges of the same length.
+struct Cols {
+    taps: Range<usize>,
+    input: Range<usize>,
+}
+
+fn kernel_cols(j: usize, g: ConvGeom, w: usize) -> Cols {
+    let left = j * g.stride;
+    let lo = g.pad.saturating_sub(left);
+    let hi = (w + g.pad).saturating_sub(left).min(g.kw).max(lo);
+    let start = (left + lo).saturating_sub(g.pad).min(w); // `.min`: when no tap is inside
+    Cols {
+        taps: lo..hi,
+        input: start..start + (hi - lo),
+    }
+}
+
+/// int8: see the module docs; `y = clamp(zp_out + requantize(bias + Σ w·(x − zp_in)))`.
+pub(crate) fn conv2d_s8(
+    x: &[i8],
+    xd: Dims,
+    p: DenseS8<'_>,
+    g: ConvGeom,
+    yd: Dims,
+    y: &mut [i8],
+    _scratch: &mut [u8],
+) {
+    debug_assert_eq!(x.len(), xd.len());
+    debug_assert_eq!(y.len(), yd.len());
+    debug_assert_eq!(p.weight.len(), yd.c * xd.c * g.kh * g.kw);
+    let per_out = xd.c * g.kh * g.kw;
+    let inner = if g.stride == 1 {
+        interior(g, xd.w, yd.w)
+    } else {
+        0..0
+    };
+    let tail = Tail::new(x);
+    // The padded edge columns in one block each (left, right), where that covers them.
+    // (At stride 1 each edge has `pad` columns.)
+    let edges = if g.stride == 1 && g.kw <= 8 && g.pad <= 8 && inner.len() >= 8 {
+        [
+            Edge::new(0, g, xd.w, yd.w).filter(|_| inner.start > 0),
+            Edge::new(yd.w - 8, g, xd.w, yd.w).filter(|_| inner.end < yd.w),
+        ]
+    } else {
+        [None, None]
+    };
+    let scalar_cols = |range: Range<usize>, edge: &Option<Edge>| match edge {
+        Some(_) => 0..0,
+        None => range,
+    };
+    let scalar = [
+        scalar_cols(0..inner.start, &edges[0]),
+        scalar_cols(inner.end..yd.w, &edges[1]),
+    ];
+    // Interior columns the edge blocks leave, at least 8 wide (inside `inner`, which is
+    // where there are edge blocks) if any.
+    let mut cols = inner.clone();
+    if edges[0].is_some() {
+        cols.start = cols.start.max(8);
+    }
+    if edges[1].is_some() {
+        cols.end = cols.end.min(yd.w - 8);
+    }
+    if edges.iter().any(Option::is_some) && !cols.is_empty() && cols.len() < 8 {
+        let start = cols.start.min(inner.end - 8);
+        cols = start..cols.end.max(start + 8);
+    }
+    for o in 0..yd.c {
+        let w_o = &p.weight[o * per_out..][..per_out]; // [C, KH, KW]
+        let rq = Requant::new(&p, o);
+        #[cfg(target_feature = "dotprod")]
+        let dot = DotW::new(w_o, xd.c, g);
+        for i in 0..yd.h {
+            let y_row = &mut y[(o * yd.h + i) * yd.w..][..yd.w]; // [OW]
+            let rows = kernel_rows(i, g, xd.h);
+            let row = Row {
+                x,
+                xd,
+                w_o,
+                g,
+                zp: p.zp_in,
+                rows,
+                top: i,
+                tail: &tail,
+                #[cfg(target_feature = "dotprod")]
+                dot: dot.as_ref(),
+            };
+            for j in scalar[0].clone().chain(scalar[1].clone()) {
+                y_row[j] = p.output(o, row.pixel(j));
+            }
+            for edge in edges.iter().flatten() {
+                rq.store(&row.block_edge(edge), &mut y_row[edge.j0..]);
+            }
+            if !cols.is_empty() {
+                row.interior_s8(cols.clone(), &rq, &p, o, y_row);
+            }
+        }
+    }
+}
+
+/// One output row `i` of one output channel: its input, weights and valid kernel rows.
+#[derive(Clone)]
+struct Row<'a> {
+    x: &'a [i8],
+    xd: Dims,
+    w_o: &'a [i8], // [C, KH, KW]
+    g: ConvGeom,
+    zp: i32,
+    /// Kernel rows inside the input (the others read padding, which contributes nothing).
+    rows: Range<usize>,
+    /// Output row index `i`.
+    top: usize,
+    /// The end of `x`, for loads that would pass it.
+    tail: &'a Tail,
+    /// The channel's weights packed for `SDOT`, where they fit.
+    #[cfg(target_feature = "dotprod")]
+    dot: Option<&'a DotW>,
+}
+
+impl Row<'_> {
+    /// Input row of kernel row `kp` (in `self.rows`).
+    fn input_row(&self, kp: usize) -> usize {
+        self.top * self.g.stride + kp - self.g.pad
+    }
+
+    /// The reference's `Σ w·(x − zp_in)` for output column `j`, skipping padding.
+    fn pixel(&self, j: usize) -> i32 {
+        let (g, xd) = (self.g, self.xd);
+        let cols = kernel_cols(j, g, xd.w);
+        let mut sum = 0i32;
+        for c in 0..xd.c {
+            for kp in self.rows.clone() {
+                let w_row = &self.w_o[(c * g.kh + kp) * g.kw..][cols.taps.clone()];
+                let x_row = &self.x[(c * xd.h + self.input_row(kp)) * xd.w..][cols.input.clone()];
+                for (&w, &x) in w_row.iter().zip(x_row) {
+                    sum = sum.wrapping_add(w as i32 * (x as i32 - self.zp));
+                }
+            }
+        }
+        sum
+    }
+
+    /// Interior columns `cols` (stride 1), in blocks.
+    fn interior_s8(
+        &self,
+        cols: Range<usize>,
+        rq: &Requant,
+        p: &DenseS8<'_>,
+        o: usize,
+        y: &mut [i8],
+    ) {
+        #[cfg(target_feature = "dotprod")]
+        if let Some(dot) = self.dot {
+            if cols.len() < 4 {
+                cols.for_each(|j| y[j] = p.output(o, self.pixel(j)));
+                return;
+            }
+            let corr = dot.zp_weight_sum(self.rows.clone(), self.zp);
+            // Blocks of 16, then one of 8, then 4s, the last moved back to end at `cols.end`.
+            let mut j0 = cols.start;
+            while cols.end - j0 >= 16 {
+                rq.store(&self.block_dot::<4>(dot, j0, corr), &mut y[j0..]);
+                j0 += 16;
+            }
+            if cols.end - j0 >= 8 {
+                rq.store(&self.block_dot::<2>(dot, j0, corr), &mut y[j0..]);
+                j0 += 8;
+            }
+            while cols.end - j0 >= 4 {
+                rq.store(&self.block_dot::<1>(dot, j0, corr), &mut y[j0..]);
+                j0 += 4;
+            }
+            if j0 < cols.end {
+                let j0 = cols.end - 4;
+                rq.store(&self.block_dot::<1>(dot, j0, corr), &mut y[j0..]);
+            }
+            return;
+        }
+        if cols.len() < 8 {
+            cols.for_each(|j| y[j] = p.output(o, self.pixel(j)));
+            return;
+        }
+        cover(cols.start, cols.end, 16, 8, |j0, big| {
+            if big {
+                rq.store(&self.block_widen::<4>(j0), &mut y[j0..]);
+            } else {
+                rq.store(&self.block_widen::<2>(j0), &mut y[j0..]);
+            }
+        });
+    }
+
+    /// `Σ w·(x − zp_in)` of the `4·B` interior pixels `j0..` (`B` even), i16 products
+    /// widened into i32 lanes.
+    fn block_widen<const B: usize>(&self, j0: usize) -> [int32x4_t; B] {
+        let (g, xd) = (self.g, self.xd);
+        debug_assert!(B.is_multiple_of(2) && j0 >= g.pad && j0 + 4 * B + g.kw <= xd.w + g.pad + 1);
+        // SAFETY: NEON is baseline on aarch64. Pixel `j0 + l` reads input column
+        // `j0 + l + kq − pad`, in `0..W` for interior pixels (asserted above), so each 8-byte
+        // load at `x_row[j0 + kq − pad + 8·h]`, `8·h + 8 ≤ 4·B`, stays inside `x_row`.
+        unsafe {
+            let zp8 = vdup_n_s8(self.zp as i8); // zp_in ∈ [-128, 127]
+            let mut acc = [vdupq_n_s32(0); B];
+            for c in 0..xd.c {
+                for kp in self.rows.clone() {
+                    let x_row = &self.x[(c * xd.h + self.input_row(kp)) * xd.w..][..xd.w];
+                    let w_row = &self.w_o[(c * g.kh + kp) * g.kw..][..g.kw];
+                    for (kq, &w) in w_row.iter().enumerate() {
+                        let src = x_row.as_ptr().add(j0 + kq - g.pad);
+                        for h in 0..B / 2 {
+                            // x − zp_in ∈ [-255, 255] in i16, times w, into i32.
+                            let d = vsubl_s8(vld1_s8(src.add(8 * h)), zp8);
+                            acc[2 * h] = vmlal_n_s16(acc[2 * h], vget_low_s16(d), w as i16);
+                            acc[2 * h + 1] = vmlal_high_n_s16(acc[2 * h + 1], d, w as i16);
+                        }
+                    }
+                }
+            }
+            acc
+        }
+    }
+
+    /// `Σ w·(x − zp_in)` of the 8 columns of `edge`, padded ones included: from the
+    /// window, widened like [`Row::block_widen`], or with `SDOT` where the channel has
+    /// packed weights (padding is `zp_in`, so `Σ w·x − zp_in·Σ w` counts it as 0).
+    fn block_edge(&self, edge: &Edge) -> [int32x4_t; 2] {
+        let (g, xd) = (self.g, self.xd);
+        // SAFETY: NEON is baseline on aarch64; the 16-byte load reads from `Tail::src` for
+        // 16 bytes at an offset inside `x`; the 8-byte loads read `win[kq..kq + 8]` with
+        // `kq + 8 ≤ KW + 7 ≤ 15`.
+        unsafe {
+            let zp16 = vdupq_n_s8(self.zp as i8);
+            let window = |c: usize, kp: usize| {
+                let at = (c * xd.h + self.input_row(kp)) * xd.w + edge.start;
+                let raw = vld1q_s8(self.tail.src(self.x, at, 16));
+                vbslq_s8(edge.valid, vqtbl1q_s8(raw, edge.idx), zp16)
+            };
+            #[cfg(target_feature = "dotprod")]
+            if let Some(dot) = self.dot {
+                use crate::kernels::neon::sdot;
+                let mut acc = [vdupq_n_s32(0); 2];
+                for c in 0..xd.c {
+                    for kp in self.rows.clone() {
+                        let win = window(c, kp);
+                        let words = &dot.words[(c * g.kh + kp) * dot.groups..][..dot.groups];
+                        for (grp, &word) in words.iter().enumerate() {
+                            let w4 = vreinterpretq_s8_s32(vdupq_n_s32(word));
+                            for (b, acc) in acc.iter_mut().enumerate() {
+                                // Lane l, byte t: window[4b + l + 4·grp + t].
+                                let idx = vaddq_u8(dot.idx, vdupq_n_u8((4 * b + 4 * grp) as u8));
+                                *acc = sdot(*acc, vqtbl1q_s8(win, idx), w4);
+                            }
+                        }
+                    }
+                }
+                let corr = vdupq_n_s32(dot.zp_weight_sum(self.rows.clone(), self.zp));
+                return acc.map(|a| vsubq_s32(a, corr));
+            }
+            let zp8 = vdup_n_s8(self.zp as i8);
+            let mut acc = [vdupq_n_s32(0); 2];
+            let mut win = [0i8; 16];
+            for c in 0..xd.c {
+                for kp in self.rows.clone() {
+                    vst1q_s8(win.as_mut_ptr(), window(c, kp));
+                    let w_row = &self.w_o[(c * g.kh + kp) * g.kw..][..g.kw];
+                    for (kq, &w) in w_row.iter().enumerate() {
+                        let d = vsubl_s8(vld1_s8(win.as_ptr().add(kq)), zp8);
+                        acc[0] = vmlal_n_s16(acc[0], vget_low_s16(d), w as i16);
+                        acc[1] = vmlal_high_n_s16(acc[1], d, w as i16);
+                    }
+                }
+            }
+            acc
+        }
+    }
+
+    /// `Σ w·(x − zp_in)` of the `4·B` interior pixels `j0..` with `SDOT`: lane `l` of
+    /// accumulator `b` is pixel `j0 + 4b + l`; kernel taps in groups of four.
+    #[cfg(target_feature = "dotprod")]
+    fn block_dot<const B: usize>(&self, dot: &DotW, j0: usize, corr: i32) -> [int32x4_t; B] {
+        use crate::kernels::neon::sdot;
+        let (g, xd) = (self.g, self.xd);
+        debug_assert!(j0 >= g.pad && j0 + 4 * B + g.kw <= xd.w + g.pad + 1);
+        // From the offset of pixel j0's tap (c, kp, 0), a kernel row's loads read 8 bytes at
+        // `+ 4·b + 4·grp`: `span` bytes in all, up to 4 past the input row's end.
+        let span = 4 * (B - 1) + 4 * (dot.groups - 1) + 8;
+        let tail = self.tail;
+        // SAFETY: NEON is baseline on aarch64 and `TBL`/`SDOT` are register-only. The 8-byte
+        // loads of a kernel row read `span` bytes from `src`, which `Tail::src` gives for
+        // `span` (the interior block reads at most 4 bytes past the input row).
+        unsafe {
+            let mut acc = [vdupq_n_s32(0); B];
+            for c in 0..xd.c {
+                for kp in self.rows.clone() {
+                    let at = (c * xd.h + self.input_row(kp)) * xd.w + j0 - g.pad;
+                    let src = tail.src(self.x, at, span);
+                    let words = &dot.words[(c * g.kh + kp) * dot.groups..][..dot.groups];
+                    for (grp, &word) in words.iter().enumerate() {
+                        // Taps 4·grp .. 4·grp + 4 of this kernel row, in every lane.
+                        let w4 = vreinterpretq_s8_s32(vdupq_n_s32(word));
+                        for (b, acc) in acc.iter_mut().enumerate() {
+                            // Lane l, byte t: x[c, r, j0 + 4b + l + 4·grp + t − pad].
+                            let xs = vcombine_s8(vld1_s8(src.add(4 * b + 4 * grp)), vdup_n_s8(0));
+                            *acc = sdot(*acc, vqtbl1q_s8(xs, dot.idx), w4);
+                        }
+                    }
+                }
+            }
+            let corr = vdupq_n_s32(corr);
+            acc.map(|a| vsubq_s32(a, corr))
+        }
+    }
+}
+
+/// The last [`Tail::KEEP`] bytes of `x` followed by zeros, for the loads (of at most 24
+/// bytes that the kernel reads at most 4 bytes past, or of 16 bytes anywhere in `x`) that
+/// would run past the end of `x`.
+struct Tail {
+    /// Offset in `x` of `bytes[0]`.
+    base: usize,
+    bytes: [i8; Tail::KEEP + 16],
+}
+
+impl Tail {
+    const KEEP: usize = 32;
+
+    fn new(x: &[i8]) -> Self {
+        let base = x.len().saturating_sub(Self::KEEP);
+        let mut bytes = [0i8; Self::KEEP + 16];
+        bytes[..x.len() - base].copy_from_slice(&x[base..]);
+        Tail { base, bytes }
+    }
+
+    /// Where to read `x[at..at + span]` from: `x` itself when that lies inside it, else
+    /// `bytes`, which holds the same values (and zeros past `x`). Then `span ≤ 24` and
+    /// `at + span ≤ x.len() + 4`, or `span = 16` and `at < x.len()`: either way
+    /// `at > x.len() − 24 ≥ base` and the read ends inside `bytes` (`KEEP + 16` long).
+    #[inline(always)]
+    fn src(&self, x: &[i8], at: usize, span: usize) -> *const i8 {
+        if at + span <= x.len() {
+            // In bounds of `x` (checked); only the pointer is formed here.
+            x[at..].as_ptr()
+        } else {
+            let i = (at - self.base).min(Self::KEEP);
+            self.bytes[i..].as_ptr()
+        }
+    }
+}
+
+/// A block of 8 output columns `j0..j0 + 8` that includes padded edge columns (stride 1,
+/// `KW ≤ 8`): each kernel row's input window, columns `j0 − pad ..` (`8 + KW − 1 ≤ 15`
+/// bytes), is built in a register from one 16-byte load of the input row at `start` by a
+/// table lookup, with `zp_in` (real zero) in the padded columns.
+struct Edge {
+    j0: usize,
+    /// Column of the input row where the 16-byte load starts.
+    start: usize,
+    /// Window byte `t` is loaded byte `idx[t]` (or 0 where padded).
+    idx: uint8x16_t,
+    /// All ones where window byte `t` is an input column, zero where it is padding.
+    valid: uint8x16_t,
+}
+
+impl Edge {
+    /// The block at `j0` (`j0 + 8 ≤ OW`), if its window fits one load.
+    fn new(j0: usize, g: ConvGeom, w: usize, ow: usize) -> Option<Self> {
+        debug_assert!(g.stride == 1 && g.kw <= 8 && j0 + 8 <= ow);
+        let start = if j0 == 0 { 0 } else { w.saturating_sub(16) };
+        let (mut idx, mut valid) = ([0u8; 16], [0u8; 16]);
+        for t in 0..8 + g.kw - 1 {
+            // Input column of window byte t, if inside the row.
+            let col = (j0 + t).checked_sub(g.pad).filter(|&c| c < w);
+            match col {
+                Some(c) if (start..start + 16).contains(&c) => {
+                    idx[t] = (c - start) as u8;
+                    valid[t] = 0xff;
+                }
+                Some(_) => return None,
+                None => idx[t] = 0xff,
+            }
+        }
+        // SAFETY: both arrays are 16 bytes; NEON is baseline on aarch64.
+        let (idx, valid) = unsafe { (vld1q_u8(idx.as_ptr()), vld1q_u8(valid.as_ptr())) };
+        Some(Edge {
+            j0,
+            start,
+            idx,
+            valid,
+        })
+    }
+}
+
+/// Most packed words [`DotW`] holds (`C·KH·⌈KW/4⌉`; 2 KiB of stack); larger layers, and
+/// `KW > 8` or `KH > 32`, run the widening path.
+#[cfg(target_feature = "dotprod")]
+const DOT_WORDS: usize = 512;
+
+/// One output channel's weights for [`Row::block_dot`].
+#[cfg(target_feature = "dotprod")]
+struct DotW {
+    /// `⌈KW/4⌉` (1 or 2).
+    groups: usize,
+    /// Taps `4·grp .. 4·grp + 4` of kernel row `(c, kp)` as one little-endian word, zero
+    /// past `KW`: `[C, KH, groups]`.
+    words: [i32; DOT_WORDS],
+    /// `Σ_{c, kq} w[c, kp, kq]` per kernel row `kp`, wrapping.
+    row_sums: [i32; 32],
+    /// Table-lookup indices: of the 8 bytes loaded for a group, lane `l` byte `t` reads
+    /// byte `l + t`.
+    idx: uint8x16_t,
+}
+
+#[cfg(target_feature = "dotprod")]
+impl DotW {
+    /// `w_o` `[C, KH, KW]`; `None` where it does not fit.
+    fn new(w_o: &[i8], c: usize, g: ConvGeom) -> Option<Self> {
+        let groups = g.kw.div_ceil(4);
+        if g.kw > 8 || g.kh > 32 || c * g.kh * groups > DOT_WORDS {
+            return None;
+        }
+        let mut words = [0i32; DOT_WORDS];
+        let mut row_sums = [0i32; 32];
+        for (n, w_row) in w_o.chunks_exact(g.kw).enumerate() {
+            let mut b = [0u8; 8];
+            for (b, &w) in b.iter_mut().zip(w_row) {
+                *b = w as u8;
+            }
+            words[n * groups] = i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            if groups == 2 {
+                words[n * groups + 1] = i32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+            }
+            let kp = n % g.kh;
+            row_sums[kp] = w_row
+                .iter()
+                .fold(row_sums[kp], |s, &w| s.wrapping_add(w as i32));
+        }
+        let t: [u8; 16] = core::array::from_fn(|n| (n / 4 + n % 4) as u8);
+        // SAFETY: `t` is 16 bytes; NEON is baseline on aarch64.
+        let idx = unsafe { vld1q_u8(t.as_ptr()) };
+        Some(DotW {
+            groups,
+            words,
+            row_sums,
+            idx,
+        })
+    }
+
+    /// `zp_in · Σ w` over the kernel rows `rows` (all columns: interior pixels use every
+    /// tap), the term that turns `Σ w·x` into `Σ w·(x − zp_in)` modulo 2^32.
+    fn zp_weight_sum(&self, rows: Range<usize>, zp: i32) -> i32 {
+        self.row_sums[rows]
+            .iter()
+            .fold(0i32, |s, &r| s.wrapping_add(r))
+            .wrapping_mul(zp)
+    }
+}
+
+/// f32 weights, f32 activations: see the module docs.
+pub(crate) fn conv2d_f32(
+    x: &[f32],
+    xd: Dims,
+    p: DenseF<'_, f32>,
+    g: ConvGeom,
+    yd: Dims,
+    y: &mut [f32],
+    _scratch: &mut [u8],
+) {
+    debug_assert_eq!(x.len(), xd.len());
+    debug_assert_eq!(y.len(), yd.len());
+    debug_assert_eq!(p.weight.len(), yd.c * xd.c * g.kh * g.kw);
+    let per_out = xd.c * g.kh * g.kw;
+    let inner = if g.stride == 1 {
+        interior(g, xd.w, yd.w)
+    } else {
+        0..0
+    };
+    for o in 0..yd.c {
+        let w_o = &p.weight[o * per_out..][..per_out]; // [C, KH, KW]
+        let bias = p.bias[o];
+        for i in 0..yd.h {
+            let y_row = &mut y[(o * yd.h + i) * yd.w..][..yd.w]; // [OW]
+            let rows = kernel_rows(i, g, xd.h);
+            let cols = if inner.len() >= 4 {
+                inner.clone()
+            } else {
+                0..0
+            };
+            for j in (0..cols.start).chain(cols.end..yd.w) {
+                y_row[j] = bias + pixel_f32(x, xd, w_o, g, rows.clone(), i, j);
+            }
+            if cols.is_empty() {
+                continue;
+            }
+            cover(cols.start, cols.end, 16, 4, |j0, big| {
+                let out = &mut y_row[j0..];
+                if big {
+                    block_f32::<4>(x, xd, w_o, g, rows.clone(), i, j0, bias, out);
+                } else {
+                    block_f32::<1>(x, xd, w_o, g, rows.clone(), i, j0, bias, out);
+                }
+            });
+        }
+    }
+}
+
+/// The reference's f32 sum for output pixel `(i, j)`, in `(c, kp, kq)` order.
+fn pixel_f32(
+    x: &[f32],
+    xd: Dims,
+    w_o: &[f32],
+    g: ConvGeom,
+    rows: Range<usize>,
+    i: usize,
+    j: usize,
+) -> f32 {
+    let cols = kernel_cols(j, g, xd.w);
+    let mut sum = 0.0f32;
+    for c in 0..xd.c {
+        for kp in rows.clone() {
+            let r = i * g.stride + kp - g.pad;
+            let w_row = &w_o[(c * g.kh + kp) * g.kw..][cols.taps.clone()];
+            let x_row = &x[(c * xd.h + r) * xd.w..][cols.input.clone()];
+            for (&w, &x) in w_row.iter().zip(x_row) {
+                sum += w * x;
+            }
+        }
+    }
+    sum
+}
+
+/// `bias + Σ w·x` of the `4·B` interior pixels `j0..` of output row `i` (stride 1), written
+/// to `y[..4·B]`; each lane sums in the reference's order.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn block_f32<const B: usize>(
+    x: &[f32],
+    xd: Dims,
+    w_o: &[f32],
+    g: ConvGeom,
+    rows: Range<usize>,
+    i: usize,
+    j0: usize,
+    bias: f32,
+    y: &mut [f32],
+) {
+    debug_assert!(j0 >= g.pad && j0 + 4 * B + g.kw <= xd.w + g.pad + 1);
+    let y = &mut y[..4 * B];
+    // SAFETY: NEON is baseline on aarch64. Interior pixels `j0 + l` read input columns
+    // `j0 + l + kq − pad` in `0..W` (asserted above), so each 4-lane load at
+    // `x_row[j0 + kq − pad + 4·b]`, `4·b + 4 ≤ 4·B`, lies inside `x_row`; the stores write
+    // `y`'s `4·B` elements.
+    unsafe {
+        let mut acc = [vdupq_n_f32(0.0); B];
+        for c in 0..xd.c {
+            for kp in rows.clone() {
+                let r = i + kp - g.pad;
+                let x_row = &x[(c * xd.h + r) * xd.w..][..xd.w];
+                let w_row = &w_o[(c * g.kh + kp) * g.kw..][..g.kw];
+                for (kq, &w) in w_row.iter().enumerate() {
+                    let src = x_row.as_ptr().add(j0 + kq - g.pad);
+                    let w = vdupq_n_f32(w);
+                    for (b, acc) in acc.iter_mut().enumerate() {
+                        // Rounded product, then rounded sum: no FMA, as the reference.
+                        *acc = vaddq_f32(*acc, vmulq_f32(w, vld1q_f32(src.add(4 * b))));
+                    }
+                }
+            }
+        }
+        let bias = vdupq_n_f32(bias);
+        for (b, acc) in acc.iter().enumerate() {
+            vst1q_f32(y.as_mut_ptr().add(4 * b), vaddq_f32(bias, *acc));
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! aarch64 NEON max pooling, bit-exact with `reference.rs` (proven by `crate::check`).
+//!
+//! Shapes as in the reference: `x` `[C, H, W]`, `y` `[C, OH, OW]`. Each output row is done
+//! in blocks of consecutive outputs, one per lane (16 or 8 for int8, 4 for f32): window tap
+//! `(p, q)` of outputs `j0..` is `x[c, i·S + p, (j0 + l)·S + q]`, a strided load that
+//! `LD1`..`LD4` de-interleave for strides 1 to 4. Other strides, rows narrower than a block,
+//! and a block whose (over-long) de-interleaving load would pass the end of `x` run the
+//! reference's per-output loop. No scratch.
+
+use core::arch::aarch64::*;
+
+pub(crate) use super::reference::scratch_len;
+use crate::kernels::neon::{cover, strided_f32x4, strided_s8x16, strided_s8x8, taps, PoolBlock};
+use crate::kernels::{pool_window, Dims};
+
+/// int8: the maximum code of each window.
+pub(crate) fn maxpool_s8(
+    x: &[i8],
+    xd: Dims,
+    k: usize,
+    stride: usize,
+    yd: Dims,
+    y: &mut [i8],
+    scratch: &mut [u8],
+) {
+    match stride {
+        1 => max_s8::<1>(x, xd, k, yd, y),
+        2 => max_s8::<2>(x, xd, k, yd, y),
+        3 => max_s8::<3>(x, xd, k, yd, y),
+        4 => max_s8::<4>(x, xd, k, yd, y),
+        _ => super::reference::maxpool_s8(x, xd, k, stride, yd, y, scratch),
+    }
+}
+
+fn max_s8<const S: usize>(x: &[i8], xd: Dims, k: usize, yd: Dims, y: &mut [i8]) {
+    debug_assert_eq!(y.len(), yd.len());
+    let scalar = |y: &mut [i8], o: usize| {
+        y[o] = pool_window(x, xd, k, S, yd, o).max().unwrap_or(0); // never empty
+    };
+    for c in 0..yd.c {
+        for i in 0..yd.h {
+            let row = (c * yd.h + i) * yd.w; // y[c, i, ..]
+            if yd.w < 8 {
+                (row..row + yd.w).for_each(|o| scalar(y, o));
+                continue;
+            }
+            cover(0, yd.w, 16, 8, |j0, big| {
+                let lanes = if big { 16 } else { 8 };
+                let blk = PoolBlock {
+                    corner: (c * xd.h + i * S) * xd.w + j0 * S,
+                    w: xd.w,
+                    k,
+                };
+                if !blk.fits::<S>(lanes, x.len()) {
+                    (row + j0..row + j0 + lanes).for_each(|o| scalar(y, o));
+                    return;
+                }
+                let out = &mut y[row + j0..][..lanes];
+                // SAFETY: NEON is baseline on aarch64; `fits` checked that the load of every
+                // tap (the last one reaches furthest) reads inside `x`; the store writes
+                // `out`'s `lanes` bytes.
+                unsafe {
+                    let at = |p, q| {
+                        let (off, sel) = blk.tap::<S>(p, q);
+                        (x.as_ptr().add(off), sel)
+                    };
+                    if big {
+                        let (src, sel) = at(0, 0);
+                        let mut m = strided_s8x16::<S>(src, sel);
+                        for (p, q) in taps(k) {
+                            let (src, sel) = at(p, q);
+                            m = vmaxq_s8(m, strided_s8x16::<S>(src, sel));
+                        }
+                        vst1q_s8(out.as_mut_ptr(), m);
+                    } else {
+                        let (src, sel) = at(0, 0);
+                        let mut m = strided_s8x8::<S>(src, sel);
+                        for (p, q) in taps(k) {
+                            let (src, sel) = at(p, q);
+                            m = vmax_s8(m, strided_s8x8::<S>(src, sel));
+                        }
+                        vst1_s8(out.as_mut_ptr(), m);
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// f32: the maximum in `(p, q)` order with `FMAXNM`, which is `f32::max` (NaN skipped).
+pub(crate) fn maxpool_f32(
+    x: &[f32],
+    xd: Dims,
+    k: usize,
+    stride: usize,
+    yd: Dims,
+    y: &mut [f32],
+    scratch: &mut [u8],
+) {
+    match stride {
+        1 => max_f32::<1>(x, xd, k, yd, y),
+        2 => max_f32::<2>(x, xd, k, yd, y),
+        3 => max_f32::<3>(x, xd, k, yd, y),
+        4 => max_f32::<4>(x, xd, k, yd, y),
+        _ => super::reference::maxpool_f32(x, xd, k, stride, yd, y, scratch),
+    }
+}
+
+fn max_f32<const S: usize>(x: &[f32], xd: Dims, k: usize, yd: Dims, y: &mut [f32]) {
+    debug_assert_eq!(y.len(), yd.len());
+    let scalar = |y: &mut [f32], o: usize| {
+        let mut window = pool_window(x, xd, k, S, yd, o);
+        let first = window.next().unwrap_or(0.0); // k ≥ 1: never empty
+        y[o] = window.fold(first, f32::max);
+    };
+    for c in 0..yd.c {
+        for i in 0..yd.h {
+            let row = (c * yd.h + i) * yd.w; // y[c, i, ..]
+            if yd.w < 4 {
+                (row..row + yd.w).for_each(|o| scalar(y, o));
+                continue;
+            }
+            cover(0, yd.w, 4, 4, |j0, _| {
+                let blk = PoolBlock {
+                    corner: (c * xd.h + i * S) * xd.w + j0 * S,
+                    w: xd.w,
+                    k,
+                };
+                if !blk.fits::<S>(4, x.len()) {
+                    (row + j0..row + j0 + 4).for_each(|o| scalar(y, o));
+                    return;
+                }
+                let out = &mut y[row + j0..][..4];
+                // SAFETY: NEON is baseline on aarch64; `fits` checked that every tap's load
+                // reads inside `x`; the store writes `out`'s 4 elements.
+                unsafe {
+                    let at = |p, q| {
+                        let (off, sel) = blk.tap::<S>(p, q);
+                        strided_f32x4::<S>(x.as_ptr().add(off), sel)
+                    };
+                    let mut m = at(0, 0);
+                    // Tap (0, 0) again changes nothing: max(m, m) = m, NaN included.
+                    for (p, q) in taps(k) {
+                        m = vmaxnmq_f32(m, at(p, q));
+                    }
+                    vst1q_f32(out.as_mut_ptr(), m);
+                }
+            });
+        }
+    }
+}
