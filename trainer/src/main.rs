@@ -138,12 +138,17 @@ enum Format {
     Onnx,
 }
 
-/// A usage error in clap's format (exit status 2), for combinations clap cannot express.
+/// A usage error of `kestrel export` in clap's format (exit status 2), for combinations
+/// clap cannot express.
 fn usage(message: &str) -> ! {
     use clap::CommandFactory;
-    Cli::command()
-        .error(clap::error::ErrorKind::ArgumentConflict, message)
-        .exit()
+    let mut cli = Cli::command();
+    cli.build();
+    match cli.find_subcommand_mut("export") {
+        Some(export) => export.error(clap::error::ErrorKind::ArgumentConflict, message),
+        None => cli.error(clap::error::ErrorKind::ArgumentConflict, message),
+    }
+    .exit()
 }
 
 fn threads(n: Option<usize>) {
