@@ -6,8 +6,8 @@
 //!
 //! The pipeline, in module order: [`data`] (IDX files) → [`config`] (architectures) →
 //! [`nn`] + [`backend`] (layers, losses, CPU kernels) → [`train`] (SGD) →
-//! [`checkpoint`] → [`export`] (f32 / f16 / int8) → [`eval`] and [`inspect`] (on the runtime)
-//! → [`firmware`] (on Cortex-M firmware under QEMU).
+//! [`checkpoint`] → [`export`] (f32 / f16 / int8; [`export_onnx`] for other engines) →
+//! [`eval`] and [`inspect`] (on the runtime) → [`firmware`] (on Cortex-M firmware under QEMU).
 #![deny(missing_docs)]
 
 pub mod backend;
@@ -17,6 +17,7 @@ pub mod data;
 pub mod error;
 pub mod eval;
 pub mod export;
+pub mod export_onnx;
 pub mod firmware;
 pub mod gradcheck;
 pub mod inspect;

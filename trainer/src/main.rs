@@ -11,7 +11,7 @@ use kestrel_trainer::data::{self, Split, DEFAULT_DATA_DIR};
 use kestrel_trainer::export::Quant;
 use kestrel_trainer::train::TrainOptions;
 use kestrel_trainer::{
-    checkpoint, eval, export, firmware, gradcheck, inspect, train, Error, Result,
+    checkpoint, eval, export, export_onnx, firmware, gradcheck, inspect, train, Error, Result,
 };
 
 #[derive(Parser)]
@@ -75,14 +75,17 @@ enum Cmd {
         #[arg(long)]
         threads: Option<usize>,
     },
-    /// Export a checkpoint as a Kestrel model file.
+    /// Export a checkpoint as a Kestrel model file (or the float network as ONNX).
     Export {
         /// Checkpoint from `kestrel train`.
         #[arg(long)]
         checkpoint: PathBuf,
-        /// Precision.
+        /// File format: a Kestrel model file, or ONNX (float, normalized input).
+        #[arg(long, value_enum, default_value = "kestrel")]
+        format: Format,
+        /// Precision (required for `--format kestrel`; ONNX is always f32).
         #[arg(long, value_enum)]
-        quant: Quant,
+        quant: Option<Quant>,
         /// Model file to write.
         #[arg(long)]
         out: PathBuf,
@@ -164,6 +167,28 @@ enum FirmwareCmd {
     },
 }
 
+/// `kestrel export --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    /// A Kestrel model file for the runtime.
+    Kestrel,
+    /// ONNX (opset 13) of the float network, for other engines.
+    Onnx,
+}
+
+/// A usage error of `kestrel export` in clap's format (exit status 2), for combinations
+/// clap cannot express.
+fn usage(message: &str) -> ! {
+    use clap::CommandFactory;
+    let mut cli = Cli::command();
+    cli.build();
+    match cli.find_subcommand_mut("export") {
+        Some(export) => export.error(clap::error::ErrorKind::ArgumentConflict, message),
+        None => cli.error(clap::error::ErrorKind::ArgumentConflict, message),
+    }
+    .exit()
+}
+
 fn threads(n: Option<usize>) {
     if let Some(n) = n {
         // Only fails if a pool exists already, which it cannot at this point.
@@ -219,10 +244,38 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Export {
             checkpoint,
+            format: Format::Onnx,
             quant,
             out,
             calib,
         } => {
+            if quant.is_some_and(|q| q != Quant::F32) {
+                usage("--format onnx exports the float network: --quant must be f32 or absent");
+            }
+            if calib.is_some() {
+                usage("--calib calibrates int8 Kestrel models; --format onnx has no use for it");
+            }
+            let ckpt = checkpoint::Checkpoint::load(&checkpoint)?;
+            let bytes = export_onnx::export_onnx(kestrel_trainer::backend::cpu::Cpu::new(), &ckpt)?;
+            checkpoint::write_atomic(&out, &bytes)?;
+            println!(
+                "wrote {} ({} bytes, ONNX opset {}, normalized f32 input)",
+                out.display(),
+                bytes.len(),
+                export_onnx::OPSET
+            );
+            Ok(())
+        }
+        Cmd::Export {
+            checkpoint,
+            format: Format::Kestrel,
+            quant,
+            out,
+            calib,
+        } => {
+            let Some(quant) = quant else {
+                usage("--format kestrel needs --quant int8|f16|f32");
+            };
             let ckpt = checkpoint::Checkpoint::load(&checkpoint)?;
             let calib = match calib {
                 Some(dir) => Some(data::load(&dir, Split::Train)?.take(export::CALIBRATION_IMAGES)),

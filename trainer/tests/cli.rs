@@ -64,6 +64,31 @@ fn train_export_eval_inspect() {
     ]);
     assert!(ok, "export failed: {stderr}");
 
+    // The float network as ONNX: a protobuf ModelProto with the documented input and output.
+    let onnx = p("lenet.onnx");
+    let (ok, stdout, stderr) = kestrel(&[
+        "export",
+        "--checkpoint",
+        &ck,
+        "--format",
+        "onnx",
+        "--out",
+        &onnx,
+    ]);
+    assert!(
+        ok && stdout.contains("ONNX opset 13"),
+        "export onnx failed: {stderr}"
+    );
+    use kestrel_trainer::export_onnx::onnx::ModelProto;
+    use prost::Message;
+    let m = ModelProto::decode(std::fs::read(&onnx).unwrap().as_slice()).unwrap();
+    let g = m.graph.unwrap();
+    assert_eq!(
+        (g.input[0].name.as_str(), g.output[0].name.as_str()),
+        ("input", "logits")
+    );
+    assert_eq!(g.node.len(), 12);
+
     let (ok, stdout, stderr) = kestrel(&[
         "eval",
         "--model",
@@ -166,6 +191,19 @@ fn bad_inputs_are_clear_errors() {
         "{stderr}"
     );
     assert!(!tmp.path().join("m").exists(), "no output file on failure");
+    // ONNX is the float network; a Kestrel model needs a precision.
+    for (args, message) in [
+        (
+            &["--format", "onnx", "--quant", "int8"][..],
+            "--quant must be f32 or absent",
+        ),
+        (&[][..], "--format kestrel needs --quant"),
+    ] {
+        let mut all = vec!["export", "--checkpoint", "bad.ckpt", "--out", "m"];
+        all.extend_from_slice(args);
+        let (ok, _, stderr) = kestrel(&all);
+        assert!(!ok && stderr.contains(message), "{all:?}: {stderr}");
+    }
     // A data directory without MNIST files.
     let (ok, _, stderr) = kestrel(&[
         "train",
