@@ -72,7 +72,9 @@ pub fn requantize(acc: i32, multiplier: i32, shift: i32) -> i32 {
 /// saturating. Used for quantizing model inputs and LCN outputs.
 #[inline]
 pub fn quantize_f32(x: f32, scale: f32, zero_point: i32) -> i8 {
-    let v = x / scale;
+    // Beyond ±512 every code saturates anyway (|zero_point| ≤ 128); clamping first keeps the
+    // integer steps below from overflowing for huge or infinite inputs (NaN stays NaN → 0).
+    let v = (x / scale).clamp(-512.0, 512.0);
     // Round half away from zero without libm: `v − trunc(v)` is exact, so no double rounding.
     let t = v as i32 as f32; // saturating truncation; NaN → 0
     let frac = v - t;
@@ -141,6 +143,12 @@ mod tests {
         assert_eq!(quantize_f32(1e9, 0.5, 3), 127);
         assert_eq!(quantize_f32(-1e9, 0.5, 3), -128);
         assert_eq!(quantize_f32(f32::NAN, 0.5, 3), 3);
+        // Past i32 range and infinities saturate (they used to overflow the rounding step).
+        assert_eq!(quantize_f32(3e9, 1.0, 0), 127);
+        assert_eq!(quantize_f32(-3e9, 1.0, -128), -128);
+        assert_eq!(quantize_f32(f32::INFINITY, 0.5, 0), 127);
+        assert_eq!(quantize_f32(f32::NEG_INFINITY, 0.5, 0), -128);
+        assert_eq!(quantize_f32(1e30, 1e-30, 0), 127);
         assert_eq!(dequantize(5, 0.5, 3), 1.0);
         // Just below one half must not round up (a naive `v + 0.5` does in f32).
         assert_eq!(quantize_f32(0.499_999_97, 1.0, 0), 0);

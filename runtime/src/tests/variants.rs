@@ -68,7 +68,8 @@ fn quantize_input(seed: u64) -> Result<(), TestCaseError> {
         .map(|_| match rng.int(0, 9) {
             0 => f32::NAN,
             1 => (rng.int(-300, 300) as f32 + 0.5) * q.scale, // ties
-            2 => (unit(&mut rng) - 0.5) * 2f32.powi(rng.int(8, 30)) * q.scale,
+            2 => (unit(&mut rng) - 0.5) * 2f32.powi(rng.int(8, 40)) * q.scale,
+            3 => [f32::INFINITY, f32::NEG_INFINITY][rng.int(0, 1) as usize],
             _ => (unit(&mut rng) - 0.5) * 400.0 * q.scale,
         })
         .collect();
