@@ -1,13 +1,23 @@
 //! Max pooling, `k × k` window, stride, no padding: `maxpool_f32`, `maxpool_s8` (int8 output
 //! keeps the input's quantization).
 
+// The spec. Where a variant replaces a kernel only `crate::check` calls it.
+#[allow(dead_code)]
 pub(crate) mod reference;
 
 // The variant this build runs, chosen at compile time (see `runtime/build.rs` and
 // `kernels/mod.rs`); `crate::check` proves it equal to the reference. Each variant file
 // has the same functions as `reference.rs`, re-exporting the reference for what it does
 // not speed up. Instruction sets without a file here run the reference.
-#[cfg(not(any()))]
+#[cfg(kestrel_isa = "dsp")]
+pub(crate) mod dsp;
+#[cfg(kestrel_isa = "dsp")]
+pub(crate) use dsp as isa;
+#[cfg(kestrel_isa = "mve")]
+pub(crate) mod mve;
+#[cfg(kestrel_isa = "mve")]
+pub(crate) use mve as isa;
+#[cfg(not(any(kestrel_isa = "dsp", kestrel_isa = "mve")))]
 pub(crate) use reference as isa;
 
 use kestrel_format::Layer;

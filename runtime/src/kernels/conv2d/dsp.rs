@@ -1,0 +1,258 @@
+//! ARMv7E-M DSP convolution (Cortex-M4/M7, Armv8-M with DSP): int8 with `SMLAD`, two 16-bit
+//! multiply-accumulates per instruction. The float convolutions run the reference (these
+//! cores have a scalar FPU only).
+//!
+//! `conv2d_s8` is an im2col of four output positions at a time (CMSIS-NN's scheme, with
+//! four columns instead of two): the four input patches `[C, KH, KW]`, less the input zero
+//! point (padding is 0), are written to scratch as q15, interleaved per group of four taps
+//! in the order `SXTB16` unpacks weight bytes. Each output channel's weight row is then
+//! read once per four positions: one word load and two `SXTB16` serve eight `SMLAD`s
+//! (sixteen MACs), and two `LDM`s bring the four columns' halfwords.
+
+use core::arch::asm;
+
+use kestrel_format::{ConvGeom, Layer, LayerKind};
+
+use crate::kernels::{cortex_m::i16_words, tap, DenseS8, Dims, Elem};
+
+pub(crate) use super::reference::{conv2d_f16, conv2d_f32};
+
+/// Output positions per im2col block.
+const COLS: usize = 4;
+
+/// int8: four im2col columns of `C·KH·KW` taps (rounded up to whole groups of four) as q15,
+/// plus 3 bytes to align them: 227 bytes for LeNet's first convolution (25 taps).
+pub(crate) fn scratch_len(layer: &Layer<'_>, elem: Elem) -> usize {
+    match (&layer.kind, elem) {
+        (LayerKind::Conv2d { geom, .. }, Elem::I8) => {
+            let taps = layer.input.c as usize * geom.kh * geom.kw;
+            COLS * taps.next_multiple_of(4) * 2 + 3
+        }
+        _ => 0,
+    }
+}
+
+/// Where tap `t` of column `col` lives in the im2col block: groups of four taps, each
+/// `[COLS][x0 x2 x1 x3]` (so one `SXTB16` pair of a weight word meets one word pair per
+/// column).
+#[inline(always)]
+const fn slot(col: usize, t: usize) -> usize {
+    const ORDER: [usize; 4] = [0, 2, 1, 3];
+    (t & !3) * COLS + col * 4 + ORDER[t & 3]
+}
+
+/// int8, as the reference bit for bit: `x` `[C, H, W]`, `weight` `[OC, C, KH, KW]`,
+/// `y` `[OC, OH, OW]`.
+pub(crate) fn conv2d_s8(
+    x: &[i8],
+    xd: Dims,
+    p: DenseS8<'_>,
+    g: ConvGeom,
+    yd: Dims,
+    y: &mut [i8],
+    scratch: &mut [u8],
+) {
+    debug_assert_eq!(x.len(), xd.len());
+    debug_assert_eq!(y.len(), yd.len());
+    let taps = xd.c * g.kh * g.kw;
+    debug_assert_eq!(p.weight.len(), yd.c * taps);
+    let groups = taps / 4;
+    let cols = i16_words(scratch, COLS * taps.next_multiple_of(4)); // [groups][COLS][4]
+    let positions = yd.h * yd.w;
+    for first in (0..positions).step_by(COLS) {
+        let n = COLS.min(positions - first);
+        // Top-left input element of each window, when all four lie inside the input.
+        let corner = |pos: usize| {
+            let (i, j) = (pos / yd.w * g.stride, pos % yd.w * g.stride);
+            let inside =
+                i >= g.pad && i - g.pad + g.kh <= xd.h && j >= g.pad && j - g.pad + g.kw <= xd.w;
+            inside.then(|| (i - g.pad) * xd.w + j - g.pad)
+        };
+        match (n == COLS).then(|| [0, 1, 2, 3].map(|c| corner(first + c))) {
+            Some([Some(a), Some(b), Some(c), Some(d)]) => {
+                im2col_inside(x, xd, g, p.zp_in, [a, b, c, d], cols)
+            }
+            _ => {
+                for col in 0..COLS {
+                    let pos = (col < n).then_some(first + col);
+                    im2col(x, xd, g, p.zp_in, yd.w, pos, col, cols);
+                }
+            }
+        }
+        for o in 0..yd.c {
+            let w_o = &p.weight[o * taps..][..taps]; // [C, KH, KW]
+            let mut acc = if groups == 0 {
+                [0; COLS]
+            } else {
+                // SAFETY: `w_o` has taps ≥ 4·groups bytes and `cols` 4·COLS·groups
+                // 4-byte aligned i16s, exactly what `dot_1x4` reads.
+                unsafe { dot_1x4(w_o.as_ptr(), cols.as_ptr(), groups) }
+            };
+            // The last taps mod 4, scalar.
+            for (t, &w) in w_o.iter().enumerate().skip(groups * 4) {
+                for (col, acc) in acc.iter_mut().enumerate() {
+                    *acc = acc.wrapping_add(w as i32 * cols[slot(col, t)] as i32);
+                }
+            }
+            let y_o = &mut y[o * positions + first..][..n];
+            for (y, &acc) in y_o.iter_mut().zip(&acc) {
+                *y = p.output_fast(o, acc);
+            }
+        }
+    }
+}
+
+/// Writes the whole block when all four windows lie inside the input (no padding), the
+/// common case: column `c` reads `x[corner[c] + offset(t)]`, with the offset of tap
+/// `t = (ch, p, q)` advanced incrementally.
+fn im2col_inside(
+    x: &[i8],
+    xd: Dims,
+    g: ConvGeom,
+    zp: i32,
+    corner: [usize; COLS],
+    cols: &mut [i16],
+) {
+    let taps = xd.c * g.kh * g.kw;
+    // Span of one window in `x`: from its corner to its last element.
+    let span = ((xd.c - 1) * xd.h + g.kh - 1) * xd.w + g.kw;
+    let win = corner.map(|c| &x[c..][..span]);
+    let zp = zp as i16;
+    let (mut off, mut q, mut p) = (0usize, 0usize, 0usize);
+    let mut next = || {
+        let o = off;
+        off += 1;
+        q += 1;
+        if q == g.kw {
+            q = 0;
+            off += xd.w - g.kw;
+            p += 1;
+            if p == g.kh {
+                p = 0;
+                off += (xd.h - g.kh) * xd.w;
+            }
+        }
+        o
+    };
+    for (gi, block) in cols.chunks_exact_mut(4 * COLS).enumerate() {
+        // Taps 4·gi + 0, 1, 2, 3 sit at halfwords 0, 2, 1, 3 of each column's quad.
+        for (k, at) in [(0usize, 0usize), (1, 2), (2, 1), (3, 3)] {
+            if 4 * gi + k >= taps {
+                break;
+            }
+            let o = next();
+            for c in 0..COLS {
+                block[4 * c + at] = win[c][o] as i16 - zp;
+            }
+        }
+    }
+}
+
+/// Writes column `col` of the block: the patch of output position `pos` (flat `i·OW + j`),
+/// `x − zp_in` with 0 for padding, or all zeros when `pos` is `None` (past the last one).
+#[allow(clippy::too_many_arguments)]
+fn im2col(
+    x: &[i8],
+    xd: Dims,
+    g: ConvGeom,
+    zp: i32,
+    ow: usize,
+    pos: Option<usize>,
+    col: usize,
+    cols: &mut [i16],
+) {
+    let taps = xd.c * g.kh * g.kw;
+    let Some(pos) = pos else {
+        for t in 0..taps {
+            cols[slot(col, t)] = 0;
+        }
+        return;
+    };
+    let (i, j) = (pos / ow, pos % ow);
+    let zp = zp as i16;
+    let mut t = 0;
+    for c in 0..xd.c {
+        for kp in 0..g.kh {
+            let Some(r) = tap(i, kp, g.stride, g.pad, xd.h) else {
+                for _ in 0..g.kw {
+                    cols[slot(col, t)] = 0;
+                    t += 1;
+                }
+                continue;
+            };
+            let row = &x[(c * xd.h + r) * xd.w..][..xd.w]; // [W]
+            for kq in 0..g.kw {
+                cols[slot(col, t)] = match tap(j, kq, g.stride, g.pad, xd.w) {
+                    Some(s) => row[s] as i16 - zp,
+                    None => 0,
+                };
+                t += 1;
+            }
+        }
+    }
+}
+
+/// One weight word at `{pw}` against the four columns of one tap group: `LDM` brings
+/// columns 0 and 1 (then 2 and 3) as `x0x2, x1x3` word pairs into r0–r3.
+macro_rules! group_1x4 {
+    () => {
+        concat!(
+            "ldr {w}, [{pw}], #4\n",
+            "sxtb16 {t}, {w}, ror #8\n",
+            "sxtb16 {w}, {w}\n",
+            "ldm {pc}!, {{r0, r1, r2, r3}}\n",
+            "smlad {a0}, {w}, r0, {a0}\n",
+            "smlad {a0}, {t}, r1, {a0}\n",
+            "smlad {a1}, {w}, r2, {a1}\n",
+            "smlad {a1}, {t}, r3, {a1}\n",
+            "ldm {pc}!, {{r0, r1, r2, r3}}\n",
+            "smlad {a2}, {w}, r0, {a2}\n",
+            "smlad {a2}, {t}, r1, {a2}\n",
+            "smlad {a3}, {w}, r2, {a3}\n",
+            "smlad {a3}, {t}, r3, {a3}\n",
+        )
+    };
+}
+
+/// `Σ_{t < 4·groups} w[t]·column_c[t]` for the four columns `c` of the im2col block.
+///
+/// # Safety
+/// `w` is readable for `4·groups` bytes, `cols` for `16·groups` 4-byte aligned i16s, and
+/// `groups ≥ 1`.
+#[inline(always)]
+unsafe fn dot_1x4(w: *const i8, cols: *const i16, groups: usize) -> [i32; COLS] {
+    let mut acc = [0i32; COLS];
+    // SAFETY: the caller guarantees the reads; the loop runs `groups` times (two groups a
+    // turn after an odd one) and touches no other memory.
+    unsafe {
+        asm!(
+            "tst {n}, #1",
+            "beq 3f",
+            group_1x4!(),
+            "3:",
+            "lsrs {n}, {n}, #1",
+            "beq 4f",
+            "2:",
+            group_1x4!(),
+            group_1x4!(),
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            "4:",
+            pw = inout(reg) w => _,
+            pc = inout(reg) cols => _,
+            n = inout(reg) groups => _,
+            a0 = inout(reg) acc[0],
+            a1 = inout(reg) acc[1],
+            a2 = inout(reg) acc[2],
+            a3 = inout(reg) acc[3],
+            w = out(reg) _,
+            t = out(reg) _,
+            out("r0") _,
+            out("r1") _,
+            out("r2") _,
+            out("r3") _,
+            options(pure, readonly, nostack),
+        );
+    }
+    acc
+}
