@@ -9,7 +9,8 @@ pub(crate) mod reference;
 // `kernels/mod.rs`); `crate::check` proves it equal to the reference. Each variant file
 // has the same functions as `reference.rs`, re-exporting the reference for what it does
 // not speed up. Instruction sets without a file here run the reference.
-#[cfg(kestrel_isa = "dsp")]
+// Helium cores (Cortex-M55/M85) have the DSP extension too; their `mve.rs` uses it.
+#[cfg(any(kestrel_isa = "dsp", kestrel_isa = "mve"))]
 pub(crate) mod dsp;
 #[cfg(kestrel_isa = "dsp")]
 pub(crate) use dsp as isa;
