@@ -13,7 +13,7 @@ use core::arch::asm;
 
 use kestrel_format::{ConvGeom, Layer, LayerKind};
 
-use crate::kernels::{cortex_m::i16_words, tap, DenseS8, Dims, Elem};
+use crate::kernels::{cortex_m::i16_words, DenseS8, Dims, Elem};
 
 pub(crate) use super::reference::{conv2d_f16, conv2d_f32};
 
@@ -72,12 +72,7 @@ pub(crate) fn conv2d_s8(
             Some([Some(a), Some(b), Some(c), Some(d)]) => {
                 im2col_inside(x, xd, g, p.zp_in, [a, b, c, d], cols)
             }
-            _ => {
-                for col in 0..COLS {
-                    let pos = (col < n).then_some(first + col);
-                    im2col(x, xd, g, p.zp_in, yd.w, pos, col, cols);
-                }
-            }
+            _ => im2col_edge(x, xd, g, p.zp_in, yd.w, first, n, cols),
         }
         for o in 0..yd.c {
             let w_o = &p.weight[o * taps..][..taps]; // [C, KH, KW]
@@ -148,45 +143,60 @@ fn im2col_inside(
     }
 }
 
-/// Writes column `col` of the block: the patch of output position `pos` (flat `i·OW + j`),
-/// `x − zp_in` with 0 for padding, or all zeros when `pos` is `None` (past the last one).
+/// Writes the whole block when some window reaches into the padding (or the block has
+/// fewer than four positions, `n`): the same walk over the taps as [`im2col_inside`],
+/// with each column's tap kept only where its input row and column exist (0 elsewhere, and
+/// for columns past the last position).
 #[allow(clippy::too_many_arguments)]
-fn im2col(
+fn im2col_edge(
     x: &[i8],
     xd: Dims,
     g: ConvGeom,
     zp: i32,
     ow: usize,
-    pos: Option<usize>,
-    col: usize,
+    first: usize,
+    n: usize,
     cols: &mut [i16],
 ) {
     let taps = xd.c * g.kh * g.kw;
-    let Some(pos) = pos else {
-        for t in 0..taps {
-            cols[slot(col, t)] = 0;
-        }
-        return;
-    };
-    let (i, j) = (pos / ow, pos % ow);
     let zp = zp as i16;
-    let mut t = 0;
-    for c in 0..xd.c {
-        for kp in 0..g.kh {
-            let Some(r) = tap(i, kp, g.stride, g.pad, xd.h) else {
-                for _ in 0..g.kw {
-                    cols[slot(col, t)] = 0;
-                    t += 1;
-                }
-                continue;
+    // Per column: the first input row and column of its window (may be negative), and the
+    // window rows p and columns q that lie inside the input, as `lo` and count.
+    let mut top = [0isize; COLS];
+    let (mut p_lo, mut p_n, mut q_lo, mut q_n) = ([0; COLS], [0; COLS], [0; COLS], [0; COLS]);
+    for c in 0..n {
+        let pos = first + c;
+        let r0 = (pos / ow * g.stride) as isize - g.pad as isize;
+        let s0 = (pos % ow * g.stride) as isize - g.pad as isize;
+        top[c] = r0 * xd.w as isize + s0;
+        let range = |v0: isize, k: usize, len: usize| {
+            let lo = (-v0).clamp(0, k as isize) as usize;
+            let hi = (len as isize - v0).clamp(lo as isize, k as isize) as usize;
+            (lo, hi - lo)
+        };
+        (p_lo[c], p_n[c]) = range(r0, g.kh, xd.h);
+        (q_lo[c], q_n[c]) = range(s0, g.kw, xd.w);
+    }
+    let (mut off, mut p, mut q) = (0isize, 0usize, 0usize);
+    for t in 0..taps {
+        let at = slot(0, t);
+        for c in 0..COLS {
+            let inside = p.wrapping_sub(p_lo[c]) < p_n[c] && q.wrapping_sub(q_lo[c]) < q_n[c];
+            cols[at + 4 * c] = if inside {
+                x[(top[c] + off) as usize] as i16 - zp
+            } else {
+                0
             };
-            let row = &x[(c * xd.h + r) * xd.w..][..xd.w]; // [W]
-            for kq in 0..g.kw {
-                cols[slot(col, t)] = match tap(j, kq, g.stride, g.pad, xd.w) {
-                    Some(s) => row[s] as i16 - zp,
-                    None => 0,
-                };
-                t += 1;
+        }
+        off += 1;
+        q += 1;
+        if q == g.kw {
+            q = 0;
+            off += (xd.w - g.kw) as isize;
+            p += 1;
+            if p == g.kh {
+                p = 0;
+                off += ((xd.h - g.kh) * xd.w) as isize;
             }
         }
     }
@@ -222,17 +232,23 @@ macro_rules! group_1x4 {
 #[inline(always)]
 unsafe fn dot_1x4(w: *const i8, cols: *const i16, groups: usize) -> [i32; COLS] {
     let mut acc = [0i32; COLS];
-    // SAFETY: the caller guarantees the reads; the loop runs `groups` times (two groups a
-    // turn after an odd one) and touches no other memory.
+    // SAFETY: the caller guarantees the reads; the loops run `groups` groups in all and
+    // touch no other memory.
     unsafe {
         asm!(
-            "tst {n}, #1",
+            // Single groups until a multiple of four is left, then four a turn.
+            "1:",
+            "tst {n}, #3",
             "beq 3f",
             group_1x4!(),
+            "sub {n}, {n}, #1",
+            "b 1b",
             "3:",
-            "lsrs {n}, {n}, #1",
+            "lsrs {n}, {n}, #2",
             "beq 4f",
             "2:",
+            group_1x4!(),
+            group_1x4!(),
             group_1x4!(),
             group_1x4!(),
             "subs {n}, {n}, #1",

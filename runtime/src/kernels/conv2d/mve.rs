@@ -50,7 +50,22 @@ pub(crate) fn conv2d_s8(
         let n = COLS.min(positions - first);
         for (c, col) in cols.chunks_exact_mut(taps).enumerate() {
             // Missing positions past the last repeat it (computed, not stored).
-            im2col(x, xd, g, p.zp_in, yd.w, first + c.min(n - 1), col);
+            let pos = first + c.min(n - 1);
+            let (i, j) = (pos / yd.w * g.stride, pos % yd.w * g.stride);
+            let inside = i >= g.pad
+                && i - g.pad + g.kh <= xd.h
+                && j >= g.pad
+                && j - g.pad + g.kw <= xd.w
+                && g.kw <= 16;
+            if inside {
+                let span = ((xd.c - 1) * xd.h + g.kh - 1) * xd.w + g.kw;
+                let window = &x[(i - g.pad) * xd.w + j - g.pad..][..span];
+                // SAFETY: the window's C·KH rows of KW ≤ 16 bytes lie in `window` (its last
+                // byte is `span − 1`), and `col` has C·KH·KW bytes.
+                unsafe { im2col_inside(window.as_ptr(), xd, g, col) };
+            } else {
+                im2col(x, xd, g, p.zp_in, yd.w, pos, col);
+            }
         }
         let col = cols.as_ptr();
         for o in 0..yd.c {
@@ -98,6 +113,52 @@ fn im2col(x: &[i8], xd: Dims, g: ConvGeom, zp: i32, ow: usize, pos: usize, col: 
             let s0 = left.wrapping_add(q_lo);
             copy(&mut dst[q_lo..q_hi], &row[s0..s0 + (q_hi - q_lo)]);
         }
+    }
+}
+
+/// Copies a window that lies inside the input, `C·KH` rows of `KW ≤ 16` bytes from
+/// `window` (its top-left input element; rows `W` apart, channels `H·W`), to `col`
+/// `[C, KH, KW]`: one predicated load and store per row (`VCTP.8` masks the first KW
+/// lanes).
+///
+/// # Safety
+/// `window` is readable for `((C − 1)·H + KH − 1)·W + KW` bytes, `col` writable for
+/// `C·KH·KW`, and `1 ≤ KW ≤ 16`.
+#[inline(always)]
+unsafe fn im2col_inside(window: *const i8, xd: Dims, g: ConvGeom, col: &mut [i8]) {
+    debug_assert!(col.len() >= xd.c * g.kh * g.kw && (1..=16).contains(&g.kw));
+    // SAFETY: every load and store is predicated to the first KW bytes of a row, and the
+    // rows read and written are the caller's; q0 is clobbered and VPR saved and restored.
+    unsafe {
+        asm!(
+            "vmrs {vpr}, p0",
+            "vctp.8 {kw}",
+            "1:",
+            "mov {r}, {kh}",
+            "2:",
+            "vpstt",
+            "vldrbt.8 q0, [{src}]",
+            "vstrbt.8 q0, [{dst}]",
+            "add {src}, {w}",
+            "add {dst}, {kw}",
+            "subs {r}, #1",
+            "bne 2b",
+            "add {src}, {skip}",
+            "subs {c}, #1",
+            "bne 1b",
+            "vmsr p0, {vpr}",
+            vpr = out(reg) _,
+            kw = in(reg) g.kw,
+            kh = in(reg) g.kh,
+            w = in(reg) xd.w,
+            skip = in(reg) (xd.h - g.kh) * xd.w,
+            c = inout(reg) xd.c => _,
+            r = out(reg) _,
+            src = inout(reg) window => _,
+            dst = inout(reg) col.as_mut_ptr() => _,
+            out("d0") _, out("d1") _,
+            options(nostack),
+        );
     }
 }
 
