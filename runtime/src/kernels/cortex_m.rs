@@ -24,6 +24,47 @@ impl DenseS8<'_> {
     }
 }
 
+/// One output channel's [`DenseS8::output`] with its parameters loaded once, for kernels
+/// that produce several outputs per channel in a row. Bit-exact with `output`.
+#[derive(Clone, Copy)]
+pub(crate) struct Requant {
+    /// `bias[o]` less whatever the kernel folds in (e.g. `zp_in·Σ w`).
+    bias: i32,
+    multiplier: i32,
+    /// `n − 32` for the fast path (`shift ≤ −2`), else 0: use `output`.
+    s: u32,
+    zp_out: i32,
+    shift: i32,
+}
+
+impl Requant {
+    /// Channel `o` of `p`, with `minus` subtracted from every accumulator (wrapping).
+    #[inline(always)]
+    pub(crate) fn new(p: &DenseS8<'_>, o: usize, minus: i32) -> Self {
+        let shift = p.shift[o];
+        Requant {
+            bias: p.bias[o].wrapping_sub(minus),
+            multiplier: p.multiplier[o],
+            s: if shift <= -2 { (-1 - shift) as u32 } else { 0 },
+            zp_out: p.zp_out,
+            shift,
+        }
+    }
+
+    /// The output code of accumulator `sum` (see [`DenseS8::output_fast`]).
+    #[inline(always)]
+    pub(crate) fn apply(&self, sum: i32) -> i8 {
+        let acc = self.bias.wrapping_add(sum);
+        if self.s == 0 {
+            let r = kestrel_format::quant::requantize(acc, self.multiplier, self.shift);
+            return self.zp_out.saturating_add(r).clamp(-128, 127) as i8;
+        }
+        let hi = ((acc as i64 * self.multiplier as i64) >> 32) as i32;
+        let r = (hi + (1 << (self.s - 1))) >> self.s;
+        (r + self.zp_out).clamp(-128, 127) as i8
+    }
+}
+
 #[cfg(kestrel_isa = "dsp")]
 /// The first `len` 4-byte aligned `i16`s of `scratch` (which has `len·2 + 3` bytes or more).
 pub(crate) fn i16_words(scratch: &mut [u8], len: usize) -> &mut [i16] {

@@ -12,18 +12,20 @@ use core::arch::asm;
 
 use kestrel_format::{ConvGeom, Layer, LayerKind};
 
-use crate::kernels::{tap, DenseS8, Dims, Elem};
+use crate::kernels::{cortex_m::Requant, tap, DenseS8, Dims, Elem};
 
 pub(crate) use super::reference::{conv2d_f16, conv2d_f32};
 
 /// Output positions per im2col block.
 const COLS: usize = 4;
 
-/// int8: four im2col columns of `C·KH·KW` bytes: 100 bytes for LeNet's first convolution.
+/// int8: four im2col columns of `C·KH·KW` bytes, then (4-byte aligned) each output
+/// channel's weight sum and its four raw sums: 199 bytes for LeNet's first convolution.
 pub(crate) fn scratch_len(layer: &Layer<'_>, elem: Elem) -> usize {
     match (&layer.kind, elem) {
         (LayerKind::Conv2d { geom, .. }, Elem::I8) => {
-            COLS * layer.input.c as usize * geom.kh * geom.kw
+            let oc = layer.output.c as usize;
+            COLS * layer.input.c as usize * geom.kh * geom.kw + 3 + (1 + COLS) * 4 * oc
         }
         _ => 0,
     }
@@ -44,7 +46,14 @@ pub(crate) fn conv2d_s8(
     debug_assert_eq!(y.len(), yd.len());
     let taps = xd.c * g.kh * g.kw;
     debug_assert_eq!(p.weight.len(), yd.c * taps);
-    let cols: &mut [i8] = bytemuck::cast_slice_mut(&mut scratch[..COLS * taps]); // [COLS][taps]
+    let (cols, rest) = scratch.split_at_mut(COLS * taps);
+    let cols: &mut [i8] = bytemuck::cast_slice_mut(cols); // [COLS][taps]
+    let skip = rest.as_ptr().align_offset(4);
+    let words: &mut [i32] = bytemuck::cast_slice_mut(&mut rest[skip..][..(1 + COLS) * 4 * yd.c]);
+    let (sw, sums) = words.split_at_mut(yd.c); // [OC] Σ_t w[o,t], [OC][COLS]
+    for (sw, w_o) in sw.iter_mut().zip(p.weight.chunks_exact(taps)) {
+        *sw = p.zp_in.wrapping_mul(weight_sum(w_o));
+    }
     let positions = yd.h * yd.w;
     for first in (0..positions).step_by(COLS) {
         let n = COLS.min(positions - first);
@@ -67,22 +76,68 @@ pub(crate) fn conv2d_s8(
                 im2col(x, xd, g, p.zp_in, yd.w, pos, col);
             }
         }
-        let col = cols.as_ptr();
-        for o in 0..yd.c {
-            let w_o = &p.weight[o * taps..][..taps]; // [C, KH, KW]
-                                                     // SAFETY: `w_o` has `taps` bytes and `cols` four columns of `taps` bytes.
-            let (acc, sw) = unsafe {
-                dot_1x4(
-                    w_o.as_ptr(),
-                    [col, col.add(taps), col.add(2 * taps), col.add(3 * taps)],
-                    taps,
-                )
-            };
-            let zsw = p.zp_in.wrapping_mul(sw);
-            let y_o = &mut y[o * positions + first..][..n];
-            for (y, &acc) in y_o.iter_mut().zip(&acc) {
-                *y = p.output_fast(o, acc.wrapping_sub(zsw));
+        // SAFETY: `weight` has OC rows of `taps` bytes, `cols` four columns of `taps`
+        // bytes, and `sums` OC·4 i32s.
+        unsafe {
+            dot_block(
+                p.weight.as_ptr(),
+                cols.as_ptr(),
+                taps,
+                yd.c,
+                sums.as_mut_ptr(),
+            )
+        };
+        outputs(&p, sw, sums, &mut y[first..], positions, n);
+    }
+}
+
+/// `y[o·positions + c] = output(o, sums[o][c] − zp_in·Σ w[o])` for the block's `n ≤ 4`
+/// positions `c` of every channel `o`. Channels with `shift ≤ −2` (every realistic one)
+/// take all four accumulators through one vector sequence, bit-exact with
+/// [`DenseS8::output`]: `VMULH` (the product's high word), `VRSHL` by `shift + 1` (the
+/// rounding right shift by `n − 32`, see `DenseS8::output_fast`), the zero point, two
+/// saturating narrowings to int8, and a store predicated to `n` lanes.
+#[inline(never)]
+fn outputs(p: &DenseS8<'_>, sw: &[i32], sums: &[i32], y: &mut [i8], positions: usize, n: usize) {
+    debug_assert!(n <= COLS && y.len() >= (sw.len() - 1) * positions + n);
+    for (o, (acc, &zsw)) in sums.chunks_exact(COLS).zip(sw).enumerate() {
+        let y_o = &mut y[o * positions..][..n];
+        let shift = p.shift[o];
+        if shift > -2 {
+            let rq = Requant::new(p, o, zsw);
+            for (y, &acc) in y_o.iter_mut().zip(acc) {
+                *y = rq.apply(acc);
             }
+            continue;
+        }
+        // SAFETY: reads the four i32s of `acc`, stores `n` bytes to `y_o` (which has `n`);
+        // q0–q2 are declared clobbered and VPR is saved and restored.
+        unsafe {
+            asm!(
+                "vmrs {vpr}, p0",
+                "vldrw.u32 q0, [{acc}]",
+                "vadd.i32 q0, q0, {bias}",
+                "vdup.32 q1, {m}",
+                "vmulh.s32 q0, q0, q1",
+                "vrshl.s32 q0, {ns}",
+                "vadd.i32 q0, q0, {zp}",
+                "vqmovnb.s32 q1, q0",
+                "vqmovnb.s16 q2, q1",
+                "vctp.32 {n}",
+                "vpst",
+                "vstrbt.32 q2, [r1]", // narrowing stores take r0–r7 only
+                "vmsr p0, {vpr}",
+                vpr = out(reg) _,
+                acc = in(reg) acc.as_ptr(),
+                bias = in(reg) p.bias[o].wrapping_sub(zsw),
+                m = in(reg) p.multiplier[o],
+                ns = in(reg) shift + 1,
+                zp = in(reg) p.zp_out,
+                n = in(reg) y_o.len(),
+                in("r1") y_o.as_mut_ptr(),
+                out("d0") _, out("d1") _, out("d2") _, out("d3") _, out("d4") _, out("d5") _,
+                options(nostack),
+            );
         }
     }
 }
@@ -211,21 +266,60 @@ fn copy(dst: &mut [i8], src: &[i8]) {
     }
 }
 
-/// `(Σ_t w[t]·col_c[t] for the four columns c, Σ_t w[t])`.
-///
-/// # Safety
-/// `w` and each of the four `col` pointers are readable for `taps` bytes.
-#[inline(always)]
-unsafe fn dot_1x4(w: *const i8, col: [*const i8; COLS], taps: usize) -> ([i32; COLS], i32) {
-    let (mut a0, mut a1, mut a2, mut a3, mut sw) = (0i32, 0i32, 0i32, 0i32, 0i32);
-    // SAFETY: `DLSTP.8` predicates the last turn to the bytes left, so no load passes
-    // `taps` bytes from its pointer; q0 and q1 are declared clobbered.
+/// `Σ_t w[t]` (wrapping), with `VADDVA.S8`.
+fn weight_sum(w: &[i8]) -> i32 {
+    let mut sum = 0i32;
+    // SAFETY: `DLSTP.8` predicates the loads to `w.len()` bytes; q0 is declared clobbered.
     unsafe {
         asm!(
             "dlstp.8 lr, {n}",
             "2:",
             "vldrb.8 q0, [{pw}], #16",
-            "vaddva.s8 r10, q0",
+            "vaddva.s8 {s}, q0",
+            "letp lr, 2b",
+            n = in(reg) w.len(),
+            pw = inout(reg) w.as_ptr() => _,
+            s = inout(reg) sum,
+            out("lr") _,
+            out("d0") _, out("d1") _,
+            options(pure, readonly, nostack),
+        );
+    }
+    sum
+}
+
+/// For every output channel `o < oc`: `sums[4·o + c] = Σ_t w[o·taps + t]·col_c[t]` for the
+/// four im2col columns `c` (each `taps` bytes from `cols`). One asm loop over the channels,
+/// so the channel loop costs no spills: per channel, four pointer set-ups and one
+/// tail-predicated loop of a weight load and four column loads and `VMLADAVA`s per 16 taps.
+///
+/// # Safety
+/// `w` is readable for `oc·taps` bytes, `cols` for `4·taps`, `sums` writable for `4·oc`
+/// aligned i32s, and `taps, oc ≥ 1`.
+#[inline(always)]
+unsafe fn dot_block(w: *const i8, cols: *const i8, taps: usize, oc: usize, sums: *mut i32) {
+    // SAFETY: the caller guarantees the memory; `DLSTP.8` predicates each channel's last
+    // turn to its remaining taps. The column base and channel count live in 8 bytes of stack
+    // the block pushes and pops itself; q0, q1 and the accumulators are declared clobbered.
+    unsafe {
+        asm!(
+            "sub sp, #8",
+            "str {c0}, [sp]",
+            "str {c1}, [sp, #4]",
+            "1:",
+            "ldr {c0}, [sp]",
+            "add {c1}, {c0}, {taps}",
+            "add {c2}, {c1}, {taps}",
+            "add {c3}, {c2}, {taps}",
+            "mov {pw}, {wrow}",
+            "add {wrow}, {wrow}, {taps}",
+            "mov r0, #0",
+            "mov r2, #0",
+            "mov r4, #0",
+            "mov r8, #0",
+            "dlstp.8 lr, {taps}",
+            "2:",
+            "vldrb.8 q0, [{pw}], #16",
             "vldrb.8 q1, [{c0}], #16",
             "vmladava.s8 r0, q0, q1",
             "vldrb.8 q1, [{c1}], #16",
@@ -235,21 +329,26 @@ unsafe fn dot_1x4(w: *const i8, col: [*const i8; COLS], taps: usize) -> ([i32; C
             "vldrb.8 q1, [{c3}], #16",
             "vmladava.s8 r8, q0, q1",
             "letp lr, 2b",
-            n = in(reg) taps,
-            pw = inout(reg) w => _,
-            c0 = inout(reg) col[0] => _,
-            c1 = inout(reg) col[1] => _,
-            c2 = inout(reg) col[2] => _,
-            c3 = inout(reg) col[3] => _,
-            inout("r0") a0,
-            inout("r2") a1,
-            inout("r4") a2,
-            inout("r8") a3,
-            inout("r10") sw,
+            "stm {out}!, {{r0, r2, r4, r8}}",
+            "ldr {c0}, [sp, #4]",
+            "subs {c0}, {c0}, #1",
+            "str {c0}, [sp, #4]",
+            "bne 1b",
+            "add sp, #8",
+            c0 = inout(reg) cols => _,
+            c1 = inout(reg) oc => _,
+            c2 = out(reg) _,
+            c3 = out(reg) _,
+            taps = in(reg) taps,
+            wrow = inout(reg) w => _,
+            pw = out(reg) _,
+            out = inout(reg) sums => _,
+            out("r0") _,
+            out("r2") _,
+            out("r4") _,
+            out("r8") _,
             out("lr") _,
             out("d0") _, out("d1") _, out("d2") _, out("d3") _,
-            options(pure, readonly, nostack),
         );
     }
-    ([a0, a1, a2, a3], sw)
 }
