@@ -26,6 +26,7 @@ impl DenseS8<'_> {
 
 /// One output channel's [`DenseS8::output`] with its parameters loaded once, for kernels
 /// that produce several outputs per channel in a row. Bit-exact with `output`.
+#[cfg(kestrel_isa = "mve")]
 #[derive(Clone, Copy)]
 pub(crate) struct Requant {
     /// `bias[o]` less whatever the kernel folds in (e.g. `zp_in·Σ w`).
@@ -37,6 +38,7 @@ pub(crate) struct Requant {
     shift: i32,
 }
 
+#[cfg(kestrel_isa = "mve")]
 impl Requant {
     /// Channel `o` of `p`, with `minus` subtracted from every accumulator (wrapping).
     #[inline(always)]
