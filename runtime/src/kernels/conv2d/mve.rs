@@ -57,23 +57,29 @@ pub(crate) fn conv2d_s8(
     let positions = yd.h * yd.w;
     for first in (0..positions).step_by(COLS) {
         let n = COLS.min(positions - first);
-        for (c, col) in cols.chunks_exact_mut(taps).enumerate() {
-            // Missing positions past the last repeat it (computed, not stored).
-            let pos = first + c.min(n - 1);
-            let (i, j) = (pos / yd.w * g.stride, pos % yd.w * g.stride);
-            let inside = i >= g.pad
-                && i - g.pad + g.kh <= xd.h
-                && j >= g.pad
-                && j - g.pad + g.kw <= xd.w
-                && g.kw <= 16;
-            if inside {
-                let span = ((xd.c - 1) * xd.h + g.kh - 1) * xd.w + g.kw;
-                let window = &x[(i - g.pad) * xd.w + j - g.pad..][..span];
-                // SAFETY: the window's C·KH rows of KW ≤ 16 bytes lie in `window` (its last
-                // byte is `span − 1`), and `col` has C·KH·KW bytes.
-                unsafe { im2col_inside(window.as_ptr(), xd, g, col) };
-            } else {
-                im2col(x, xd, g, p.zp_in, yd.w, pos, col);
+        // Four positions in one output row, stride 1, all windows inside: one pass.
+        let (i, j) = (first / yd.w, first % yd.w);
+        let run = n == COLS && j + COLS <= yd.w && g.stride == 1 && g.kw <= 16;
+        if run
+            && i >= g.pad
+            && i - g.pad + g.kh <= xd.h
+            && j >= g.pad
+            && j - g.pad + COLS - 1 + g.kw <= xd.w
+        {
+            let span = ((xd.c - 1) * xd.h + g.kh - 1) * xd.w + g.kw + COLS - 1;
+            let window = &x[(i - g.pad) * xd.w + j - g.pad..][..span];
+            // SAFETY: the four windows' C·KH rows of KW ≤ 16 bytes (shifted by 0..4) lie in
+            // `window`, and `cols` has four columns of C·KH·KW bytes.
+            unsafe { im2col_run(window.as_ptr(), xd, g, cols) };
+        } else {
+            for (c, col) in cols.chunks_exact_mut(taps).enumerate() {
+                // Missing positions past the last repeat it (computed, not stored).
+                let pos = first + c.min(n - 1);
+                if g.kw <= 16 {
+                    im2col_rows(x, xd, g, p.zp_in, yd.w, pos, col);
+                } else {
+                    im2col(x, xd, g, p.zp_in, yd.w, pos, col);
+                }
             }
         }
         // SAFETY: `weight` has OC rows of `taps` bytes, `cols` four columns of `taps`
@@ -171,19 +177,84 @@ fn im2col(x: &[i8], xd: Dims, g: ConvGeom, zp: i32, ow: usize, pos: usize, col: 
     }
 }
 
-/// Copies a window that lies inside the input, `C·KH` rows of `KW ≤ 16` bytes from
-/// `window` (its top-left input element; rows `W` apart, channels `H·W`), to `col`
-/// `[C, KH, KW]`: one predicated load and store per row (`VCTP.8` masks the first KW
-/// lanes).
+/// Writes the patch of output position `pos` to `col` `[C, KH, KW]` for `KW ≤ 16`: `zp`
+/// everywhere when the window reaches into the padding, then the window's rows and
+/// columns that lie inside the input, one predicated load and store per row.
+fn im2col_rows(x: &[i8], xd: Dims, g: ConvGeom, zp: i32, ow: usize, pos: usize, col: &mut [i8]) {
+    debug_assert!(g.kw <= 16);
+    let r0 = (pos / ow * g.stride) as isize - g.pad as isize; // first input row (may be < 0)
+    let s0 = (pos % ow * g.stride) as isize - g.pad as isize; // first input column
+                                                              // Window rows p (columns q) inside the input: lo and count.
+    let range = |v0: isize, k: usize, len: usize| {
+        let lo = (-v0).clamp(0, k as isize) as usize;
+        let hi = (len as isize - v0).clamp(lo as isize, k as isize) as usize;
+        (lo, hi - lo)
+    };
+    let (p_lo, p_n) = range(r0, g.kh, xd.h);
+    let (q_lo, q_n) = range(s0, g.kw, xd.w);
+    if p_n < g.kh || q_n < g.kw {
+        fill(col, zp as i8);
+    }
+    if p_n == 0 || q_n == 0 {
+        return;
+    }
+    let start = ((r0 + p_lo as isize) * xd.w as isize + s0 + q_lo as isize) as usize;
+    let src = &x[start..][..((xd.c - 1) * xd.h + p_n - 1) * xd.w + q_n];
+    let dst = &mut col[p_lo * g.kw + q_lo..][..((xd.c - 1) * g.kh + p_n - 1) * g.kw + q_n];
+    // SAFETY: `C` channels of `p_n` rows of `q_n ≤ 16` bytes, rows `W` (`KW`) apart and
+    // channels `H·W` (`KH·KW`) apart, end exactly at the ends of `src` (`dst`); every load
+    // and store is predicated to `q_n` bytes. q0 is clobbered, VPR saved and restored.
+    unsafe {
+        asm!(
+            "vmrs {vpr}, p0",
+            "vctp.8 {len}",
+            "1:",
+            "mov {r}, {rows}",
+            "2:",
+            "vpstt",
+            "vldrbt.8 q0, [{src}]",
+            "vstrbt.8 q0, [{dst}]",
+            "add {src}, {w}",
+            "add {dst}, {kw}",
+            "subs {r}, #1",
+            "bne 2b",
+            "add {src}, {src_skip}",
+            "add {dst}, {dst_skip}",
+            "subs {c}, #1",
+            "bne 1b",
+            "vmsr p0, {vpr}",
+            vpr = out(reg) _,
+            len = in(reg) q_n,
+            rows = in(reg) p_n,
+            r = out(reg) _,
+            w = in(reg) xd.w,
+            kw = in(reg) g.kw,
+            src_skip = in(reg) (xd.h - p_n) * xd.w,
+            dst_skip = in(reg) (g.kh - p_n) * g.kw,
+            c = inout(reg) xd.c => _,
+            src = inout(reg) src.as_ptr() => _,
+            dst = inout(reg) dst.as_mut_ptr() => _,
+            out("d0") _, out("d1") _,
+            options(nostack),
+        );
+    }
+}
+
+/// Writes the patches of four neighbouring output positions of one row (stride 1, all
+/// inside the input) to the four columns of `cols`: each window row is read once per
+/// column at offsets 0..4 from `window` (the first window's top-left element) and stored to
+/// all four columns in one pass.
 ///
 /// # Safety
-/// `window` is readable for `((C − 1)·H + KH − 1)·W + KW` bytes, `col` writable for
-/// `C·KH·KW`, and `1 ≤ KW ≤ 16`.
+/// `window` is readable for `((C − 1)·H + KH − 1)·W + KW + 3` bytes, `cols` writable for
+/// `4·C·KH·KW`, and `1 ≤ KW ≤ 16`.
 #[inline(always)]
-unsafe fn im2col_inside(window: *const i8, xd: Dims, g: ConvGeom, col: &mut [i8]) {
-    debug_assert!(col.len() >= xd.c * g.kh * g.kw && (1..=16).contains(&g.kw));
-    // SAFETY: every load and store is predicated to the first KW bytes of a row, and the
-    // rows read and written are the caller's; q0 is clobbered and VPR saved and restored.
+unsafe fn im2col_run(window: *const i8, xd: Dims, g: ConvGeom, cols: &mut [i8]) {
+    let taps = xd.c * g.kh * g.kw;
+    debug_assert!(cols.len() >= COLS * taps && (1..=16).contains(&g.kw));
+    let d = cols.as_mut_ptr();
+    // SAFETY: every load and store is predicated to the KW bytes of a row, rows as the
+    // caller guarantees; q0, q1 are clobbered, VPR saved and restored.
     unsafe {
         asm!(
             "vmrs {vpr}, p0",
@@ -191,11 +262,21 @@ unsafe fn im2col_inside(window: *const i8, xd: Dims, g: ConvGeom, col: &mut [i8]
             "1:",
             "mov {r}, {kh}",
             "2:",
-            "vpstt",
+            "vpstttt",
             "vldrbt.8 q0, [{src}]",
-            "vstrbt.8 q0, [{dst}]",
+            "vstrbt.8 q0, [{d0}]",
+            "vldrbt.8 q1, [{src}, #1]",
+            "vstrbt.8 q1, [{d1}]",
+            "vpstttt",
+            "vldrbt.8 q0, [{src}, #2]",
+            "vstrbt.8 q0, [{d2}]",
+            "vldrbt.8 q1, [{src}, #3]",
+            "vstrbt.8 q1, [{d3}]",
             "add {src}, {w}",
-            "add {dst}, {kw}",
+            "add {d0}, {kw}",
+            "add {d1}, {kw}",
+            "add {d2}, {kw}",
+            "add {d3}, {kw}",
             "subs {r}, #1",
             "bne 2b",
             "add {src}, {skip}",
@@ -205,13 +286,16 @@ unsafe fn im2col_inside(window: *const i8, xd: Dims, g: ConvGeom, col: &mut [i8]
             vpr = out(reg) _,
             kw = in(reg) g.kw,
             kh = in(reg) g.kh,
+            r = out(reg) _,
             w = in(reg) xd.w,
             skip = in(reg) (xd.h - g.kh) * xd.w,
             c = inout(reg) xd.c => _,
-            r = out(reg) _,
             src = inout(reg) window => _,
-            dst = inout(reg) col.as_mut_ptr() => _,
-            out("d0") _, out("d1") _,
+            d0 = inout(reg) d => _,
+            d1 = inout(reg) d.add(taps) => _,
+            d2 = inout(reg) d.add(2 * taps) => _,
+            d3 = inout(reg) d.add(3 * taps) => _,
+            out("d0") _, out("d1") _, out("d2") _, out("d3") _,
             options(nostack),
         );
     }
@@ -275,11 +359,11 @@ fn weight_sum(w: &[i8]) -> i32 {
             "dlstp.8 lr, {n}",
             "2:",
             "vldrb.8 q0, [{pw}], #16",
-            "vaddva.s8 {s}, q0",
+            "vaddva.s8 r0, q0", // the accumulator must be an even register
             "letp lr, 2b",
             n = in(reg) w.len(),
             pw = inout(reg) w.as_ptr() => _,
-            s = inout(reg) sum,
+            inout("r0") sum,
             out("lr") _,
             out("d0") _, out("d1") _,
             options(pure, readonly, nostack),
