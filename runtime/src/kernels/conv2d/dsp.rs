@@ -69,6 +69,13 @@ pub(crate) fn conv2d_s8(
             inside.then(|| (i - g.pad) * xd.w + j - g.pad)
         };
         match (n == COLS).then(|| [0, 1, 2, 3].map(|c| corner(first + c))) {
+            // Four neighbours in one row (stride 1): each tap's four values are one word.
+            Some([Some(a), Some(_), Some(_), Some(_)])
+                if g.stride == 1 && first % yd.w + COLS <= yd.w =>
+            {
+                let span = ((xd.c - 1) * xd.h + g.kh - 1) * xd.w + g.kw + COLS - 1;
+                im2col_run(&x[a..][..span], xd, g, p.zp_in, cols)
+            }
             Some([Some(a), Some(b), Some(c), Some(d)]) => {
                 im2col_inside(x, xd, g, p.zp_in, [a, b, c, d], cols)
             }
@@ -140,6 +147,110 @@ fn im2col_inside(
                 block[4 * c + at] = win[c][o] as i16 - zp;
             }
         }
+    }
+}
+
+/// Writes the whole block for four neighbouring windows of one output row (stride 1, all
+/// inside the input; `window` starts at the first one's top-left element): tap `t`'s four
+/// values are the word `window[offset(t)..+4]`, so a group of four taps is four word
+/// loads, split by `SXTB16`, less the zero point (`SSUB16`), paired per column by
+/// `PKHBT`/`PKHTB`, eight word stores.
+fn im2col_run(window: &[i8], xd: Dims, g: ConvGeom, zp: i32, cols: &mut [i16]) {
+    let taps = xd.c * g.kh * g.kw;
+    let zp16 = zp as i16;
+    let zz = (zp as u16 as u32) * 0x0001_0001; // zp in both halfwords
+    let (mut off, mut q, mut p) = (0usize, 0usize, 0usize);
+    let mut next = || {
+        let o = off;
+        off += 1;
+        q += 1;
+        if q == g.kw {
+            q = 0;
+            off += xd.w - g.kw;
+            p += 1;
+            if p == g.kh {
+                p = 0;
+                off += (xd.h - g.kh) * xd.w;
+            }
+        }
+        o
+    };
+    let groups = taps / 4;
+    for quad in cols.chunks_exact_mut(4 * COLS).take(groups) {
+        let o = [next(), next(), next(), next()];
+        debug_assert!(o.iter().all(|&o| o + COLS <= window.len()) && quad.len() == 16);
+        // SAFETY: each offset is a tap of the first window, so `o + 4 ≤ window.len()` (the
+        // window slice spans all four windows); `quad` is 16 aligned i16s (32 bytes).
+        unsafe { group_run(window.as_ptr(), o, zz, quad.as_mut_ptr()) };
+    }
+    for t in groups * 4..taps {
+        let o = next();
+        for c in 0..COLS {
+            cols[slot(c, t)] = window[o + c] as i16 - zp16;
+        }
+    }
+}
+
+/// One tap group of [`im2col_run`]: taps 0 and 2 make word 0 of each column's quad, taps 1
+/// and 3 word 1; columns are 8 bytes apart.
+///
+/// # Safety
+/// `x + o[k]` readable for 4 bytes each, `quad` writable for 32 bytes, 4-byte aligned.
+#[inline(always)]
+unsafe fn group_run(x: *const i8, o: [usize; 4], zz: u32, quad: *mut i16) {
+    // SAFETY: the caller guarantees the four word reads and the 32-byte write.
+    unsafe {
+        asm!(
+            "ldr {a}, [{x}, {o0}]",
+            "ldr {b}, [{x}, {o2}]",
+            "sxtb16 {e}, {a}",
+            "sxtb16 {f}, {b}",
+            "ssub16 {e}, {e}, {zz}",
+            "ssub16 {f}, {f}, {zz}",
+            "pkhbt {t}, {e}, {f}, lsl #16",
+            "pkhtb {f}, {f}, {e}, asr #16",
+            "str {t}, [{d}]",
+            "str {f}, [{d}, #16]",
+            "sxtb16 {e}, {a}, ror #8",
+            "sxtb16 {f}, {b}, ror #8",
+            "ssub16 {e}, {e}, {zz}",
+            "ssub16 {f}, {f}, {zz}",
+            "pkhbt {t}, {e}, {f}, lsl #16",
+            "pkhtb {f}, {f}, {e}, asr #16",
+            "str {t}, [{d}, #8]",
+            "str {f}, [{d}, #24]",
+            "ldr {a}, [{x}, {o1}]",
+            "ldr {b}, [{x}, {o3}]",
+            "sxtb16 {e}, {a}",
+            "sxtb16 {f}, {b}",
+            "ssub16 {e}, {e}, {zz}",
+            "ssub16 {f}, {f}, {zz}",
+            "pkhbt {t}, {e}, {f}, lsl #16",
+            "pkhtb {f}, {f}, {e}, asr #16",
+            "str {t}, [{d}, #4]",
+            "str {f}, [{d}, #20]",
+            "sxtb16 {e}, {a}, ror #8",
+            "sxtb16 {f}, {b}, ror #8",
+            "ssub16 {e}, {e}, {zz}",
+            "ssub16 {f}, {f}, {zz}",
+            "pkhbt {t}, {e}, {f}, lsl #16",
+            "pkhtb {f}, {f}, {e}, asr #16",
+            "str {t}, [{d}, #12]",
+            "str {f}, [{d}, #28]",
+            x = in(reg) x,
+            o0 = in(reg) o[0],
+            o1 = in(reg) o[1],
+            o2 = in(reg) o[2],
+            o3 = in(reg) o[3],
+            zz = in(reg) zz,
+            d = in(reg) quad,
+            a = out(reg) _,
+            b = out(reg) _,
+            e = out(reg) _,
+            f = out(reg) _,
+            t = out(reg) _,
+            options(nostack),
+        );
     }
 }
 
