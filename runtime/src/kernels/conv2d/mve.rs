@@ -55,6 +55,7 @@ pub(crate) fn conv2d_s8(
         *sw = p.zp_in.wrapping_mul(weight_sum(w_o));
     }
     let positions = yd.h * yd.w;
+    let all_fast = p.shift.iter().all(|&s| s <= -2);
     for first in (0..positions).step_by(COLS) {
         let n = COLS.min(positions - first);
         // Four positions in one output row, stride 1, all windows inside: one pass.
@@ -93,7 +94,14 @@ pub(crate) fn conv2d_s8(
                 sums.as_mut_ptr(),
             )
         };
-        outputs(&p, sw, sums, &mut y[first..], positions, n);
+        if all_fast {
+            let y = &mut y[first..][..(yd.c - 1) * positions + n];
+            // SAFETY: `sums` has 4·OC i32s, `sw` and the parameters OC each, and `y` holds
+            // every `o·positions + c` for `c < n ≤ 4`; every shift is ≤ −2.
+            unsafe { outputs_fast(&p, sw, sums, y, positions, n) };
+        } else {
+            outputs(&p, sw, sums, &mut y[first..], positions, n);
+        }
     }
 }
 
@@ -145,6 +153,72 @@ fn outputs(p: &DenseS8<'_>, sw: &[i32], sums: &[i32], y: &mut [i8], positions: u
                 options(nostack),
             );
         }
+    }
+}
+
+/// [`outputs`] when every channel's shift is ≤ −2, as one asm loop over the channels (the
+/// same vector sequence; the Rust loop around it cost three times the sequence itself).
+///
+/// # Safety
+/// `sums` holds `4·OC` i32s and `sw` OC (OC = `p.bias.len()`, as `multiplier` and
+/// `shift`, all ≤ −2); `y` holds `(OC − 1)·positions + n` bytes; `1 ≤ n ≤ 4`.
+#[inline(never)]
+unsafe fn outputs_fast(
+    p: &DenseS8<'_>,
+    sw: &[i32],
+    sums: &[i32],
+    y: &mut [i8],
+    positions: usize,
+    n: usize,
+) {
+    let oc = p.bias.len();
+    debug_assert!(sw.len() == oc && sums.len() >= 4 * oc && p.shift.len() == oc);
+    debug_assert!(y.len() >= (oc - 1) * positions + n && (1..=4).contains(&n));
+    // SAFETY: per channel, reads one i32 of bias, sw, multiplier and shift and four of
+    // `sums`, and stores `n` bytes at `y + o·positions` (inside `y`, as the caller
+    // guarantees). VPR is saved on the stack and restored; q0–q2 are declared clobbered.
+    unsafe {
+        asm!(
+            "vmrs {t}, p0",
+            "str {t}, [sp, #-8]!",
+            "vctp.32 {n}",
+            "1:",
+            "ldr {t}, [{psw}], #4",
+            "ldr {b}, [{pb}], #4",
+            "sub {b}, {b}, {t}",
+            "ldr {m}, [{pm}], #4",
+            "ldr {t}, [{ps}], #4",
+            "add {t}, {t}, #1",
+            "vldrw.u32 q0, [{acc}], #16",
+            "vadd.i32 q0, q0, {b}",
+            "vdup.32 q1, {m}",
+            "vmulh.s32 q0, q0, q1",
+            "vrshl.s32 q0, {t}",
+            "vadd.i32 q0, q0, {zp}",
+            "vqmovnb.s32 q1, q0",
+            "vqmovnb.s16 q2, q1",
+            "vpst",
+            "vstrbt.32 q2, [r1]", // narrowing stores take r0–r7 only
+            "add r1, r1, {positions}",
+            "subs {cnt}, {cnt}, #1",
+            "bne 1b",
+            "ldr {t}, [sp], #8",
+            "vmsr p0, {t}",
+            t = out(reg) _,
+            b = out(reg) _,
+            m = out(reg) _,
+            n = in(reg) n,
+            psw = inout(reg) sw.as_ptr() => _,
+            pb = inout(reg) p.bias.as_ptr() => _,
+            pm = inout(reg) p.multiplier.as_ptr() => _,
+            ps = inout(reg) p.shift.as_ptr() => _,
+            acc = inout(reg) sums.as_ptr() => _,
+            zp = in(reg) p.zp_out,
+            positions = in(reg) positions,
+            cnt = inout(reg) oc => _,
+            inout("r1") y.as_mut_ptr() => _,
+            out("d0") _, out("d1") _, out("d2") _, out("d3") _, out("d4") _, out("d5") _,
+        );
     }
 }
 
