@@ -20,7 +20,7 @@ pub(crate) use super::reference::{conv2d_f16, conv2d_f32};
 const COLS: usize = 4;
 
 /// int8: four im2col columns of `C·KH·KW` bytes, then (4-byte aligned) each output
-/// channel's weight sum and its four raw sums: 199 bytes for LeNet's first convolution.
+/// channel's weight sum and its four raw sums: 223 bytes for LeNet's first convolution.
 pub(crate) fn scratch_len(layer: &Layer<'_>, elem: Elem) -> usize {
     match (&layer.kind, elem) {
         (LayerKind::Conv2d { geom, .. }, Elem::I8) => {
