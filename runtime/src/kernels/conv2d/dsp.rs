@@ -7,7 +7,10 @@
 //! point (padding is 0), are written to scratch as q15, interleaved per group of four taps
 //! in the order `SXTB16` unpacks weight bytes. Each output channel's weight row is then
 //! read once per four positions: one word load and two `SXTB16` serve eight `SMLAD`s
-//! (sixteen MACs), and two `LDM`s bring the four columns' halfwords.
+//! (sixteen MACs), and two `LDM`s bring the four columns' halfwords. The im2col has three
+//! paths: four neighbours of one output row at stride 1 (each tap's four values are one
+//! word load), other blocks of four windows inside the input, and blocks that touch the
+//! padding (or the last, short block).
 
 use core::arch::asm;
 
@@ -104,8 +107,8 @@ pub(crate) fn conv2d_s8(
     }
 }
 
-/// Writes the whole block when all four windows lie inside the input (no padding), the
-/// common case: column `c` reads `x[corner[c] + offset(t)]`, with the offset of tap
+/// Writes the whole block when all four windows lie inside the input but are not four
+/// neighbours of one row (a stride above 1, or a block across two rows): column `c` reads `x[corner[c] + offset(t)]`, with the offset of tap
 /// `t = (ch, p, q)` advanced incrementally.
 fn im2col_inside(
     x: &[i8],
