@@ -47,7 +47,25 @@ struct Fixed2(u64, u64);
 impl core::fmt::Display for Fixed2 {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let hundredths = (self.0 * 100 + self.1 / 2) / self.1;
-        write!(f, "{}.{:02}", hundredths / 100, hundredths % 100)
+        // Formatted into a buffer first, so that the caller's width applies.
+        let mut buf = Buf([0; 24], 0);
+        write!(buf, "{}.{:02}", hundredths / 100, hundredths % 100)?;
+        f.pad(core::str::from_utf8(&buf.0[..buf.1]).map_err(|_| core::fmt::Error)?)
+    }
+}
+
+/// A small stack string.
+struct Buf([u8; 24], usize);
+
+impl Write for Buf {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let end = self.1 + s.len();
+        self.0
+            .get_mut(self.1..end)
+            .ok_or(core::fmt::Error)?
+            .copy_from_slice(s.as_bytes());
+        self.1 = end;
+        Ok(())
     }
 }
 
