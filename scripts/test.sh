@@ -2,7 +2,8 @@
 # Every test: installs what is missing, runs the workspace tests (including the end-to-end
 # train → export → runtime checks on Fashion-MNIST, and tests/firmware.rs, which builds the
 # Cortex-M4 and M55 firmware and runs it under qemu-system-arm against the host runtime),
-# builds the runtime for Cortex-M4, and runs the runtime's tests again with the x86-64 AVX2
+# builds the runtime for Cortex-M4, checks the Cortex-M kernel variants (DSP, Helium) under
+# qemu-system-arm, and runs the runtime's tests again with the x86-64 AVX2
 # kernels natively and with the aarch64 NEON kernels under qemu-user (the variant-vs-reference
 # property tests run on each variant's real instruction set).
 set -euo pipefail
@@ -12,6 +13,9 @@ cargo build -q -p kestrel-runtime --target thumbv7em-none-eabihf
 echo "kestrel-runtime builds for thumbv7em-none-eabihf"
 # The firmware tests need QEMU; fail here, with the fix, rather than deep inside a test.
 command -v qemu-system-arm >/dev/null || { echo "qemu-system-arm missing: apt-get install qemu-system-arm" >&2; exit 1; }
+# The Cortex-M kernel variants against the reference on their own instruction sets, under
+# qemu-system-arm (M4 DSP and M55 Helium; about a minute on two cores).
+scripts/mcu-kernel-check.sh
 cargo test --workspace --no-fail-fast 2>&1
 if grep -qw avx2 /proc/cpuinfo 2>/dev/null; then
     # Own target dir: different RUSTFLAGS would otherwise rebuild the main one each time.

@@ -23,6 +23,8 @@
 
 use core::fmt;
 
+pub mod bench;
+
 use kestrel_format::{ConvGeom, Dense, Layer, LayerKind, QParams, Shape};
 
 use crate::kernels::{avgpool, conv2d, fc, maxpool, DenseF, DenseS8, Dims, Elem};

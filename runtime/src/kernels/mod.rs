@@ -30,6 +30,9 @@ use kestrel_format::{quant::requantize, Dense, Layer, Shape};
 pub(crate) mod abs;
 pub(crate) mod avgpool;
 pub(crate) mod conv2d;
+// Shared by the Cortex-M variants.
+#[cfg(any(kestrel_isa = "dsp", kestrel_isa = "mve"))]
+mod cortex_m;
 pub(crate) mod fc;
 pub(crate) mod lcn;
 pub(crate) mod lut;

@@ -1,21 +1,30 @@
 //! 2-D convolution (cross-correlation, zero padding): `conv2d_f32`, `conv2d_f16`,
 //! `conv2d_s8`.
 
-// The spec; where a variant runs instead, only `crate::check` (tests) calls it.
+// The spec. Where a variant replaces a kernel, only `crate::check` (tests) calls it.
 #[cfg_attr(not(kestrel_isa = "reference"), allow(dead_code))]
 pub(crate) mod reference;
-#[cfg(kestrel_isa = "avx2")]
-pub(crate) mod x86;
 
 // The variant this build runs, chosen at compile time (see `runtime/build.rs` and
 // `kernels/mod.rs`); `crate::check` proves it equal to the reference. Each variant file
 // has the same functions as `reference.rs`, re-exporting the reference for what it does
-// not speed up. Instruction sets without a file here run the reference.
+// not speed up.
+#[cfg(kestrel_isa = "dsp")]
+pub(crate) mod dsp;
+#[cfg(kestrel_isa = "mve")]
+pub(crate) mod mve;
 #[cfg(kestrel_isa = "neon")]
 pub(crate) mod neon;
+#[cfg(kestrel_isa = "avx2")]
+pub(crate) mod x86;
+
+#[cfg(kestrel_isa = "dsp")]
+pub(crate) use dsp as isa;
+#[cfg(kestrel_isa = "mve")]
+pub(crate) use mve as isa;
 #[cfg(kestrel_isa = "neon")]
 pub(crate) use neon as isa;
-#[cfg(not(any(kestrel_isa = "avx2", kestrel_isa = "neon")))]
+#[cfg(kestrel_isa = "reference")]
 pub(crate) use reference as isa;
 #[cfg(kestrel_isa = "avx2")]
 pub(crate) use x86 as isa;
