@@ -9,9 +9,9 @@
 //!
 //! The model is validated and planned here with the *host* build of `kestrel-format` and
 //! `kestrel-runtime`, so a model the runtime cannot run fails the build, and the arena's
-//! size is `Plan::arena_bytes()`, not a guess. The firmware plans again on the device and
-//! stops with an error if its kernel set asks for more (the scratch a SIMD variant needs
-//! may differ from the host's).
+//! size is `Plan::arena_bytes_for(model, set)` for the kernel set the firmware's target
+//! compiles (`KernelSet::for_target`, the runtime's own selection rule), not a guess. The
+//! firmware plans again on the device and stops with an error if the two ever differ.
 use std::env;
 use std::fmt::Write as _;
 use std::fs;
@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use kestrel_format::{AlignedBuf, Model, Precision};
-use kestrel_runtime::Plan;
+use kestrel_runtime::{KernelSet, Plan};
 
 const VAR: &str = "KESTREL_FW_BUNDLE";
 
@@ -56,7 +56,14 @@ fn generate() -> Result<(), String> {
 
     let buf = AlignedBuf::new(&model_bytes);
     let model = Model::from_bytes(&buf).map_err(|e| format!("model.kmodel: {e}"))?;
-    let plan = Plan::new(&model).map_err(|e| format!("model.kmodel: {e}"))?;
+    let var = |k: &str| env::var(k).unwrap_or_default();
+    let set = KernelSet::for_target(
+        &var("TARGET"),
+        &var("CARGO_CFG_TARGET_ARCH"),
+        &var("CARGO_CFG_TARGET_FEATURE"),
+        &var("CARGO_ENCODED_RUSTFLAGS"),
+    );
+    let arena = Plan::arena_bytes_for(&model, set).map_err(|e| format!("model.kmodel: {e}"))?;
     let input_len = model.input_shape().len();
     let output_bytes = model.output_shape().len()
         * match model.precision() {
@@ -90,7 +97,7 @@ fn generate() -> Result<(), String> {
     let mut rs = String::new();
     let _ = write!(
         rs,
-        "/// Arena bytes of the model's plan (host build of kestrel-runtime).\n\
+        "/// Arena bytes of the model's plan with the `{set}` kernels (sized on the host).\n\
          pub const ARENA_BYTES: usize = {arena};\n\
          /// Embedded test images.\n\
          pub const IMAGES: usize = {images};\n\
@@ -104,7 +111,8 @@ fn generate() -> Result<(), String> {
          pub static INPUTS: &[u8] = include_bytes!({inputs});\n\
          /// The host runtime's outputs, `OUTPUT_BYTES` per image.\n\
          pub static EXPECTED: &[u8] = include_bytes!({expected});\n",
-        arena = plan.arena_bytes(),
+        arena = arena,
+        set = set.name(),
         model = path("model.kmodel"),
         inputs = path("inputs.bin"),
         expected = path("expected.bin"),

@@ -256,7 +256,7 @@ fn conv(kernel: Kernel, seed: u64, rng: &mut Rng, work: &mut Carve<'_>) -> Resul
             let q = S8Params::random(rng, work, oc, n_w, xd.len());
             case.zp = (q.zp_in, q.zp_out);
             let layer = q.layer(kind(q.dense()), xd, yd);
-            case.scratch = conv2d::scratch_len(&layer, elem);
+            case.scratch = conv2d::scratch_len_for(crate::KernelSet::COMPILED, &layer, elem);
             let x = work.i8s(xd.len(), |_| q.x(rng));
             let (p, (want, got, scratch)) = (q.args(), work.outputs_i8(yd.len(), case.scratch));
             conv2d::reference::conv2d_s8(x, xd, p, geom, yd, want, &mut []);
@@ -268,7 +268,7 @@ fn conv(kernel: Kernel, seed: u64, rng: &mut Rng, work: &mut Carve<'_>) -> Resul
             let bias = work.f32s(oc, |_| rng.f32());
             let dense = Dense::F32 { weight, bias };
             let layer = float_layer(kind(dense), xd, yd);
-            case.scratch = conv2d::scratch_len(&layer, elem);
+            case.scratch = conv2d::scratch_len_for(crate::KernelSet::COMPILED, &layer, elem);
             let x = work.f32s(xd.len(), |_| rng.f32());
             let (want, got, scratch) = work.outputs_f32(yd.len(), case.scratch);
             let p = DenseF { weight, bias };
@@ -317,7 +317,7 @@ fn linear(
             let q = S8Params::random(rng, work, out, out * k, k);
             case.zp = (q.zp_in, q.zp_out);
             let layer = q.layer(kind(q.dense()), xd, yd);
-            case.scratch = fc::scratch_len(&layer, elem);
+            case.scratch = fc::scratch_len_for(crate::KernelSet::COMPILED, &layer, elem);
             let x = work.i8s(k, |_| q.x(rng));
             let (p, (want, got, scratch)) = (q.args(), work.outputs_i8(out, case.scratch));
             fc::reference::fc_s8(x, p, want, &mut []);
@@ -328,7 +328,7 @@ fn linear(
             let weight = work.f32s(out * k, |_| rng.f32());
             let bias = work.f32s(out, |_| rng.f32());
             let layer = float_layer(kind(Dense::F32 { weight, bias }), xd, yd);
-            case.scratch = fc::scratch_len(&layer, elem);
+            case.scratch = fc::scratch_len_for(crate::KernelSet::COMPILED, &layer, elem);
             let x = work.f32s(k, |_| rng.f32());
             let (want, got, scratch) = work.outputs_f32(out, case.scratch);
             let p = DenseF { weight, bias };

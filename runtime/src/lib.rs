@@ -69,6 +69,7 @@ extern crate std;
 #[cfg(any(test, feature = "kernel-check"))]
 pub mod check;
 mod error;
+mod kernel_set;
 mod kernels;
 mod plan;
 
@@ -78,12 +79,14 @@ mod tests;
 mod testutil;
 
 pub use error::Error;
+pub use kernel_set::KernelSet;
 pub use kestrel_format;
 pub use plan::{Input, LayerStats, Output, Plan};
 
 /// Which kernel set this build runs: `"reference"` (the scalar kernels), `"dsp"`
-/// (ARMv7E-M / Armv8-M DSP), `"mve"` (Helium), `"neon"` (aarch64) or `"avx2"` (x86-64).
+/// (ARMv7E-M / Armv8-M DSP), `"mve"` (Helium), `"neon"` (aarch64) or `"avx2"` (x86-64);
+/// [`KernelSet::COMPILED`]'s name.
 ///
 /// Chosen at compile time from the target (see `build.rs`); a target test asserts that the
 /// intended variant was compiled rather than silently falling back.
-pub const IMPL: &str = env!("KESTREL_ISA");
+pub const IMPL: &str = KernelSet::COMPILED.name();

@@ -8,7 +8,7 @@ use crate::kernels::quantize::Source;
 use crate::kernels::{
     abs, avgpool, conv2d, fc, lcn, maxpool, quantize, relu, tanh, Elem, InPlace, Io,
 };
-use crate::Error;
+use crate::{Error, KernelSet};
 
 /// Alignment of the arena and of every region in it, so that f32 and i32 views (and
 /// 128-bit SIMD loads) are aligned.
@@ -102,16 +102,16 @@ fn in_place(kind: &LayerKind<'_>) -> bool {
     )
 }
 
-/// Scratch bytes of the kernel this build runs for `layer`, or `None` if it has none.
-pub(crate) fn kernel_scratch(layer: &Layer<'_>, elem: Elem) -> Option<usize> {
+/// Scratch bytes of `set`'s kernel for `layer`, or `None` if there is no kernel for it.
+pub(crate) fn kernel_scratch(layer: &Layer<'_>, elem: Elem, set: KernelSet) -> Option<usize> {
     let (ok, scratch) = match &layer.kind {
         LayerKind::Conv2d { params, .. } => (
             conv2d::supports(params, layer, elem),
-            conv2d::scratch_len(layer, elem),
+            conv2d::scratch_len_for(set, layer, elem),
         ),
         LayerKind::Linear { params } => (
             fc::supports(params, layer, elem),
-            fc::scratch_len(layer, elem),
+            fc::scratch_len_for(set, layer, elem),
         ),
         LayerKind::Relu => (relu::supports(layer, elem), relu::scratch_len(layer, elem)),
         LayerKind::Tanh { table } => (
@@ -173,6 +173,42 @@ impl<'m, 'a> Plan<'m, 'a> {
     /// Returns [`Error::Unsupported`] for the first layer it cannot run. (Every model that
     /// [`Model::from_bytes`] accepts is supported by the reference kernels.)
     pub fn new(model: &'m Model<'a>) -> Result<Self, Error> {
+        Self::for_kernels(model, KernelSet::COMPILED)
+    }
+
+    /// The arena [`Plan::arena_bytes`] would be in a build that runs `set`'s kernels (whose
+    /// scratch needs differ): how a host build script sizes a device's static arena for a
+    /// model, e.g. `Plan::arena_bytes_for(&model, KernelSet::Dsp)` for a Cortex-M4.
+    ///
+    /// ```
+    /// # use kestrel_format::{encode, AlignedBuf, DataBuilder, InputSpec, LayerDesc, Model,
+    /// #     ModelDesc, Op, Precision, Provenance, Shape};
+    /// use kestrel_runtime::{KernelSet, Plan};
+    /// # let mut data = DataBuilder::new();
+    /// # let (weight, bias) = (data.f32(&[1.0; 8]), data.f32(&[0.0; 2]));
+    /// # let mut desc = ModelDesc { name: "doc", precision: Precision::F32,
+    /// #     input: InputSpec { shape: Shape::new(4, 1, 1), mean: 0.0, std: 1.0, quant: None },
+    /// #     layers: Default::default(), classes: Default::default(),
+    /// #     provenance: Provenance { arch: "doc", dataset: "-", train_samples: 0, epochs: 0,
+    /// #         float_accuracy: f32::NAN, trainer: "-" } };
+    /// # let op = Op::Linear { weight, bias, requant: None };
+    /// # desc.layers.push(LayerDesc { op, input: Shape::new(4, 1, 1),
+    /// #     output: Shape::new(2, 1, 1), out_quant: None }).unwrap();
+    /// # let file = AlignedBuf::new(&encode(&desc, &data).unwrap());
+    /// let model = Model::from_bytes(&file)?;
+    /// // A 4 → 2 f32 linear layer: no variant needs scratch for it.
+    /// for set in KernelSet::ALL {
+    ///     assert_eq!(Plan::arena_bytes_for(&model, set)?, 16 + 16);
+    /// }
+    /// assert_eq!(Plan::arena_bytes_for(&model, KernelSet::COMPILED)?, Plan::new(&model)?.arena_bytes());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn arena_bytes_for(model: &'m Model<'a>, set: KernelSet) -> Result<usize, Error> {
+        Ok(Self::for_kernels(model, set)?.arena_bytes)
+    }
+
+    /// [`Plan::new`] with `set`'s scratch rules (only `COMPILED` may run).
+    fn for_kernels(model: &'m Model<'a>, set: KernelSet) -> Result<Self, Error> {
         let elem = match model.precision() {
             Precision::F32 | Precision::F16 => Elem::F32,
             Precision::Int8 => Elem::I8,
@@ -191,7 +227,7 @@ impl<'m, 'a> Plan<'m, 'a> {
         let mut scratch = [0usize; MAX_LAYERS];
         let mut arena_bytes = 0;
         for (i, layer) in layers.iter().enumerate() {
-            scratch[i] = kernel_scratch(layer, elem).ok_or(Error::Unsupported { layer: i })?;
+            scratch[i] = kernel_scratch(layer, elem, set).ok_or(Error::Unsupported { layer: i })?;
             arena_bytes = arena_bytes.max(live_bytes(layer, elem, scratch[i]));
         }
 

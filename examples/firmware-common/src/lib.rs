@@ -86,8 +86,9 @@ pub enum Error {
     Model(kestrel_format::Error),
     /// The runtime refused to plan or run it.
     Runtime(kestrel_runtime::Error),
-    /// This build's kernels need a larger arena than the host's plan sized.
-    ArenaTooSmall {
+    /// The device's plan needs a different arena from the one build.rs sized on the host
+    /// (`KernelSet::for_target` and the runtime's build.rs disagree: a bug).
+    ArenaMismatch {
         /// The device plan's `arena_bytes`.
         needed: usize,
         /// The static arena.
@@ -108,9 +109,10 @@ impl fmt::Display for Error {
         match self {
             Error::Model(e) => write!(f, "model: {e}"),
             Error::Runtime(e) => write!(f, "runtime: {e}"),
-            Error::ArenaTooSmall { needed, got } => write!(
+            Error::ArenaMismatch { needed, got } => write!(
                 f,
-                "this build's kernels need a {needed}-byte arena; build.rs sized {got}"
+                "this build's kernels ({}) plan a {needed}-byte arena; build.rs sized {got}",
+                kestrel_runtime::IMPL
             ),
             Error::Clock { expected, measured } => write!(
                 f,
@@ -173,8 +175,8 @@ fn run_all(board: &Board, clock: &Clock, arena: &mut [u8]) -> Result<bool, Error
         ARENA_BYTES,
         model.file_len()
     );
-    if plan.arena_bytes() > ARENA_BYTES {
-        return Err(Error::ArenaTooSmall {
+    if plan.arena_bytes() != ARENA_BYTES {
+        return Err(Error::ArenaMismatch {
             needed: plan.arena_bytes(),
             got: ARENA_BYTES,
         });

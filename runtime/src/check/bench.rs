@@ -173,7 +173,11 @@ fn conv(
         geom: g,
         params: dense(&p),
     };
-    let scratch_len = conv2d::scratch_len(&layer(kind, &p, xd, yd), Elem::I8);
+    let scratch_len = conv2d::scratch_len_for(
+        crate::KernelSet::COMPILED,
+        &layer(kind, &p, xd, yd),
+        Elem::I8,
+    );
     let x = work.i8s(xd.len(), |_| rng.next_u64() as i8);
     let (want, got, scratch) = work.outputs_i8(yd.len(), scratch_len);
     let reference = time(&mut || conv2d::reference::conv2d_s8(x, xd, p, g, yd, want, &mut []));
@@ -198,7 +202,11 @@ fn linear(
     let (xd, yd) = (Dims { c: k, h: 1, w: 1 }, Dims { c: out, h: 1, w: 1 });
     let p = params(rng, work, out, out * k);
     let kind = LayerKind::Linear { params: dense(&p) };
-    let scratch_len = fc::scratch_len(&layer(kind, &p, xd, yd), Elem::I8);
+    let scratch_len = fc::scratch_len_for(
+        crate::KernelSet::COMPILED,
+        &layer(kind, &p, xd, yd),
+        Elem::I8,
+    );
     let x = work.i8s(k, |_| rng.next_u64() as i8);
     let (want, got, scratch) = work.outputs_i8(out, scratch_len);
     let reference = time(&mut || fc::reference::fc_s8(x, p, want, &mut []));

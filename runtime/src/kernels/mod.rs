@@ -3,8 +3,10 @@
 //! Each `<op>/mod.rs` has the same three functions:
 //! - `supports`: whether this build has a kernel for the layer at the model's activation
 //!   type ([`crate::Plan::new`] turns `false` into [`crate::Error::Unsupported`]);
-//! - `scratch_len`: scratch bytes the compiled variant needs (a function of the layer's
-//!   shapes and kind only, never of its tensors' contents);
+//! - `scratch_len` (convolution and fully connected: `scratch_len_for`, taking a
+//!   [`crate::KernelSet`]): scratch bytes the variant needs, a function of the layer's
+//!   shapes and kind only. Every set's rule is compiled on every target, so that a host can
+//!   size a device's arena ([`crate::Plan::arena_bytes_for`]);
 //! - `dispatch`: runs the compiled variant.
 //!
 //! **Variants.** Convolution, fully connected and pooling have per-instruction-set files
@@ -14,7 +16,7 @@
 //! [`crate::IMPL`]) and re-exported as `<op>::isa`. Every variant file has the same functions
 //! with the same signatures as `reference.rs`, re-exporting the reference for those it does
 //! not speed up, and each kernel takes a final `scratch: &mut [u8]` of exactly
-//! `scratch_len` bytes (the reference takes and ignores it). Scratch must stay small: the
+//! the bytes its set's scratch rule (in the op's `mod.rs`) gives (the reference takes and ignores it). Scratch must stay small: the
 //! arena is held to 1.05× the sum of the largest layer's input and output. `crate::check` is
 //! the one test that proves each variant bit-exact against the reference, on the variant's
 //! own instruction set.

@@ -507,7 +507,11 @@ fn unsupported_combinations_are_refused() {
         (layer(s8_conv, q, q), Elem::F32, false),
     ];
     for (n, (l, elem, ok)) in cases.iter().enumerate() {
-        assert_eq!(kernel_scratch(l, *elem).is_some(), *ok, "case {n}");
+        assert_eq!(
+            kernel_scratch(l, *elem, crate::KernelSet::COMPILED).is_some(),
+            *ok,
+            "case {n}"
+        );
     }
 }
 

@@ -1,16 +1,9 @@
 //! ARMv7E-M DSP average pooling: int8 with plain row loops (the sums are short and the
 //! reference's per-element window iterator is what costs); f32 runs the reference.
 
-use kestrel_format::Layer;
-
-use crate::kernels::{Dims, Elem};
+use crate::kernels::Dims;
 
 pub(crate) use super::reference::avgpool_f32;
-
-/// No scratch.
-pub(crate) fn scratch_len(_layer: &Layer<'_>, _elem: Elem) -> usize {
-    0
-}
 
 /// int8: the window sum divided by `k·k`, rounding half away from zero, as the reference.
 /// `x` `[C, H, W]`, `y` `[C, OH, OW]`.

@@ -39,9 +39,9 @@ pub(crate) fn supports(_layer: &Layer<'_>, _elem: Elem) -> bool {
     true
 }
 
-/// Scratch bytes the compiled variant needs (none for the reference).
-pub(crate) fn scratch_len(layer: &Layer<'_>, elem: Elem) -> usize {
-    isa::scratch_len(layer, elem)
+/// No variant needs scratch.
+pub(crate) fn scratch_len(_layer: &Layer<'_>, _elem: Elem) -> usize {
+    0
 }
 
 /// Runs the layer on `io` with `scratch_len` bytes of `scratch`.

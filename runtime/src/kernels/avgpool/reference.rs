@@ -48,12 +48,3 @@ pub(crate) fn avgpool_s8(
         *y = mean.clamp(-128, 127) as i8;
     }
 }
-
-/// The reference needs no scratch; its kernels ignore their `_scratch` argument (which
-/// they take so that every variant has the same signature).
-pub(crate) fn scratch_len(
-    _layer: &kestrel_format::Layer<'_>,
-    _elem: crate::kernels::Elem,
-) -> usize {
-    0
-}

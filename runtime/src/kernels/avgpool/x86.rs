@@ -7,9 +7,6 @@ use super::reference;
 use crate::kernels::x86::load_partial_i8;
 use crate::kernels::Dims;
 
-// No scratch: the reference's `scratch_len` (0).
-pub(crate) use reference::scratch_len;
-
 /// int8: equal to [`reference::avgpool_s8`] bit for bit.
 pub(crate) fn avgpool_s8(
     x: &[i8],

@@ -14,26 +14,14 @@
 
 use core::arch::asm;
 
-use kestrel_format::{ConvGeom, Layer, LayerKind};
+use kestrel_format::ConvGeom;
 
-use crate::kernels::{cortex_m::i16_words, DenseS8, Dims, Elem};
+use crate::kernels::{cortex_m::i16_words, DenseS8, Dims};
 
 pub(crate) use super::reference::{conv2d_f16, conv2d_f32};
 
-/// Output positions per im2col block.
-const COLS: usize = 4;
-
-/// int8: four im2col columns of `C·KH·KW` taps (rounded up to whole groups of four) as q15,
-/// plus 3 bytes to align them: 227 bytes for LeNet's first convolution (25 taps).
-pub(crate) fn scratch_len(layer: &Layer<'_>, elem: Elem) -> usize {
-    match (&layer.kind, elem) {
-        (LayerKind::Conv2d { geom, .. }, Elem::I8) => {
-            let taps = layer.input.c as usize * geom.kh * geom.kw;
-            COLS * taps.next_multiple_of(4) * 2 + 3
-        }
-        _ => 0,
-    }
-}
+/// Output positions per im2col block (the scratch rule in `conv2d/mod.rs` uses it too).
+use super::DSP_COLS as COLS;
 
 /// Where tap `t` of column `col` lives in the im2col block: groups of four taps, each
 /// `[COLS][x0 x2 x1 x3]` (so one `SXTB16` pair of a weight word meets one word pair per

@@ -29,7 +29,9 @@ pub(crate) use reference as isa;
 #[cfg(kestrel_isa = "avx2")]
 pub(crate) use x86 as isa;
 
-use kestrel_format::{ConvGeom, Dense, Layer};
+use kestrel_format::{ConvGeom, Dense, Layer, LayerKind};
+
+use crate::KernelSet;
 
 use super::{DenseArgs, Elem, Io};
 
@@ -38,9 +40,29 @@ pub(crate) fn supports(params: &Dense<'_>, layer: &Layer<'_>, elem: Elem) -> boo
     DenseArgs::supports(params, layer, elem)
 }
 
-/// Scratch bytes the compiled variant needs (none for the reference).
-pub(crate) fn scratch_len(layer: &Layer<'_>, elem: Elem) -> usize {
-    isa::scratch_len(layer, elem)
+/// Output positions per im2col block of the DSP and Helium convolutions.
+pub(crate) const DSP_COLS: usize = 4;
+/// See [`DSP_COLS`].
+pub(crate) const MVE_COLS: usize = 4;
+
+/// Scratch bytes `set`'s convolution needs: a function of shapes only, compiled on every
+/// target so that a host can size a device's arena ([`crate::Plan::arena_bytes_for`]).
+/// - `dsp`, int8: four im2col columns of `C·KH·KW` taps (rounded up to groups of four) as
+///   q15, plus 3 bytes to align them: 227 bytes for LeNet's first convolution (25 taps);
+/// - `mve`, int8: four im2col columns of `C·KH·KW` int8 codes, then (4-byte aligned) each
+///   output channel's weight sum and its four raw sums: 223 bytes for LeNet's first;
+/// - everything else: none (the x86 and NEON variants keep their blocks on the stack).
+pub(crate) fn scratch_len_for(set: KernelSet, layer: &Layer<'_>, elem: Elem) -> usize {
+    let LayerKind::Conv2d { geom, .. } = &layer.kind else {
+        return 0;
+    };
+    let taps = (layer.input.c as usize).saturating_mul(geom.kh * geom.kw);
+    let oc = layer.output.c as usize;
+    match (set, elem) {
+        (KernelSet::Dsp, Elem::I8) => DSP_COLS * taps.next_multiple_of(4) * 2 + 3,
+        (KernelSet::Mve, Elem::I8) => MVE_COLS * taps + 3 + (1 + MVE_COLS) * 4 * oc,
+        _ => 0,
+    }
 }
 
 /// Runs the layer on `io` with `scratch_len` bytes of `scratch`.

@@ -10,26 +10,14 @@
 
 use core::arch::asm;
 
-use kestrel_format::{ConvGeom, Layer, LayerKind};
+use kestrel_format::ConvGeom;
 
-use crate::kernels::{cortex_m::Requant, tap, DenseS8, Dims, Elem};
+use crate::kernels::{cortex_m::Requant, tap, DenseS8, Dims};
 
 pub(crate) use super::reference::{conv2d_f16, conv2d_f32};
 
-/// Output positions per im2col block.
-const COLS: usize = 4;
-
-/// int8: four im2col columns of `C·KH·KW` bytes, then (4-byte aligned) each output
-/// channel's weight sum and its four raw sums: 223 bytes for LeNet's first convolution.
-pub(crate) fn scratch_len(layer: &Layer<'_>, elem: Elem) -> usize {
-    match (&layer.kind, elem) {
-        (LayerKind::Conv2d { geom, .. }, Elem::I8) => {
-            let oc = layer.output.c as usize;
-            COLS * layer.input.c as usize * geom.kh * geom.kw + 3 + (1 + COLS) * 4 * oc
-        }
-        _ => 0,
-    }
-}
+/// Output positions per im2col block (the scratch rule in `conv2d/mod.rs` uses it too).
+use super::MVE_COLS as COLS;
 
 /// int8, as the reference bit for bit: `x` `[C, H, W]`, `weight` `[OC, C, KH, KW]`,
 /// `y` `[OC, OH, OW]`.

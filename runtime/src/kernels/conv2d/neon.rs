@@ -31,7 +31,7 @@ use core::ops::Range;
 
 use kestrel_format::ConvGeom;
 
-pub(crate) use super::reference::{conv2d_f16, scratch_len};
+pub(crate) use super::reference::conv2d_f16;
 use crate::kernels::neon::{cover, Requant};
 use crate::kernels::{DenseF, DenseS8, Dims};
 

@@ -117,12 +117,3 @@ pub(crate) fn conv2d_s8(
         }
     }
 }
-
-/// The reference needs no scratch; its kernels ignore their `_scratch` argument (which
-/// they take so that every variant has the same signature).
-pub(crate) fn scratch_len(
-    _layer: &kestrel_format::Layer<'_>,
-    _elem: crate::kernels::Elem,
-) -> usize {
-    0
-}

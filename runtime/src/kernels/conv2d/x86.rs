@@ -40,7 +40,7 @@ use crate::kernels::{DenseS8, Dims};
 
 // No scratch (the reference's `scratch_len`, 0): the packed weights and widened input rows
 // live on the stack.
-pub(crate) use reference::{conv2d_f16, scratch_len};
+pub(crate) use reference::conv2d_f16;
 
 /// i16 elements in the stack's input band (8 KiB), including `SLACK`.
 const XCAP: usize = 4096;

@@ -9,22 +9,9 @@
 
 use core::arch::asm;
 
-use kestrel_format::{Layer, LayerKind};
-
-use crate::kernels::{cortex_m::i16_words, DenseS8, Elem};
+use crate::kernels::{cortex_m::i16_words, DenseS8};
 
 pub(crate) use super::reference::{fc_f16, fc_f32};
-
-/// int8: `K` rounded down to whole groups of four, as q15 (plus 3 bytes to align it).
-pub(crate) fn scratch_len(layer: &Layer<'_>, elem: Elem) -> usize {
-    match (&layer.kind, elem) {
-        (LayerKind::Linear { .. }, Elem::I8) => {
-            let k = layer.input.c as usize * layer.input.h as usize * layer.input.w as usize;
-            (k & !3) * 2 + 3
-        }
-        _ => 0,
-    }
-}
 
 /// int8: `y[o] = clamp(zp_out + requantize(bias[o] + Σ_k w[o,k]·(x[k] − zp_in)))`, as the
 /// reference, bit for bit. `x` `[K]`, `weight` `[O, K]`, `y` `[O]`.

@@ -29,7 +29,9 @@ pub(crate) use reference as isa;
 #[cfg(kestrel_isa = "avx2")]
 pub(crate) use x86 as isa;
 
-use kestrel_format::{Dense, Layer};
+use kestrel_format::{Dense, Layer, LayerKind};
+
+use crate::KernelSet;
 
 use super::{DenseArgs, Elem, Io};
 
@@ -38,9 +40,15 @@ pub(crate) fn supports(params: &Dense<'_>, layer: &Layer<'_>, elem: Elem) -> boo
     DenseArgs::supports(params, layer, elem)
 }
 
-/// Scratch bytes the compiled variant needs (none for the reference).
-pub(crate) fn scratch_len(layer: &Layer<'_>, elem: Elem) -> usize {
-    isa::scratch_len(layer, elem)
+/// Scratch bytes `set`'s fully connected kernel needs: a function of shapes only, compiled
+/// on every target so that a host can size a device's arena
+/// ([`crate::Plan::arena_bytes_for`]). `dsp`, int8: the input length `K` rounded down to
+/// groups of four, as q15, plus 3 bytes to align it; everything else: none.
+pub(crate) fn scratch_len_for(set: KernelSet, layer: &Layer<'_>, elem: Elem) -> usize {
+    match (set, &layer.kind, elem) {
+        (KernelSet::Dsp, LayerKind::Linear { .. }, Elem::I8) => (layer.input.len() & !3) * 2 + 3,
+        _ => 0,
+    }
 }
 
 /// Runs the layer on `io` with `scratch_len` bytes of `scratch`.

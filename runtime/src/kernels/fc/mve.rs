@@ -8,16 +8,9 @@
 
 use core::arch::asm;
 
-use kestrel_format::Layer;
-
-use crate::kernels::{DenseS8, Elem};
+use crate::kernels::DenseS8;
 
 pub(crate) use super::reference::{fc_f16, fc_f32};
-
-/// No scratch.
-pub(crate) fn scratch_len(_layer: &Layer<'_>, _elem: Elem) -> usize {
-    0
-}
 
 /// int8: `y[o] = clamp(zp_out + requantize(bias[o] + Σ_k w[o,k]·(x[k] − zp_in)))`, as the
 /// reference, bit for bit. `x` `[K]`, `weight` `[O, K]`, `y` `[O]`.

@@ -14,7 +14,7 @@
 
 use core::arch::aarch64::*;
 
-pub(crate) use super::reference::{fc_f16, scratch_len};
+pub(crate) use super::reference::fc_f16;
 use crate::kernels::{DenseF, DenseS8};
 
 /// int8: `acc = bias[o] + Σ_k w[o,k] · (x[k] − zp_in)`, requantized as the reference.

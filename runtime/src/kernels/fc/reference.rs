@@ -49,12 +49,3 @@ pub(crate) fn fc_s8(x: &[i8], p: DenseS8<'_>, y: &mut [i8], _scratch: &mut [u8])
         *y_o = p.output(o, sum);
     }
 }
-
-/// The reference needs no scratch; its kernels ignore their `_scratch` argument (which
-/// they take so that every variant has the same signature).
-pub(crate) fn scratch_len(
-    _layer: &kestrel_format::Layer<'_>,
-    _elem: crate::kernels::Elem,
-) -> usize {
-    0
-}

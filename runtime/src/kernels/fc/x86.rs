@@ -15,8 +15,7 @@ use super::reference;
 use crate::kernels::x86::{load_partial_i8, transpose8x8, Requant8};
 use crate::kernels::DenseS8;
 
-// No scratch: the reference's `scratch_len` (0).
-pub(crate) use reference::{fc_f16, scratch_len};
+pub(crate) use reference::fc_f16;
 
 /// int8: see the module docs; equal to [`reference::fc_s8`] bit for bit.
 pub(crate) fn fc_s8(x: &[i8], p: DenseS8<'_>, y: &mut [i8], _scratch: &mut [u8]) {

@@ -4,16 +4,9 @@
 
 use core::arch::asm;
 
-use kestrel_format::Layer;
-
-use crate::kernels::{Dims, Elem};
+use crate::kernels::Dims;
 
 pub(crate) use super::reference::maxpool_f32;
-
-/// No scratch.
-pub(crate) fn scratch_len(_layer: &Layer<'_>, _elem: Elem) -> usize {
-    0
-}
 
 /// Byte-wise signed maximum of two words of four int8.
 #[inline(always)]

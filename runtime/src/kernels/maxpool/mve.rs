@@ -6,7 +6,7 @@
 
 use crate::kernels::Dims;
 
-pub(crate) use super::dsp::{maxpool_f32, scratch_len};
+pub(crate) use super::dsp::maxpool_f32;
 
 /// int8: `y[c,i,j] = max_{p,q < k} x[c, i·stride + p, j·stride + q]`, as the reference.
 pub(crate) fn maxpool_s8(

@@ -9,7 +9,6 @@
 
 use core::arch::aarch64::*;
 
-pub(crate) use super::reference::scratch_len;
 use crate::kernels::neon::{cover, strided_f32x4, strided_s8x16, strided_s8x8, taps, PoolBlock};
 use crate::kernels::{pool_window, Dims};
 

@@ -38,12 +38,3 @@ pub(crate) fn maxpool_s8(
         *y = pool_window(x, xd, k, stride, yd, o).max().unwrap_or(0); // never empty
     }
 }
-
-/// The reference needs no scratch; its kernels ignore their `_scratch` argument (which
-/// they take so that every variant has the same signature).
-pub(crate) fn scratch_len(
-    _layer: &kestrel_format::Layer<'_>,
-    _elem: crate::kernels::Elem,
-) -> usize {
-    0
-}

@@ -7,9 +7,6 @@ use super::reference;
 use crate::kernels::x86::{load_partial_i8, store_partial_i8};
 use crate::kernels::{pool_window, Dims};
 
-// No scratch: the reference's `scratch_len` (0).
-pub(crate) use reference::scratch_len;
-
 /// int8: equal to [`reference::maxpool_s8`] bit for bit.
 pub(crate) fn maxpool_s8(
     x: &[i8],
