@@ -35,7 +35,7 @@ use core::mem::MaybeUninit;
 use kestrel_format::ConvGeom;
 
 use super::reference;
-use crate::kernels::x86::{load_partial_i8, transpose8x8, Requant8};
+use crate::kernels::x86::{load_partial_i8, madd_add, transpose8x8, Requant8};
 use crate::kernels::{DenseS8, Dims};
 
 // No scratch (the reference's `scratch_len`, 0): the packed weights and widened input rows
@@ -543,7 +543,7 @@ impl Band<'_> {
                     debug_assert!(at + 1 < self.xbuf.len());
                     let xv = _mm256_set1_epi32(xp.add(at).cast::<i32>().read_unaligned());
                     for b in 0..B {
-                        acc[t][b] = _mm256_add_epi32(acc[t][b], _mm256_madd_epi16(xv, wv[b]));
+                        acc[t][b] = madd_add(acc[t][b], xv, wv[b]);
                     }
                 }
             }
@@ -605,8 +605,8 @@ impl Band<'_> {
                         let xo = _mm256_loadu_si256(xp.add(at + 1).cast());
                         for o in 0..G {
                             let w = _mm256_set1_epi32(*wp_i32.add(8 * pair + o));
-                            even[o] = _mm256_add_epi32(even[o], _mm256_madd_epi16(xe, w));
-                            odd[o] = _mm256_add_epi32(odd[o], _mm256_madd_epi16(xo, w));
+                            even[o] = madd_add(even[o], xe, w);
+                            odd[o] = madd_add(odd[o], xo, w);
                         }
                     }
                 }
