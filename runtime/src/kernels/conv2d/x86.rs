@@ -48,6 +48,12 @@ const XCAP: usize = 4096;
 const SLACK: usize = 32;
 /// Tap pairs (8-channel weight vectors) in the stack's weight pack (8 KiB).
 const WCAP: usize = 256;
+/// The target has AVX-512 VNNI: the tiles of 8 channels run tap quads ([`vnni`]).
+const VNNI: bool = cfg!(all(
+    target_feature = "avx512vnni",
+    target_feature = "avx512vl",
+    target_feature = "avx512bw"
+));
 
 /// int8: see the module docs; equal to [`reference::conv2d_s8`] bit for bit.
 pub(crate) fn conv2d_s8(
@@ -193,7 +199,8 @@ impl Layout {
             xd.c * g.kh * g.kw.div_ceil(2)
         };
         let blocks = if yd.c > 8 && 2 * pairs <= WCAP { 2 } else { 1 };
-        let wp = xd.w + 2 * g.pad + 1;
+        // Quads of column pairs read up to 2 columns further (see `vnni`).
+        let wp = xd.w + 2 * g.pad + if VNNI { 3 } else { 1 };
         let fits = |band: usize| xd.c * ((band - 1) * g.stride + g.kh) * wp + SLACK <= XCAP;
         if pairs > WCAP || !fits(1) || yd.len() == 0 {
             return None;
@@ -265,9 +272,22 @@ unsafe fn conv2d_s8_avx2(x: &[i8], p: DenseS8<'_>, l: &Layout, y: &mut [i8]) {
     let mut wpack = [const { MaybeUninit::<__m256i>::uninit() }; WCAP];
     let mut xbuf = [const { MaybeUninit::<i16>::uninit() }; XCAP];
     let mut offs = [0u32; WCAP];
+    #[cfg(all(
+        target_feature = "avx512vnni",
+        target_feature = "avx512vl",
+        target_feature = "avx512bw"
+    ))]
+    let mut qbuf = vnni::Buffers::new();
     for o0 in (0..yd.c).step_by(8 * l.blocks) {
         let blocks = l.blocks.min((yd.c - o0).div_ceil(8));
         let wpack = pack_weights(p.weight, l, o0, blocks, &mut wpack);
+        #[cfg(all(
+            target_feature = "avx512vnni",
+            target_feature = "avx512vl",
+            target_feature = "avx512bw"
+        ))]
+        // SAFETY: the target has AVX-512 VNNI and VL (this `cfg`).
+        let mut quads = unsafe { qbuf.pack(l, wpack, blocks, p.zp_in) };
         let out = Out {
             p: &p,
             rq: [
@@ -281,11 +301,22 @@ unsafe fn conv2d_s8_avx2(x: &[i8], p: DenseS8<'_>, l: &Layout, y: &mut [i8]) {
             let n = l.band.min(yd.h - i0);
             let rows = l.band_rows(n);
             l.offsets(rows, &mut offs);
+            // With VNNI, only the columns path reads the i16 rows.
             let band = Band {
                 l,
-                xbuf: fill_band(x, l, p.zp_in, i0, rows, &mut xbuf),
+                xbuf: if l.columns || !VNNI {
+                    fill_band(x, l, p.zp_in, i0, rows, &mut xbuf)
+                } else {
+                    &[]
+                },
                 wpack,
                 offs: &offs[..l.pairs],
+                #[cfg(all(
+                    target_feature = "avx512vnni",
+                    target_feature = "avx512vl",
+                    target_feature = "avx512bw"
+                ))]
+                quads: (!l.columns).then(|| quads.band(x, l, p.zp_in, i0, rows, &offs)),
             };
             // SAFETY (all calls): `band.xbuf` holds every row the band's positions read
             // (see `Band::tile`), and `wpack` has `blocks` vectors per tap pair.
@@ -472,6 +503,13 @@ struct Band<'a> {
     wpack: &'a [__m256i],
     /// `xbuf` offset of each tap pair (see [`Layout::offsets`]).
     offs: &'a [u32],
+    /// The same band as u8 bytes, and the weights as quads (used by [`Band::tile`]).
+    #[cfg(all(
+        target_feature = "avx512vnni",
+        target_feature = "avx512vl",
+        target_feature = "avx512bw"
+    ))]
+    quads: Option<vnni::Band<'a>>,
 }
 
 impl Band<'_> {
@@ -529,6 +567,16 @@ impl Band<'_> {
     #[target_feature(enable = "avx2")]
     #[inline]
     unsafe fn tile<const P: usize, const B: usize>(&self, base: [usize; P]) -> [[__m256i; B]; P] {
+        #[cfg(all(
+            target_feature = "avx512vnni",
+            target_feature = "avx512vl",
+            target_feature = "avx512bw"
+        ))]
+        if let Some(quads) = &self.quads {
+            // SAFETY: forwarded; `quads` was built for this band (see `vnni::Band::tile`),
+            // and the target has AVX-512 VNNI and VL (this `cfg`).
+            return unsafe { quads.tile::<P, B>(base) };
+        }
         debug_assert_eq!(self.wpack.len(), self.offs.len() * B);
         let xp = self.xbuf.as_ptr();
         let mut acc = [[_mm256_setzero_si256(); B]; P];
@@ -719,5 +767,240 @@ impl Out<'_, '_> {
                 }
             }
         }
+    }
+}
+
+/// AVX-512 VNNI tiles: two tap pairs of a kernel row that lie side by side in `xbuf` (the
+/// next column pair, or for channel pairs the next column of both channels) form a tap
+/// *quad*, four consecutive bytes of a u8 copy of the band, multiplied with 4 s8 weights
+/// per channel by one `vpdpbusd` (u8 × s8, four products summed into the i32 lane without
+/// saturation):
+///
+/// ```text
+/// acc[o] += w[o,c,kp,kq]·x'[c,r,s] + w[o,c+1,kp,kq]·x'[c+1,r,s]
+///         + w[o,c,kp,kq+1]·x'[c,r,s+1] + w[o,c+1,kp,kq+1]·x'[c+1,r,s+1]   (channel pairs)
+/// acc[o] += Σ_{d<4} w[o,c,kp,kq+d]·x'[c,r,s+d]                             (column pairs)
+/// ```
+///
+/// with `x' = x ^ 0x80 = x + 128` (u8) and the padding written as `zp_in + 128`, so that
+/// every tap reads `x' = (x − zp_in) + (zp_in + 128)`, and `Σ w·(x − zp_in) = Σ w·x' −
+/// (zp_in + 128)·Σ w` (modulo 2^32, like the reference's wrapping sum). A row with an odd
+/// number of pairs gets a zero pair; it reads up to 2 columns past the last tap, inside
+/// `wp = W + 2·pad + 3`. Same `xbuf` layout as the i16 rows, one byte per element.
+#[cfg(all(
+    target_feature = "avx512vnni",
+    target_feature = "avx512vl",
+    target_feature = "avx512bw"
+))]
+mod vnni {
+    use super::*;
+
+    /// Stack buffers of the quad path, reused by every block and band.
+    pub(super) struct Buffers {
+        /// `w[quad·B + b]`: channels `o0 + 8b ..` × 4 s8 weights per lane.
+        w: [MaybeUninit<__m256i>; WCAP],
+        /// The first tap pair of each quad.
+        first: [usize; WCAP],
+        offs: [u32; WCAP],
+        x: [MaybeUninit<u8>; XCAP],
+    }
+
+    /// One block's quads: weights, first pairs, and `(zp_in + 128)·Σ w` per channel.
+    pub(super) struct Quads<'q> {
+        w: &'q [__m256i],
+        first: &'q [usize],
+        offs: &'q mut [u32; WCAP],
+        x: &'q mut [MaybeUninit<u8>; XCAP],
+        corr: [__m256i; 2],
+    }
+
+    /// A band as the quad tiles read it.
+    pub(super) struct Band<'a> {
+        /// `[C, rows, wp]` or `[C/2, rows, wp, 2]` bytes `x'` (padding `zp_in + 128`).
+        x: &'a [u8],
+        w: &'a [__m256i],
+        /// `x` offset of each quad.
+        offs: &'a [u32],
+        corr: [__m256i; 2],
+    }
+
+    impl Buffers {
+        pub(super) fn new() -> Self {
+            Buffers {
+                w: [const { MaybeUninit::uninit() }; WCAP],
+                first: [0; WCAP],
+                offs: [0; WCAP],
+                x: [const { MaybeUninit::uninit() }; XCAP],
+            }
+        }
+
+        /// Quads from the tap pairs `wpack` (`[pairs, B]` vectors of i16 pairs, each
+        /// within i8) of one block of channels.
+        #[target_feature(enable = "avx2,avx512vnni,avx512vl")]
+        pub(super) unsafe fn pack(
+            &mut self,
+            l: &Layout,
+            wpack: &[__m256i],
+            blocks: usize,
+            zp_in: i32,
+        ) -> Quads<'_> {
+            let per_row = if l.channel_pairs {
+                l.g.kw
+            } else {
+                l.g.kw.div_ceil(2)
+            };
+            // i16 lanes to bytes: the i32 lane `t`'s pair lands in bytes `2t, 2t + 1`
+            // of its 128-bit half (lanes 0..4 of each half, all that `unpacklo` reads).
+            let bytes = |v: __m256i| _mm256_packs_epi16(v, v);
+            let ones = _mm256_set1_epi8(1);
+            let mut sum = [_mm256_setzero_si256(); 2];
+            let mut n = 0;
+            for row in 0..l.pairs / per_row {
+                for q in (0..per_row).step_by(2) {
+                    let p0 = row * per_row + q;
+                    self.first[n] = p0;
+                    for (b, sum) in sum.iter_mut().enumerate().take(blocks) {
+                        let lo = wpack[p0 * blocks + b];
+                        let hi = match q + 1 < per_row {
+                            true => wpack[(p0 + 1) * blocks + b],
+                            false => _mm256_setzero_si256(),
+                        };
+                        let quad = _mm256_unpacklo_epi16(bytes(lo), bytes(hi));
+                        *sum = _mm256_dpbusd_epi32(*sum, ones, quad); // Σ w per channel
+                        self.w[n * blocks + b].write(quad);
+                    }
+                    n += 1;
+                }
+            }
+            let zp128 = _mm256_set1_epi32(zp_in + 128);
+            // SAFETY: entries `0..n·blocks` were just written (`n ≤ pairs`, so within
+            // `WCAP` like `wpack`), and `MaybeUninit<T>` has `T`'s layout.
+            let w = unsafe { core::slice::from_raw_parts(self.w.as_ptr().cast(), n * blocks) };
+            Quads {
+                w,
+                first: &self.first[..n],
+                offs: &mut self.offs,
+                x: &mut self.x,
+                corr: sum.map(|s| _mm256_mullo_epi32(s, zp128)),
+            }
+        }
+    }
+
+    impl Quads<'_> {
+        /// The bytes of band `i0` (`rows` input rows) and the quads' offsets in it, from
+        /// the tap pairs' `offs`.
+        #[target_feature(enable = "avx2")]
+        pub(super) fn band(
+            &mut self,
+            x: &[i8],
+            l: &Layout,
+            zp_in: i32,
+            i0: usize,
+            rows: usize,
+            offs: &[u32],
+        ) -> Band<'_> {
+            for (o, &p) in self.offs.iter_mut().zip(self.first) {
+                *o = offs[p];
+            }
+            Band {
+                x: fill_band_u8(x, l, zp_in, i0, rows, self.x),
+                w: self.w,
+                offs: &self.offs[..self.first.len()],
+                corr: self.corr,
+            }
+        }
+    }
+
+    impl Band<'_> {
+        /// [`super::Band::tile`] by quads.
+        ///
+        /// # Safety
+        /// AVX2 and AVX-512 VNNI/VL; the positions lie in this band: every read
+        /// `x[base + off + {0..3}]` is in bounds, as the pairs' reads are, two columns
+        /// further at most (inside `wp`).
+        #[target_feature(enable = "avx2,avx512vnni,avx512vl")]
+        #[inline]
+        pub(super) unsafe fn tile<const P: usize, const B: usize>(
+            &self,
+            base: [usize; P],
+        ) -> [[__m256i; B]; P] {
+            debug_assert_eq!(self.w.len(), self.offs.len() * B);
+            let xp = self.x.as_ptr();
+            let mut acc = [[_mm256_setzero_si256(); B]; P];
+            for (quad, &off) in self.offs.iter().enumerate() {
+                // SAFETY: `w` has `B` vectors per quad; the `x` reads are in bounds (see
+                // above); `read_unaligned` takes the 4 bytes at any address.
+                unsafe {
+                    let w = self.w.as_ptr().add(quad * B);
+                    let wv: [__m256i; B] = core::array::from_fn(|b| *w.add(b));
+                    for t in 0..P {
+                        let at = base[t] + off as usize;
+                        debug_assert!(at + 3 < self.x.len());
+                        let xv = _mm256_set1_epi32(xp.add(at).cast::<i32>().read_unaligned());
+                        for b in 0..B {
+                            acc[t][b] = _mm256_dpbusd_epi32(acc[t][b], xv, wv[b]);
+                        }
+                    }
+                }
+            }
+            acc.map(|a| core::array::from_fn(|b| _mm256_sub_epi32(a[b], self.corr[b])))
+        }
+    }
+
+    /// [`fill_band`] as bytes `x ^ 0x80`, the padding `zp_in + 128`.
+    #[target_feature(enable = "avx2")]
+    fn fill_band_u8<'b>(
+        x: &[i8],
+        l: &Layout,
+        zp_in: i32,
+        i0: usize,
+        rows: usize,
+        xbuf: &'b mut [MaybeUninit<u8>; XCAP],
+    ) -> &'b [u8] {
+        let (xd, pad, wp) = (l.xd, l.g.pad, l.wp);
+        let used = xd.c * rows * wp;
+        let padv = (zp_in + 128) as u8 as i8;
+        xbuf[..used + SLACK].fill(MaybeUninit::new(padv as u8));
+        // SAFETY: the first `used + SLACK ≤ XCAP` bytes were just initialized
+        // (`Layout::new` checks the bound).
+        let xbuf: &mut [u8] =
+            unsafe { core::slice::from_raw_parts_mut(xbuf.as_mut_ptr().cast(), used + SLACK) };
+        let iota = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        // 16 columns of channel `c`, row `r`, from column `j`, as `x'`; past the row's
+        // end the padding.
+        let cols16 = |c: usize, r: usize, j: usize| {
+            let v = load_partial_i8(&x[(c * xd.h + r) * xd.w + j..], 0);
+            let v = _mm_xor_si128(v, _mm_set1_epi8(i8::MIN));
+            let keep = _mm_cmpgt_epi8(_mm_set1_epi8((xd.w - j).min(16) as i8), iota);
+            _mm_blendv_epi8(_mm_set1_epi8(padv), v, keep)
+        };
+        let store = |xbuf: &mut [u8], at: usize, v: __m128i| {
+            let out = &mut xbuf[at..][..16];
+            // SAFETY: `out` is 16 bytes.
+            unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), v) };
+        };
+        // As in `fill_band`: rows in increasing order, spills overwritten or in the slack.
+        for plane in 0..xd.c / l.elem() {
+            for rr in 0..rows {
+                let Some(r) = (i0 * l.g.stride + rr)
+                    .checked_sub(pad)
+                    .filter(|&r| r < xd.h)
+                else {
+                    continue;
+                };
+                let dst = (plane * rows + rr) * wp + pad;
+                for j in (0..xd.w).step_by(16) {
+                    if l.channel_pairs {
+                        let (a, b) = (cols16(2 * plane, r, j), cols16(2 * plane + 1, r, j));
+                        let at = 2 * (dst + j);
+                        store(xbuf, at, _mm_unpacklo_epi8(a, b));
+                        store(xbuf, at + 16, _mm_unpackhi_epi8(a, b));
+                    } else {
+                        store(xbuf, dst + j, cols16(plane, r, j));
+                    }
+                }
+            }
+        }
+        &xbuf[..used]
     }
 }
