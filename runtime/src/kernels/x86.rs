@@ -7,41 +7,16 @@
 //!
 //! **AVX-512 VNNI.** Where the target also has `avx512vnni`, `avx512vl` and `avx512bw`
 //! (e.g. `-C target-cpu=x86-64-v4 -C target-feature=+avx512vnni`, or `native` on Zen 4 or
-//! Ice Lake and later), the int8 kernels use the VNNI dot products on
-//! 256-bit vectors: [`madd_add`] is one `vpdpwssd` instead of `vpmaddwd` + `vpaddd`, and
-//! `fc_s8` multiplies u8 × s8 quads with `vpdpbusd`. Both wrap like `vpaddd` (the
-//! saturating `…ds` forms are not used), so the results are the AVX2 path's bit for bit.
-//! [`crate::IMPL`] stays `"avx2"`: same files, same algorithms, same scratch.
+//! Ice Lake and later), `conv2d_s8` and `fc_s8` multiply u8 × s8 quads with `vpdpbusd` on
+//! 256-bit vectors: inputs as u8 `x + 128`, and `(zp_in + 128)·Σ w` subtracted after.
+//! `vpdpbusd` wraps like `vpaddd` (the saturating `vpdpbusds` is not used), so the i32
+//! accumulators are the reference's modulo 2^32, and the output stage here is shared.
+//! [`crate::IMPL`] stays `"avx2"`: same files, same output stage, no scratch (the quads
+//! live on the stack, like the AVX2 kernels' packed weights).
 
 use core::arch::x86_64::*;
 
 use kestrel_format::quant::requant_in_range;
-
-/// `acc + madd_epi16(a, b)` per i32 lane: the two i16 products of each lane summed and
-/// added, wrapping. One `vpdpwssd` where the target has AVX-512 VNNI.
-#[cfg(all(
-    target_feature = "avx512vnni",
-    target_feature = "avx512vl",
-    target_feature = "avx512bw"
-))]
-#[target_feature(enable = "avx2,avx512vnni,avx512vl")]
-#[inline]
-pub(crate) fn madd_add(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
-    _mm256_dpwssd_epi32(acc, a, b)
-}
-
-/// `acc + madd_epi16(a, b)` per i32 lane: the two i16 products of each lane summed and
-/// added, wrapping.
-#[cfg(not(all(
-    target_feature = "avx512vnni",
-    target_feature = "avx512vl",
-    target_feature = "avx512bw"
-)))]
-#[target_feature(enable = "avx2")]
-#[inline]
-pub(crate) fn madd_add(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
-    _mm256_add_epi32(acc, _mm256_madd_epi16(a, b))
-}
 
 /// The output stage of [`crate::kernels::DenseS8::output`] for eight output channels
 /// (one per i32 lane), with every per-channel constant prepared once:

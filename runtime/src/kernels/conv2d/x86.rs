@@ -28,6 +28,15 @@
 //! requantizes whole vectors (`crate::kernels::x86::Requant8`) and transposes the codes
 //! so that each channel's `P` consecutive outputs are stored at once. Layers whose packed
 //! weights or input rows do not fit the stack buffers run the reference.
+//!
+//! **AVX-512 VNNI.** Where the target has `avx512vnni`, `avx512vl` and `avx512bw`, both
+//! paths (tiles and columns) read *tap quads* instead: two neighbouring tap pairs as four
+//! u8 input bytes `x + 128` times four s8 weights, one `vpdpbusd` each, on a u8 copy of the
+//! band (same layout, `wp = W + 2·pad + 3`), minus `(zp_in + 128)·Σ w` per channel (see
+//! `x86/vnni.rs`). Measured on Zen 4 for `lenet` (minimum per layer, µs, AVX2 → VNNI):
+//! conv 5×5 1→6 on 28×28, 3.44 → 2.90 (columns); conv 5×5 6→16 on 14×14, 5.34 → 2.89
+//! (tiles). Quads beat `vpdpwssd` on the i16 pairs (tried first: whole `lenet` 9.40 µs
+//! against 8.86 µs with quad tiles), so the i16 paths are the AVX2 ones unchanged.
 
 use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
@@ -35,7 +44,7 @@ use core::mem::MaybeUninit;
 use kestrel_format::ConvGeom;
 
 use super::reference;
-use crate::kernels::x86::{load_partial_i8, madd_add, transpose8x8, Requant8};
+use crate::kernels::x86::{load_partial_i8, transpose8x8, Requant8};
 use crate::kernels::{DenseS8, Dims};
 
 // No scratch (the reference's `scratch_len`, 0): the packed weights and widened input rows
@@ -301,10 +310,10 @@ unsafe fn conv2d_s8_avx2(x: &[i8], p: DenseS8<'_>, l: &Layout, y: &mut [i8]) {
             let n = l.band.min(yd.h - i0);
             let rows = l.band_rows(n);
             l.offsets(rows, &mut offs);
-            // With VNNI, only the columns path reads the i16 rows.
+            // With VNNI, the bytes in `quads` replace the i16 rows.
             let band = Band {
                 l,
-                xbuf: if l.columns || !VNNI {
+                xbuf: if !VNNI {
                     fill_band(x, l, p.zp_in, i0, rows, &mut xbuf)
                 } else {
                     &[]
@@ -316,7 +325,7 @@ unsafe fn conv2d_s8_avx2(x: &[i8], p: DenseS8<'_>, l: &Layout, y: &mut [i8]) {
                     target_feature = "avx512vl",
                     target_feature = "avx512bw"
                 ))]
-                quads: (!l.columns).then(|| quads.band(x, l, p.zp_in, i0, rows, &offs)),
+                quads: Some(quads.band(x, l, p.zp_in, i0, rows, &offs)),
             };
             // SAFETY (all calls): `band.xbuf` holds every row the band's positions read
             // (see `Band::tile`), and `wpack` has `blocks` vectors per tap pair.
@@ -591,7 +600,7 @@ impl Band<'_> {
                     debug_assert!(at + 1 < self.xbuf.len());
                     let xv = _mm256_set1_epi32(xp.add(at).cast::<i32>().read_unaligned());
                     for b in 0..B {
-                        acc[t][b] = madd_add(acc[t][b], xv, wv[b]);
+                        acc[t][b] = _mm256_add_epi32(acc[t][b], _mm256_madd_epi16(xv, wv[b]));
                     }
                 }
             }
@@ -636,28 +645,29 @@ impl Band<'_> {
                 p.zp_out,
             )
         });
-        let (xp, wp_i32) = (self.xbuf.as_ptr(), self.wpack.as_ptr().cast::<i32>());
         for i in i0..i0 + n {
             let mut j0 = 0;
             loop {
                 let j = j0.min(ow - 16);
                 let base = (i - i0) * wp + j;
-                let mut even = [_mm256_setzero_si256(); G];
-                let mut odd = [_mm256_setzero_si256(); G];
-                for (pair, &off) in self.offs.iter().enumerate() {
-                    let at = base + off as usize;
-                    debug_assert!(at + 17 <= self.xbuf.len());
-                    // SAFETY: in bounds (see above); `wpack` has 8 lanes per tap pair.
-                    unsafe {
-                        let xe = _mm256_loadu_si256(xp.add(at).cast());
-                        let xo = _mm256_loadu_si256(xp.add(at + 1).cast());
-                        for o in 0..G {
-                            let w = _mm256_set1_epi32(*wp_i32.add(8 * pair + o));
-                            even[o] = madd_add(even[o], xe, w);
-                            odd[o] = madd_add(odd[o], xo, w);
-                        }
-                    }
-                }
+                #[cfg(all(
+                    target_feature = "avx512vnni",
+                    target_feature = "avx512vl",
+                    target_feature = "avx512bw"
+                ))]
+                // SAFETY: forwarded; `quads` was built for this band, and the target has
+                // AVX-512 VNNI and VL (this `cfg`).
+                let (even, odd) = match &self.quads {
+                    Some(quads) => unsafe { quads.columns::<G>(base) },
+                    None => unsafe { self.columns::<G>(base) },
+                };
+                #[cfg(not(all(
+                    target_feature = "avx512vnni",
+                    target_feature = "avx512vl",
+                    target_feature = "avx512bw"
+                )))]
+                // SAFETY: forwarded.
+                let (even, odd) = unsafe { self.columns::<G>(base) };
                 for o in 0..oc.min(G) {
                     let out = &mut y[o * plane + i * ow + j..][..16];
                     let (re, fe) = rq[o].requant(even[o]);
@@ -685,6 +695,34 @@ impl Band<'_> {
                 j0 += 16;
             }
         }
+    }
+
+    /// The accumulators of [`Band::run_columns`] for the 16 columns whose first tap pair
+    /// starts at `xbuf[base]`: even columns, odd columns, per channel.
+    ///
+    /// # Safety
+    /// AVX2; `base` as in `run_columns`.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn columns<const G: usize>(&self, base: usize) -> ([__m256i; G], [__m256i; G]) {
+        let (xp, wp_i32) = (self.xbuf.as_ptr(), self.wpack.as_ptr().cast::<i32>());
+        let mut even = [_mm256_setzero_si256(); G];
+        let mut odd = [_mm256_setzero_si256(); G];
+        for (pair, &off) in self.offs.iter().enumerate() {
+            let at = base + off as usize;
+            debug_assert!(at + 17 <= self.xbuf.len());
+            // SAFETY: in bounds (see `run_columns`); `wpack` has 8 lanes per tap pair.
+            unsafe {
+                let xe = _mm256_loadu_si256(xp.add(at).cast());
+                let xo = _mm256_loadu_si256(xp.add(at + 1).cast());
+                for o in 0..G {
+                    let w = _mm256_set1_epi32(*wp_i32.add(8 * pair + o));
+                    even[o] = _mm256_add_epi32(even[o], _mm256_madd_epi16(xe, w));
+                    odd[o] = _mm256_add_epi32(odd[o], _mm256_madd_epi16(xo, w));
+                }
+            }
+        }
+        (even, odd)
     }
 }
 
@@ -770,237 +808,10 @@ impl Out<'_, '_> {
     }
 }
 
-/// AVX-512 VNNI tiles: two tap pairs of a kernel row that lie side by side in `xbuf` (the
-/// next column pair, or for channel pairs the next column of both channels) form a tap
-/// *quad*, four consecutive bytes of a u8 copy of the band, multiplied with 4 s8 weights
-/// per channel by one `vpdpbusd` (u8 × s8, four products summed into the i32 lane without
-/// saturation):
-///
-/// ```text
-/// acc[o] += w[o,c,kp,kq]·x'[c,r,s] + w[o,c+1,kp,kq]·x'[c+1,r,s]
-///         + w[o,c,kp,kq+1]·x'[c,r,s+1] + w[o,c+1,kp,kq+1]·x'[c+1,r,s+1]   (channel pairs)
-/// acc[o] += Σ_{d<4} w[o,c,kp,kq+d]·x'[c,r,s+d]                             (column pairs)
-/// ```
-///
-/// with `x' = x ^ 0x80 = x + 128` (u8) and the padding written as `zp_in + 128`, so that
-/// every tap reads `x' = (x − zp_in) + (zp_in + 128)`, and `Σ w·(x − zp_in) = Σ w·x' −
-/// (zp_in + 128)·Σ w` (modulo 2^32, like the reference's wrapping sum). A row with an odd
-/// number of pairs gets a zero pair; it reads up to 2 columns past the last tap, inside
-/// `wp = W + 2·pad + 3`. Same `xbuf` layout as the i16 rows, one byte per element.
+/// AVX-512 VNNI: the tiles and columns by tap quads (`x86/vnni.rs`).
 #[cfg(all(
     target_feature = "avx512vnni",
     target_feature = "avx512vl",
     target_feature = "avx512bw"
 ))]
-mod vnni {
-    use super::*;
-
-    /// Stack buffers of the quad path, reused by every block and band.
-    pub(super) struct Buffers {
-        /// `w[quad·B + b]`: channels `o0 + 8b ..` × 4 s8 weights per lane.
-        w: [MaybeUninit<__m256i>; WCAP],
-        /// The first tap pair of each quad.
-        first: [usize; WCAP],
-        offs: [u32; WCAP],
-        x: [MaybeUninit<u8>; XCAP],
-    }
-
-    /// One block's quads: weights, first pairs, and `(zp_in + 128)·Σ w` per channel.
-    pub(super) struct Quads<'q> {
-        w: &'q [__m256i],
-        first: &'q [usize],
-        offs: &'q mut [u32; WCAP],
-        x: &'q mut [MaybeUninit<u8>; XCAP],
-        corr: [__m256i; 2],
-    }
-
-    /// A band as the quad tiles read it.
-    pub(super) struct Band<'a> {
-        /// `[C, rows, wp]` or `[C/2, rows, wp, 2]` bytes `x'` (padding `zp_in + 128`).
-        x: &'a [u8],
-        w: &'a [__m256i],
-        /// `x` offset of each quad.
-        offs: &'a [u32],
-        corr: [__m256i; 2],
-    }
-
-    impl Buffers {
-        pub(super) fn new() -> Self {
-            Buffers {
-                w: [const { MaybeUninit::uninit() }; WCAP],
-                first: [0; WCAP],
-                offs: [0; WCAP],
-                x: [const { MaybeUninit::uninit() }; XCAP],
-            }
-        }
-
-        /// Quads from the tap pairs `wpack` (`[pairs, B]` vectors of i16 pairs, each
-        /// within i8) of one block of channels.
-        #[target_feature(enable = "avx2,avx512vnni,avx512vl")]
-        pub(super) unsafe fn pack(
-            &mut self,
-            l: &Layout,
-            wpack: &[__m256i],
-            blocks: usize,
-            zp_in: i32,
-        ) -> Quads<'_> {
-            let per_row = if l.channel_pairs {
-                l.g.kw
-            } else {
-                l.g.kw.div_ceil(2)
-            };
-            // i16 lanes to bytes: the i32 lane `t`'s pair lands in bytes `2t, 2t + 1`
-            // of its 128-bit half (lanes 0..4 of each half, all that `unpacklo` reads).
-            let bytes = |v: __m256i| _mm256_packs_epi16(v, v);
-            let ones = _mm256_set1_epi8(1);
-            let mut sum = [_mm256_setzero_si256(); 2];
-            let mut n = 0;
-            for row in 0..l.pairs / per_row {
-                for q in (0..per_row).step_by(2) {
-                    let p0 = row * per_row + q;
-                    self.first[n] = p0;
-                    for (b, sum) in sum.iter_mut().enumerate().take(blocks) {
-                        let lo = wpack[p0 * blocks + b];
-                        let hi = match q + 1 < per_row {
-                            true => wpack[(p0 + 1) * blocks + b],
-                            false => _mm256_setzero_si256(),
-                        };
-                        let quad = _mm256_unpacklo_epi16(bytes(lo), bytes(hi));
-                        *sum = _mm256_dpbusd_epi32(*sum, ones, quad); // Σ w per channel
-                        self.w[n * blocks + b].write(quad);
-                    }
-                    n += 1;
-                }
-            }
-            let zp128 = _mm256_set1_epi32(zp_in + 128);
-            // SAFETY: entries `0..n·blocks` were just written (`n ≤ pairs`, so within
-            // `WCAP` like `wpack`), and `MaybeUninit<T>` has `T`'s layout.
-            let w = unsafe { core::slice::from_raw_parts(self.w.as_ptr().cast(), n * blocks) };
-            Quads {
-                w,
-                first: &self.first[..n],
-                offs: &mut self.offs,
-                x: &mut self.x,
-                corr: sum.map(|s| _mm256_mullo_epi32(s, zp128)),
-            }
-        }
-    }
-
-    impl Quads<'_> {
-        /// The bytes of band `i0` (`rows` input rows) and the quads' offsets in it, from
-        /// the tap pairs' `offs`.
-        #[target_feature(enable = "avx2")]
-        pub(super) fn band(
-            &mut self,
-            x: &[i8],
-            l: &Layout,
-            zp_in: i32,
-            i0: usize,
-            rows: usize,
-            offs: &[u32],
-        ) -> Band<'_> {
-            for (o, &p) in self.offs.iter_mut().zip(self.first) {
-                *o = offs[p];
-            }
-            Band {
-                x: fill_band_u8(x, l, zp_in, i0, rows, self.x),
-                w: self.w,
-                offs: &self.offs[..self.first.len()],
-                corr: self.corr,
-            }
-        }
-    }
-
-    impl Band<'_> {
-        /// [`super::Band::tile`] by quads.
-        ///
-        /// # Safety
-        /// AVX2 and AVX-512 VNNI/VL; the positions lie in this band: every read
-        /// `x[base + off + {0..3}]` is in bounds, as the pairs' reads are, two columns
-        /// further at most (inside `wp`).
-        #[target_feature(enable = "avx2,avx512vnni,avx512vl")]
-        #[inline]
-        pub(super) unsafe fn tile<const P: usize, const B: usize>(
-            &self,
-            base: [usize; P],
-        ) -> [[__m256i; B]; P] {
-            debug_assert_eq!(self.w.len(), self.offs.len() * B);
-            let xp = self.x.as_ptr();
-            let mut acc = [[_mm256_setzero_si256(); B]; P];
-            for (quad, &off) in self.offs.iter().enumerate() {
-                // SAFETY: `w` has `B` vectors per quad; the `x` reads are in bounds (see
-                // above); `read_unaligned` takes the 4 bytes at any address.
-                unsafe {
-                    let w = self.w.as_ptr().add(quad * B);
-                    let wv: [__m256i; B] = core::array::from_fn(|b| *w.add(b));
-                    for t in 0..P {
-                        let at = base[t] + off as usize;
-                        debug_assert!(at + 3 < self.x.len());
-                        let xv = _mm256_set1_epi32(xp.add(at).cast::<i32>().read_unaligned());
-                        for b in 0..B {
-                            acc[t][b] = _mm256_dpbusd_epi32(acc[t][b], xv, wv[b]);
-                        }
-                    }
-                }
-            }
-            acc.map(|a| core::array::from_fn(|b| _mm256_sub_epi32(a[b], self.corr[b])))
-        }
-    }
-
-    /// [`fill_band`] as bytes `x ^ 0x80`, the padding `zp_in + 128`.
-    #[target_feature(enable = "avx2")]
-    fn fill_band_u8<'b>(
-        x: &[i8],
-        l: &Layout,
-        zp_in: i32,
-        i0: usize,
-        rows: usize,
-        xbuf: &'b mut [MaybeUninit<u8>; XCAP],
-    ) -> &'b [u8] {
-        let (xd, pad, wp) = (l.xd, l.g.pad, l.wp);
-        let used = xd.c * rows * wp;
-        let padv = (zp_in + 128) as u8 as i8;
-        xbuf[..used + SLACK].fill(MaybeUninit::new(padv as u8));
-        // SAFETY: the first `used + SLACK ≤ XCAP` bytes were just initialized
-        // (`Layout::new` checks the bound).
-        let xbuf: &mut [u8] =
-            unsafe { core::slice::from_raw_parts_mut(xbuf.as_mut_ptr().cast(), used + SLACK) };
-        let iota = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-        // 16 columns of channel `c`, row `r`, from column `j`, as `x'`; past the row's
-        // end the padding.
-        let cols16 = |c: usize, r: usize, j: usize| {
-            let v = load_partial_i8(&x[(c * xd.h + r) * xd.w + j..], 0);
-            let v = _mm_xor_si128(v, _mm_set1_epi8(i8::MIN));
-            let keep = _mm_cmpgt_epi8(_mm_set1_epi8((xd.w - j).min(16) as i8), iota);
-            _mm_blendv_epi8(_mm_set1_epi8(padv), v, keep)
-        };
-        let store = |xbuf: &mut [u8], at: usize, v: __m128i| {
-            let out = &mut xbuf[at..][..16];
-            // SAFETY: `out` is 16 bytes.
-            unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), v) };
-        };
-        // As in `fill_band`: rows in increasing order, spills overwritten or in the slack.
-        for plane in 0..xd.c / l.elem() {
-            for rr in 0..rows {
-                let Some(r) = (i0 * l.g.stride + rr)
-                    .checked_sub(pad)
-                    .filter(|&r| r < xd.h)
-                else {
-                    continue;
-                };
-                let dst = (plane * rows + rr) * wp + pad;
-                for j in (0..xd.w).step_by(16) {
-                    if l.channel_pairs {
-                        let (a, b) = (cols16(2 * plane, r, j), cols16(2 * plane + 1, r, j));
-                        let at = 2 * (dst + j);
-                        store(xbuf, at, _mm_unpacklo_epi8(a, b));
-                        store(xbuf, at + 16, _mm_unpackhi_epi8(a, b));
-                    } else {
-                        store(xbuf, dst + j, cols16(plane, r, j));
-                    }
-                }
-            }
-        }
-        &xbuf[..used]
-    }
-}
+mod vnni;
