@@ -59,6 +59,9 @@ impl Buffers {
 
     /// Quads from the tap pairs `wpack` (`[pairs, B]` vectors of i16 pairs, each
     /// within i8) of one block of channels.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, AVX-512 VNNI and VL.
     #[target_feature(enable = "avx2,avx512vnni,avx512vl")]
     pub(super) unsafe fn pack(
         &mut self,
