@@ -57,7 +57,8 @@ const XCAP: usize = 4096;
 const SLACK: usize = 32;
 /// Tap pairs (8-channel weight vectors) in the stack's weight pack (8 KiB).
 const WCAP: usize = 256;
-/// The target has AVX-512 VNNI: the tiles of 8 channels run tap quads ([`vnni`]).
+/// The target has AVX-512 VNNI: `conv2d_s8` runs tap quads on bytes ([`vnni`]), and
+/// fills no i16 rows.
 const VNNI: bool = cfg!(all(
     target_feature = "avx512vnni",
     target_feature = "avx512vl",
@@ -327,8 +328,9 @@ unsafe fn conv2d_s8_avx2(x: &[i8], p: DenseS8<'_>, l: &Layout, y: &mut [i8]) {
                 ))]
                 quads: Some(quads.band(x, l, p.zp_in, i0, rows, &offs)),
             };
-            // SAFETY (all calls): `band.xbuf` holds every row the band's positions read
-            // (see `Band::tile`), and `wpack` has `blocks` vectors per tap pair.
+            // SAFETY (all calls): `band.xbuf` (with VNNI, `band.quads`) holds every row the
+            // band's positions read (see `Band::tile`), and `wpack` (the quads) has `blocks`
+            // vectors per tap pair (quad).
             unsafe {
                 if l.columns {
                     match yd.c {
