@@ -84,7 +84,9 @@ pub use kestrel_format;
 pub use plan::{Input, LayerStats, Output, Plan};
 
 /// Which kernel set this build runs: `"reference"` (the scalar kernels), `"dsp"`
-/// (ARMv7E-M / Armv8-M DSP), `"mve"` (Helium), `"neon"` (aarch64) or `"avx2"` (x86-64);
+/// (ARMv7E-M / Armv8-M DSP), `"mve"` (Helium), `"neon"` (aarch64) or `"avx2"` (x86-64;
+/// its int8 convolution and fully connected kernels use AVX-512 VNNI where the target also
+/// has `avx512vnni`, `avx512vl` and `avx512bw`).
 /// [`KernelSet::COMPILED`]'s name.
 ///
 /// Chosen at compile time from the target (see `build.rs`); a target test asserts that the

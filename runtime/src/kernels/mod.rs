@@ -10,16 +10,17 @@
 //! - `dispatch`: runs the compiled variant.
 //!
 //! **Variants.** Convolution, fully connected and pooling have per-instruction-set files
-//! beside `reference.rs` (`x86.rs` for AVX2, `neon.rs`, `dsp.rs`, `mve.rs`; helpers shared
-//! by one instruction set's files in `kernels/<isa>.rs`), chosen at compile
-//! time by `cfg(kestrel_isa = "…")` (set by `runtime/build.rs` from the target; see
-//! [`crate::IMPL`]) and re-exported as `<op>::isa`. Every variant file has the same functions
-//! with the same signatures as `reference.rs`, re-exporting the reference for those it does
-//! not speed up, and each kernel takes a final `scratch: &mut [u8]` of exactly
-//! the bytes its set's scratch rule (in the op's `mod.rs`) gives (the reference takes and ignores it). Scratch must stay small: the
-//! arena is held to 1.05× the sum of the largest layer's input and output. `crate::check` is
-//! the one test that proves each variant bit-exact against the reference, on the variant's
-//! own instruction set.
+//! beside `reference.rs` (`x86.rs` for AVX2, with AVX-512 VNNI paths for int8 where the
+//! target has them, `neon.rs`, `dsp.rs`, `mve.rs`; helpers shared by one instruction set's
+//! files in `kernels/<isa>.rs`), chosen at compile time by `cfg(kestrel_isa = "…")` (set
+//! by `runtime/build.rs` from the target; see [`crate::IMPL`]) and re-exported as
+//! `<op>::isa`. Every variant file has the same functions with the same signatures as
+//! `reference.rs`, re-exporting the reference for those it does not speed up, and each
+//! kernel takes a final `scratch: &mut [u8]` of exactly the
+//! bytes its set's scratch rule (in the op's `mod.rs`) gives (the reference
+//! takes and ignores it). Scratch must stay small: the arena is held to 1.05× the sum of
+//! the largest layer's input and output. `crate::check` is the one test that proves each
+//! variant bit-exact against the reference, on the variant's own instruction set.
 //!
 //! `reference.rs` is scalar, safe and commented with tensor shapes: it is the spec every
 //! other variant is tested against. Activations are CHW; every slice a kernel gets has

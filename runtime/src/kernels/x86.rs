@@ -4,6 +4,15 @@
 //!
 //! Compiled only where `kestrel_isa = "avx2"`, i.e. where the target has AVX2 at compile
 //! time, so every `#[target_feature(enable = "avx2")]` function here may be called.
+//!
+//! **AVX-512 VNNI.** Where the target also has `avx512vnni`, `avx512vl` and `avx512bw`
+//! (e.g. `-C target-cpu=x86-64-v4 -C target-feature=+avx512vnni`, or `native` on Zen 4 or
+//! Ice Lake and later), `conv2d_s8` and `fc_s8` multiply u8 × s8 quads with `vpdpbusd` on
+//! 256-bit vectors: inputs as u8 `x + 128`, and `(zp_in + 128)·Σ w` subtracted after.
+//! `vpdpbusd` wraps like `vpaddd` (the saturating `vpdpbusds` is not used), so the i32
+//! accumulators are the reference's modulo 2^32, and the output stage here is shared.
+//! [`crate::IMPL`] stays `"avx2"`: same files, same output stage, no scratch (the quads
+//! live on the stack, like the AVX2 kernels' packed weights).
 
 use core::arch::x86_64::*;
 

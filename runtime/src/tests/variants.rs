@@ -48,6 +48,31 @@ proptest! {
     fn avgpool_f32(seed: u64) { note(); check(Kernel::AvgPoolF32, seed)?; }
 }
 
+/// A build for a target with AVX-512 VNNI compiles the VNNI paths of the AVX2 kernels: the
+/// `cfg` they sit behind is on, and the kernel set is still `avx2`. `scripts/test.sh` sets
+/// `KESTREL_EXPECT_VNNI=1` for its VNNI run, so flags that miss a feature fail here instead
+/// of silently testing the AVX2 paths again.
+#[test]
+fn vnni_paths_compiled() {
+    let vnni = cfg!(all(
+        target_arch = "x86_64",
+        target_feature = "avx512vnni",
+        target_feature = "avx512vl",
+        target_feature = "avx512bw"
+    ));
+    if std::env::var_os("KESTREL_EXPECT_VNNI").is_some() {
+        assert!(
+            vnni,
+            "KESTREL_EXPECT_VNNI is set, but this build has no AVX-512 VNNI paths"
+        );
+    }
+    if vnni {
+        assert_eq!(IMPL, "avx2");
+    } else {
+        eprintln!("vnni_paths_compiled: skipped, this build's target has no AVX-512 VNNI");
+    }
+}
+
 /// The input stage (pixels or normalized f32 to int8 codes), variant against reference:
 /// random normalizations and quantizations, values around the rounding ties, far beyond
 /// the int8 range, and NaN among the normalized inputs. (Not `|x / scale| ≥ 2^31` or ±∞:

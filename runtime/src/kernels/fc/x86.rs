@@ -8,11 +8,20 @@
 //! lanes wrap like the reference's `wrapping_add`, and addition modulo 2^32 does not
 //! depend on the order. The eight row sums are reduced horizontally into one vector and
 //! requantized together (`crate::kernels::x86::Requant8`).
+//!
+//! **AVX-512 VNNI** (where the target has `avx512vnni`, `avx512vl` and `avx512bw`): 32 inputs per step, as u8
+//! `x' = x ^ 0x80 = x + 128`, multiplied with the row's s8 weights four at a time by
+//! `vpdpbusd` (u8 × s8, summed in i32 without saturation), and the row sum `Σ w` beside
+//! it (`vpdpbusd` with ones). Then `Σ w·(x − zp) = Σ w·x' − (zp + 128)·Σ w`, equal modulo
+//! 2^32, so the wrapped i32 lanes are the reference's. With `zp_in = −128` (inputs after
+//! a ReLU) the correction is 0 and `Σ w` is skipped. Zen 4, `lenet` (minimum per layer,
+//! AVX2 → VNNI): 400→120, 1.15 → 0.76 µs; 120→84, 0.52 → 0.32 µs; 84→10, 0.15 → 0.09 µs
+//! (0.84 and 0.38 µs when `Σ w` is always computed).
 
 use core::arch::x86_64::*;
 
 use super::reference;
-use crate::kernels::x86::{load_partial_i8, transpose8x8, Requant8};
+use crate::kernels::x86::{transpose8x8, Requant8};
 use crate::kernels::DenseS8;
 
 pub(crate) use reference::fc_f16;
@@ -20,14 +29,109 @@ pub(crate) use reference::fc_f16;
 /// int8: see the module docs; equal to [`reference::fc_s8`] bit for bit.
 pub(crate) fn fc_s8(x: &[i8], p: DenseS8<'_>, y: &mut [i8], _scratch: &mut [u8]) {
     debug_assert_eq!(p.weight.len(), y.len() * x.len());
-    // SAFETY: this file is compiled only where the target has AVX2 (kestrel_isa).
-    unsafe { fc_s8_avx2(x, p, y) }
+    // SAFETY: this file is compiled only where the target has AVX2 (kestrel_isa), and
+    // the VNNI path only where it also has AVX-512 VNNI, VL and BW.
+    #[cfg(all(
+        target_feature = "avx512vnni",
+        target_feature = "avx512vl",
+        target_feature = "avx512bw"
+    ))]
+    unsafe {
+        // Inputs after a ReLU usually have `zp_in = −128`: then `x' = x − zp_in` exactly.
+        if p.zp_in == -128 {
+            fc_s8_vnni::<false>(x, p, y)
+        } else {
+            fc_s8_vnni::<true>(x, p, y)
+        }
+    }
+    // SAFETY: as above.
+    #[cfg(not(all(
+        target_feature = "avx512vnni",
+        target_feature = "avx512vl",
+        target_feature = "avx512bw"
+    )))]
+    unsafe {
+        fc_s8_avx2(x, p, y)
+    }
+}
+
+/// `SUMS`: whether `zp_in + 128 ≠ 0`, so that `Σ w` is needed.
+///
+/// # Safety
+/// The CPU must support AVX2, AVX-512 VNNI, VL and BW.
+#[cfg(all(
+    target_feature = "avx512vnni",
+    target_feature = "avx512vl",
+    target_feature = "avx512bw"
+))]
+#[target_feature(enable = "avx2,avx512vnni,avx512vl,avx512bw")]
+unsafe fn fc_s8_vnni<const SUMS: bool>(x: &[i8], p: DenseS8<'_>, y: &mut [i8]) {
+    let (k, o_n) = (x.len(), y.len());
+    if o_n == 0 {
+        return;
+    }
+    let flip = _mm256_set1_epi8(i8::MIN);
+    let ones = _mm256_set1_epi8(1);
+    let full = k / 32 * 32;
+    // The last `k % 32` inputs and weights: masked loads read only those bytes (masked
+    // lanes are neither read nor faulted on) and zero the rest, so a zero weight meets
+    // whatever input lane stands past the end.
+    let tail = (1u32 << (k - full)).wrapping_sub(1); // (k − full < 32)
+                                                     // SAFETY: the mask selects bytes `full .. k` of `x`.
+    let x_tail = unsafe { _mm256_maskz_loadu_epi8(tail, x.as_ptr().add(full)) };
+    let x_tail = _mm256_xor_si256(x_tail, flip);
+    // (zp + 128)·Σ w is subtracted from Σ w·x'.
+    let zp128 = _mm256_set1_epi32(p.zp_in.wrapping_add(128));
+    for o0 in (0..o_n).step_by(8) {
+        // Rows past the end repeat the last row; their results are dropped.
+        let rows: [&[i8]; 8] = core::array::from_fn(|r| {
+            let o = (o0 + r).min(o_n - 1);
+            &p.weight[o * k..][..k]
+        });
+        // acc[r]: Σ w·x' of row r in 8 partial lanes; wsum[r]: Σ w.
+        let mut acc = [_mm256_setzero_si256(); 8];
+        let mut wsum = [_mm256_setzero_si256(); 8];
+        for kk in (0..full).step_by(32) {
+            // SAFETY: `kk + 32 ≤ full ≤ k`, and `x` and each row have `k` bytes.
+            unsafe {
+                let xv = _mm256_xor_si256(_mm256_loadu_si256(x.as_ptr().add(kk).cast()), flip);
+                for r in 0..8 {
+                    let wv = _mm256_loadu_si256(rows[r].as_ptr().add(kk).cast());
+                    acc[r] = _mm256_dpbusd_epi32(acc[r], xv, wv);
+                    if SUMS {
+                        wsum[r] = _mm256_dpbusd_epi32(wsum[r], ones, wv);
+                    }
+                }
+            }
+        }
+        if full < k {
+            for r in 0..8 {
+                // SAFETY: the mask selects bytes `full .. k` of the row.
+                let wv = unsafe { _mm256_maskz_loadu_epi8(tail, rows[r].as_ptr().add(full)) };
+                acc[r] = _mm256_dpbusd_epi32(acc[r], x_tail, wv);
+                if SUMS {
+                    wsum[r] = _mm256_dpbusd_epi32(wsum[r], ones, wv);
+                }
+            }
+        }
+        let mut sums = hsum8(&acc);
+        if SUMS {
+            sums = _mm256_sub_epi32(sums, _mm256_mullo_epi32(hsum8(&wsum), zp128));
+        }
+        store8(&p, o0, sums, y);
+    }
 }
 
 /// # Safety
 /// The CPU must support AVX2.
+#[cfg(not(all(
+    target_feature = "avx512vnni",
+    target_feature = "avx512vl",
+    target_feature = "avx512bw"
+)))]
 #[target_feature(enable = "avx2")]
 unsafe fn fc_s8_avx2(x: &[i8], p: DenseS8<'_>, y: &mut [i8]) {
+    use crate::kernels::x86::load_partial_i8;
     let (k, o_n) = (x.len(), y.len());
     if o_n == 0 {
         return;
@@ -70,22 +174,29 @@ unsafe fn fc_s8_avx2(x: &[i8], p: DenseS8<'_>, y: &mut [i8]) {
                 acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(x_tail, wv));
             }
         }
-        let sums = hsum8(&acc);
-        let n = 8.min(o_n - o0);
-        let rq = Requant8::new(p.bias, p.multiplier, p.shift, o0, p.zp_out);
-        match rq.apply(sums) {
-            Some(bytes) => {
-                for (l, y) in y[o0..o0 + n].iter_mut().enumerate() {
-                    *y = (bytes >> (8 * l)) as u8 as i8;
-                }
+        store8(&p, o0, hsum8(&acc), y);
+    }
+}
+
+/// Requantizes the accumulators `sums` (bias not yet added) of rows `o0 .. o0 + 8` and
+/// stores those below `y.len()`.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn store8(p: &DenseS8<'_>, o0: usize, sums: __m256i, y: &mut [i8]) {
+    let n = 8.min(y.len() - o0);
+    let rq = Requant8::new(p.bias, p.multiplier, p.shift, o0, p.zp_out);
+    match rq.apply(sums) {
+        Some(bytes) => {
+            for (l, y) in y[o0..o0 + n].iter_mut().enumerate() {
+                *y = (bytes >> (8 * l)) as u8 as i8;
             }
-            None => {
-                let mut s = [0i32; 8];
-                // SAFETY: `s` is 8 i32s (32 bytes).
-                unsafe { _mm256_storeu_si256(s.as_mut_ptr().cast(), sums) };
-                for (l, y) in y[o0..o0 + n].iter_mut().enumerate() {
-                    *y = p.output(o0 + l, s[l]);
-                }
+        }
+        None => {
+            let mut s = [0i32; 8];
+            // SAFETY: `s` is 8 i32s (32 bytes).
+            unsafe { _mm256_storeu_si256(s.as_mut_ptr().cast(), sums) };
+            for (l, y) in y[o0..o0 + n].iter_mut().enumerate() {
+                *y = p.output(o0 + l, s[l]);
             }
         }
     }
