@@ -426,6 +426,12 @@ fn pool(kernel: Kernel, seed: u64, rng: &mut Rng, work: &mut Carve<'_>) -> Resul
 /// Random int8 convolution / linear parameters, drawn over the whole legal ranges: weights
 /// in `[-127, 127]` (sometimes all at the extremes), any zero points, multipliers in
 /// `[2^30, 2^31)`, shifts from `-31` to `30` (mostly the realistic `-14..=0`).
+///
+/// One case in four is *exact* instead: requantization is the identity (multiplier `2^30`,
+/// shift 1), weights in `[-2, 2]`, inputs within 3 of the zero point and small biases, so
+/// that the output code is the accumulator itself and an accumulator off by one (a wrong
+/// zero-point correction, a lost tap) changes the output; the scaled cases hide such
+/// errors in the requantization's rounding.
 struct S8Params<'w> {
     weight: &'w [i8],
     bias: &'w [i32],
@@ -434,25 +440,40 @@ struct S8Params<'w> {
     zp_in: i32,
     zp_out: i32,
     extremes: bool,
+    exact: bool,
 }
 
 impl<'w> S8Params<'w> {
     fn random(rng: &mut Rng, work: &mut Carve<'w>, oc: usize, n_w: usize, taps: usize) -> Self {
-        let extremes = rng.below(4) == 0;
+        let exact = rng.below(4) == 0;
+        let extremes = !exact && rng.below(3) == 0;
         let weight = work.i8s(n_w, |_| {
-            let w = rng.code(extremes);
-            w.max(-127)
+            if exact {
+                rng.int(-2, 2) as i8
+            } else {
+                rng.code(extremes).max(-127)
+            }
         });
         // Biases of the size a trained layer has (|acc| ≲ taps · 127 · 128), sometimes huge.
-        let span = if rng.below(8) == 0 {
+        let span = if exact {
+            20
+        } else if rng.below(8) == 0 {
             i32::MAX / 2
         } else {
             (taps as i32).saturating_mul(4096)
         };
         let bias = work.i32s(oc, |_| rng.int(-span, span));
-        let multiplier = work.i32s(oc, |_| rng.int(1 << 30, i32::MAX));
+        let multiplier = work.i32s(oc, |_| {
+            if exact {
+                1 << 30
+            } else {
+                rng.int(1 << 30, i32::MAX)
+            }
+        });
         let shift = work.i32s(oc, |_| {
-            if rng.below(8) == 0 {
+            if exact {
+                1
+            } else if rng.below(8) == 0 {
                 rng.int(-31, 30)
             } else {
                 rng.int(-14, 0)
@@ -463,7 +484,11 @@ impl<'w> S8Params<'w> {
         } else {
             rng.int(-128, 127)
         };
-        let zp_out = rng.int(-128, 127);
+        let zp_out = if exact {
+            rng.int(-20, 20)
+        } else {
+            rng.int(-128, 127)
+        };
         S8Params {
             weight,
             bias,
@@ -472,12 +497,18 @@ impl<'w> S8Params<'w> {
             zp_in,
             zp_out,
             extremes,
+            exact,
         }
     }
 
-    /// An input code: uniform, or only `-128`/`127` when this case tests extremes.
+    /// An input code: uniform, only `-128`/`127` when this case tests extremes, or within 3
+    /// of the zero point when it is exact.
     fn x(&self, rng: &mut Rng) -> i8 {
-        rng.code(self.extremes)
+        if self.exact {
+            (self.zp_in + rng.int(-3, 3)).clamp(-128, 127) as i8
+        } else {
+            rng.code(self.extremes)
+        }
     }
 
     fn dense(&self) -> Dense<'w> {
