@@ -61,6 +61,7 @@ pub(crate) fn scratch_len_for(set: KernelSet, layer: &Layer<'_>, elem: Elem) -> 
     match (set, elem) {
         (KernelSet::Dsp, Elem::I8) => DSP_COLS * taps.next_multiple_of(4) * 2 + 3,
         (KernelSet::Mve, Elem::I8) => MVE_COLS * taps + 3 + (1 + MVE_COLS) * 4 * oc,
+        (KernelSet::Mve, Elem::F32) => taps * 4 + 3,
         _ => 0,
     }
 }

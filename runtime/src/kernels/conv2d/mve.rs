@@ -1,6 +1,6 @@
 //! Armv8.1-M Helium (MVE) convolution (Cortex-M55/M85): int8 with `VMLADAVA.S8`, sixteen
 //! multiply-accumulates per instruction, in tail-predicated low-overhead loops
-//! (`DLSTP`/`LETP`). The float convolutions run the reference.
+//! (`DLSTP`/`LETP`). f32 with MVE-F across four output channels; f16 runs the reference.
 //!
 //! `conv2d_s8` is an im2col of four output positions at a time: the four input patches
 //! `[C, KH, KW]` are copied to scratch as raw int8 codes, padding as the code `zp_in`
@@ -12,9 +12,72 @@ use core::arch::asm;
 
 use kestrel_format::ConvGeom;
 
-use crate::kernels::{cortex_m::Requant, tap, DenseS8, Dims};
+use crate::kernels::{cortex_m::Requant, fc::mve::dot4_f32, tap, DenseF, DenseS8, Dims};
 
-pub(crate) use super::reference::{conv2d_f16, conv2d_f32};
+pub(crate) use super::reference::conv2d_f16;
+
+/// f32, as the reference bit for bit for finite weights: `x` `[C, H, W]`, `weight`
+/// `[OC, C, KH, KW]`, `y` `[OC, OH, OW]`.
+///
+/// Per output position, the input patch `[C, KH, KW]` is copied to scratch (4-byte
+/// aligned, padding as 0.0), and four output channels at a time take `fc/mve.rs`'s
+/// `dot4_f32` over it: each lane sums its channel in the reference's `(c, p, q)` order with
+/// a rounded multiply and add per tap. The reference skips padding taps; here they add
+/// `w·0.0 = ±0.0`, which changes no sum: it starts at +0.0 and a round-to-nearest sum is
+/// −0.0 only if both terms are, so it is never −0.0 and `s + ±0.0 = s`.
+pub(crate) fn conv2d_f32(
+    x: &[f32],
+    xd: Dims,
+    p: DenseF<'_, f32>,
+    g: ConvGeom,
+    yd: Dims,
+    y: &mut [f32],
+    scratch: &mut [u8],
+) {
+    debug_assert_eq!(x.len(), xd.len());
+    debug_assert_eq!(y.len(), yd.len());
+    let taps = xd.c * g.kh * g.kw;
+    debug_assert_eq!(p.weight.len(), yd.c * taps);
+    let skip = scratch.as_ptr().align_offset(4);
+    let patch: &mut [f32] = bytemuck::cast_slice_mut(&mut scratch[skip..][..taps * 4]); // [taps]
+    for i in 0..yd.h {
+        for j in 0..yd.w {
+            // Taps kq in q_lo..q_hi fall inside the input's columns, the same on every row.
+            let s0 = j * g.stride;
+            let q_lo = g.pad.saturating_sub(s0).min(g.kw);
+            let q_hi = (xd.w + g.pad).saturating_sub(s0).clamp(q_lo, g.kw);
+            let mut t = 0;
+            for c in 0..xd.c {
+                for kp in 0..g.kh {
+                    let dst = &mut patch[t..][..g.kw]; // [KW]
+                    t += g.kw;
+                    match tap(i, kp, g.stride, g.pad, xd.h) {
+                        Some(r) if q_lo < q_hi => {
+                            let src = (c * xd.h + r) * xd.w + s0 + q_lo - g.pad;
+                            dst[..q_lo].fill(0.0);
+                            dst[q_lo..q_hi].copy_from_slice(&x[src..][..q_hi - q_lo]);
+                            dst[q_hi..].fill(0.0);
+                        }
+                        _ => dst.fill(0.0),
+                    }
+                }
+            }
+            let mut o = 0;
+            while o < yd.c {
+                let n = (yd.c - o).min(4);
+                // Lanes past the last channel read the last one again; their sums are dropped.
+                let row = |l: usize| p.weight[(o + l.min(n - 1)) * taps..].as_ptr();
+                // SAFETY: each of the four rows is `taps` floats of `weight`, as is `patch`.
+                let sums =
+                    unsafe { dot4_f32([row(0), row(1), row(2), row(3)], patch.as_ptr(), taps) };
+                for (l, sum) in sums.iter().enumerate().take(n) {
+                    y[((o + l) * yd.h + i) * yd.w + j] = p.bias[o + l] + sum;
+                }
+                o += 4;
+            }
+        }
+    }
+}
 
 /// Output positions per im2col block (the scratch rule in `conv2d/mod.rs` uses it too).
 use super::MVE_COLS as COLS;
