@@ -45,6 +45,12 @@ pub(crate) const DSP_COLS: usize = 4;
 /// See [`DSP_COLS`].
 pub(crate) const MVE_COLS: usize = 4;
 
+/// Columns of `mve`'s f32 row buffer `[C, KH, WP]`: those one output row's windows read,
+/// `WP = (OW − 1)·stride + KW`.
+pub(crate) const fn mve_f32_row_width(ow: usize, g: ConvGeom) -> usize {
+    ow.saturating_sub(1) * g.stride + g.kw
+}
+
 /// Scratch bytes `set`'s convolution needs: a function of shapes only, compiled on every
 /// target so that a host can size a device's arena ([`crate::Plan::arena_bytes_for`]).
 /// - `dsp`, int8: four im2col columns of `C·KH·KW` taps (rounded up to groups of four) as
@@ -61,7 +67,10 @@ pub(crate) fn scratch_len_for(set: KernelSet, layer: &Layer<'_>, elem: Elem) -> 
     match (set, elem) {
         (KernelSet::Dsp, Elem::I8) => DSP_COLS * taps.next_multiple_of(4) * 2 + 3,
         (KernelSet::Mve, Elem::I8) => MVE_COLS * taps + 3 + (1 + MVE_COLS) * 4 * oc,
-        (KernelSet::Mve, Elem::F32) => taps * 4 + 3,
+        (KernelSet::Mve, Elem::F32) => {
+            let rows = (layer.input.c as usize).saturating_mul(geom.kh);
+            rows.saturating_mul(mve_f32_row_width(layer.output.w as usize, *geom)) * 4 + 3
+        }
         _ => 0,
     }
 }

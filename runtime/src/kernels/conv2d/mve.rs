@@ -12,17 +12,19 @@ use core::arch::asm;
 
 use kestrel_format::ConvGeom;
 
-use crate::kernels::{cortex_m::Requant, fc::mve::dot4_f32, tap, DenseF, DenseS8, Dims};
+use crate::kernels::{cortex_m::Requant, tap, DenseF, DenseS8, Dims};
 
 pub(crate) use super::reference::conv2d_f16;
 
 /// f32, as the reference bit for bit for finite weights: `x` `[C, H, W]`, `weight`
 /// `[OC, C, KH, KW]`, `y` `[OC, OH, OW]`.
 ///
-/// Per output position, the input patch `[C, KH, KW]` is copied to scratch (4-byte
-/// aligned, padding as 0.0), and four output channels at a time take `fc/mve.rs`'s
-/// `dot4_f32` over it: each lane sums its channel in the reference's `(c, p, q)` order with
-/// a rounded multiply and add per tap. The reference skips padding taps; here they add
+/// Per output row `i`, the `KH` input rows each channel's taps read are copied to scratch
+/// (4-byte aligned), zero-padded to `WP = (OW − 1)·stride + KW` columns: `rows` `[C, KH, WP]`.
+/// Then for each output position, four output channels at a time run `dot4_rows_f32`,
+/// which walks the window `[C, KH, KW]` of `rows` in the reference's `(c, p, q)` order,
+/// each lane with a rounded `VMUL.F32` and `VADD.F32` per tap, the four channels' weights
+/// coming from one gather load. The reference skips padding taps; here they add
 /// `w·0.0 = ±0.0`, which changes no sum: it starts at +0.0 and a round-to-nearest sum is
 /// −0.0 only if both terms are, so it is never −0.0 and `s + ±0.0 = s`.
 pub(crate) fn conv2d_f32(
@@ -38,38 +40,38 @@ pub(crate) fn conv2d_f32(
     debug_assert_eq!(y.len(), yd.len());
     let taps = xd.c * g.kh * g.kw;
     debug_assert_eq!(p.weight.len(), yd.c * taps);
+    let wp = super::mve_f32_row_width(yd.w, g);
     let skip = scratch.as_ptr().align_offset(4);
-    let patch: &mut [f32] = bytemuck::cast_slice_mut(&mut scratch[skip..][..taps * 4]); // [taps]
+    let n_rows = xd.c * g.kh;
+    let rows: &mut [f32] = bytemuck::cast_slice_mut(&mut scratch[skip..][..n_rows * wp * 4]);
+    // Buffer column u is input column u − pad.
+    let u_lo = g.pad.min(wp);
+    let u_hi = (xd.w + g.pad).clamp(u_lo, wp);
     for i in 0..yd.h {
-        for j in 0..yd.w {
-            // Taps kq in q_lo..q_hi fall inside the input's columns, the same on every row.
-            let s0 = j * g.stride;
-            let q_lo = g.pad.saturating_sub(s0).min(g.kw);
-            let q_hi = (xd.w + g.pad).saturating_sub(s0).clamp(q_lo, g.kw);
-            let mut t = 0;
-            for c in 0..xd.c {
-                for kp in 0..g.kh {
-                    let dst = &mut patch[t..][..g.kw]; // [KW]
-                    t += g.kw;
-                    match tap(i, kp, g.stride, g.pad, xd.h) {
-                        Some(r) if q_lo < q_hi => {
-                            let src = (c * xd.h + r) * xd.w + s0 + q_lo - g.pad;
-                            dst[..q_lo].fill(0.0);
-                            dst[q_lo..q_hi].copy_from_slice(&x[src..][..q_hi - q_lo]);
-                            dst[q_hi..].fill(0.0);
-                        }
-                        _ => dst.fill(0.0),
-                    }
+        for (cp, dst) in rows.chunks_exact_mut(wp.max(1)).enumerate() {
+            let (c, kp) = (cp / g.kh, cp % g.kh);
+            match tap(i, kp, g.stride, g.pad, xd.h) {
+                Some(r) if u_lo < u_hi => {
+                    let src = (c * xd.h + r) * xd.w + u_lo - g.pad;
+                    dst[..u_lo].fill(0.0);
+                    dst[u_lo..u_hi].copy_from_slice(&x[src..][..u_hi - u_lo]);
+                    dst[u_hi..].fill(0.0);
                 }
+                _ => dst.fill(0.0),
             }
+        }
+        for j in 0..yd.w {
+            let window = rows[j * g.stride..].as_ptr();
             let mut o = 0;
             while o < yd.c {
                 let n = (yd.c - o).min(4);
                 // Lanes past the last channel read the last one again; their sums are dropped.
                 let row = |l: usize| p.weight[(o + l.min(n - 1)) * taps..].as_ptr();
-                // SAFETY: each of the four rows is `taps` floats of `weight`, as is `patch`.
-                let sums =
-                    unsafe { dot4_f32([row(0), row(1), row(2), row(3)], patch.as_ptr(), taps) };
+                let w4 = [row(0), row(1), row(2), row(3)];
+                // SAFETY: each weight row is `taps` floats; the window's `n_rows` rows of
+                // `KW` floats, `WP` apart, end at `rows[(n_rows − 1)·WP + j·stride + KW]`,
+                // inside `rows` as `j·stride + KW ≤ WP`.
+                let sums = unsafe { dot4_rows_f32(w4, window, n_rows, g.kw, wp) };
                 for (l, sum) in sums.iter().enumerate().take(n) {
                     y[((o + l) * yd.h + i) * yd.w + j] = p.bias[o + l] + sum;
                 }
@@ -77,6 +79,63 @@ pub(crate) fn conv2d_f32(
             }
         }
     }
+}
+
+/// `[Σ_{r,q} w_l[r·kw + q]·x[r·wp + q]; 4]` for the four weight rows `w[l]`, `r < n_rows`,
+/// `q < kw`, each lane summed from 0.0 in `(r, q)` order with a rounded multiply and a
+/// rounded add per term.
+///
+/// # Safety
+/// Each `w[l]` is readable for `n_rows·kw` floats, and `x` for `n_rows` runs of `kw`
+/// floats `wp` apart; all 4-byte aligned.
+#[inline(always)]
+unsafe fn dot4_rows_f32(
+    w: [*const f32; 4],
+    x: *const f32,
+    n_rows: usize,
+    kw: usize,
+    wp: usize,
+) -> [f32; 4] {
+    // The gather's pre-indexed writeback adds 4 before each load: start one float early.
+    let addr = w.map(|r| (r as u32).wrapping_sub(4));
+    let mut sums = [0f32; 4];
+    // SAFETY: n_rows turns of kw taps: each reads one float of x and one float of each
+    // weight row, in order; x then skips to its next run. q0–q3 are declared clobbered;
+    // no predication, so VPR is untouched.
+    unsafe {
+        asm!(
+            "vldrw.u32 q0, [{addr}]",
+            "vmov.i32 q3, #0",
+            "cmp {nr}, #0",
+            "beq 5f",
+            "2:",
+            "wls lr, {kw}, 4f",
+            "3:",
+            "ldr r0, [{px}], #4",
+            "vldrw.u32 q1, [q0, #4]!",
+            "vmul.f32 q1, q1, r0",
+            "vadd.f32 q3, q3, q1",
+            "le lr, 3b",
+            "4:",
+            "add {px}, {px}, {skip}",
+            "subs {nr}, {nr}, #1",
+            "bne 2b",
+            "5:",
+            "vstrw.32 q3, [{sums}]",
+            addr = in(reg) addr.as_ptr(),
+            sums = in(reg) sums.as_mut_ptr(),
+            kw = in(reg) kw,
+            skip = in(reg) (wp - kw) * 4,
+            nr = inout(reg) n_rows => _,
+            px = inout(reg) x => _,
+            out("r0") _,
+            out("lr") _,
+            out("d0") _, out("d1") _, out("d2") _, out("d3") _,
+            out("d4") _, out("d5") _, out("d6") _, out("d7") _,
+            options(nostack),
+        );
+    }
+    sums
 }
 
 /// Output positions per im2col block (the scratch rule in `conv2d/mod.rs` uses it too).

@@ -42,12 +42,10 @@ pub(crate) fn fc_f32(x: &[f32], p: DenseF<'_, f32>, y: &mut [f32], _scratch: &mu
 /// `[Σ_t r[t]·x[t]; 4]` for the four rows `rows[j][0..k]`, each summed from 0.0 in `t`
 /// order with a rounded multiply and a rounded add per term (the reference's order).
 ///
-/// `conv2d/mve.rs` runs it on im2col patches.
-///
 /// # Safety
 /// Each `rows[j]` and `x` are readable for `k` floats, 4-byte aligned.
 #[inline(always)]
-pub(crate) unsafe fn dot4_f32(rows: [*const f32; 4], x: *const f32, k: usize) -> [f32; 4] {
+unsafe fn dot4_f32(rows: [*const f32; 4], x: *const f32, k: usize) -> [f32; 4] {
     // The gather's pre-indexed writeback adds 4 before each load: start one float early.
     let addr = rows.map(|r| (r as u32).wrapping_sub(4));
     let mut sums = [0f32; 4];
