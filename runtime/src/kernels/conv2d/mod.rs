@@ -57,6 +57,8 @@ pub(crate) const fn mve_f32_row_width(ow: usize, g: ConvGeom) -> usize {
 ///   q15, plus 3 bytes to align them: 227 bytes for LeNet's first convolution (25 taps);
 /// - `mve`, int8: four im2col columns of `C·KH·KW` int8 codes, then (4-byte aligned) each
 ///   output channel's weight sum and its four raw sums: 223 bytes for LeNet's first;
+/// - `mve`, f32: one output row's input rows `[C, KH, WP]` as f32 (see
+///   [`mve_f32_row_width`]), plus 3 bytes to align them: 1683 bytes for LeNet's second;
 /// - everything else: none (the x86 and NEON variants keep their blocks on the stack).
 pub(crate) fn scratch_len_for(set: KernelSet, layer: &Layer<'_>, elem: Elem) -> usize {
     let LayerKind::Conv2d { geom, .. } = &layer.kind else {
