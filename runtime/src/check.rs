@@ -29,9 +29,10 @@ use kestrel_format::{ConvGeom, Dense, Layer, LayerKind, QParams, Shape};
 
 use crate::kernels::{avgpool, conv2d, fc, maxpool, DenseF, DenseS8, Dims, Elem};
 
-/// Work buffer [`run`] needs: every case's tensors fit in it. The largest is an f32 fully
-/// connected layer, 600 inputs × 40 outputs: 96,000 bytes of weights plus its vectors.
-pub const WORK_BYTES: usize = 128 * 1024;
+/// Work buffer [`run`] and [`bench::run`] need: every case's tensors fit in it. The
+/// largest is the bench's f32 fully connected layer, 400 inputs × 120 outputs: 192,000
+/// bytes of weights plus its vectors.
+pub const WORK_BYTES: usize = 256 * 1024;
 
 /// The kernels that have per-instruction-set variants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,7 +19,7 @@
 use kestrel_format::{ConvGeom, Dense, Layer, LayerKind, QParams};
 
 use super::{shape, Carve, Rng};
-use crate::kernels::{avgpool, conv2d, fc, maxpool, DenseS8, Dims, Elem};
+use crate::kernels::{avgpool, conv2d, fc, maxpool, DenseF, DenseS8, Dims, Elem};
 
 /// A timed layer shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +34,10 @@ pub enum Shape {
     Fc400x120,
     /// Fully connected 120 → 84 (LeNet-5's second).
     Fc120x84,
+    /// LeNet-5's second convolution in f32: 5×5, 6 → 16 channels, 14×14, no padding.
+    ConvF32x5x5x6x16,
+    /// Fully connected 400 → 120 in f32 (the float layers of encoders).
+    FcF32x400x120,
     /// Max pooling 2×2, stride 2, on 6×28×28 (figures are per output).
     MaxPool2x2,
     /// Average pooling 2×2, stride 2, on 6×28×28 (figures are per output).
@@ -42,12 +46,14 @@ pub enum Shape {
 
 impl Shape {
     /// Every timed shape.
-    pub const ALL: [Shape; 7] = [
+    pub const ALL: [Shape; 9] = [
         Shape::Conv3x3x16x32,
         Shape::Conv5x5x1x6,
         Shape::Conv5x5x6x16,
         Shape::Fc400x120,
         Shape::Fc120x84,
+        Shape::ConvF32x5x5x6x16,
+        Shape::FcF32x400x120,
         Shape::MaxPool2x2,
         Shape::AvgPool2x2,
     ];
@@ -60,6 +66,8 @@ impl Shape {
             Shape::Conv5x5x6x16 => "conv 5x5 6->16 14x14",
             Shape::Fc400x120 => "fc 400->120",
             Shape::Fc120x84 => "fc 120->84",
+            Shape::ConvF32x5x5x6x16 => "conv_f32 5x5 6->16 14x14",
+            Shape::FcF32x400x120 => "fc_f32 400->120",
             Shape::MaxPool2x2 => "maxpool 2x2 on 6x28x28",
             Shape::AvgPool2x2 => "avgpool 2x2 on 6x28x28",
         }
@@ -106,6 +114,8 @@ pub fn run(shape: Shape, work: &mut [u8], time: &mut dyn FnMut(&mut dyn FnMut())
         Shape::Conv5x5x6x16 => conv(&mut rng, &mut work, time, 6, 14, 16, 5, 0),
         Shape::Fc400x120 => linear(&mut rng, &mut work, time, 400, 120),
         Shape::Fc120x84 => linear(&mut rng, &mut work, time, 120, 84),
+        Shape::ConvF32x5x5x6x16 => conv_f32(&mut rng, &mut work, time, 6, 14, 16, 5),
+        Shape::FcF32x400x120 => linear_f32(&mut rng, &mut work, time, 400, 120),
         Shape::MaxPool2x2 | Shape::AvgPool2x2 => pool(shape, &mut rng, &mut work, time),
     }
 }
@@ -218,6 +228,83 @@ fn linear(
         variant,
         scratch: scratch_len,
         equal: want == got,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conv_f32(
+    rng: &mut Rng,
+    work: &mut Carve<'_>,
+    time: &mut dyn FnMut(&mut dyn FnMut()) -> u32,
+    c: usize,
+    hw: usize,
+    oc: usize,
+    k: usize,
+) -> Timing {
+    let g = ConvGeom {
+        kh: k,
+        kw: k,
+        stride: 1,
+        pad: 0,
+    };
+    let o = hw - k + 1;
+    let (xd, yd) = (Dims { c, h: hw, w: hw }, Dims { c: oc, h: o, w: o });
+    let weight = work.f32s(oc * c * k * k, |_| rng.f32());
+    let bias = work.f32s(oc, |_| rng.f32());
+    let kind = LayerKind::Conv2d {
+        geom: g,
+        params: Dense::F32 { weight, bias },
+    };
+    let layer = super::float_layer(kind, xd, yd);
+    let scratch_len = conv2d::scratch_len_for(crate::KernelSet::COMPILED, &layer, Elem::F32);
+    let x = work.f32s(xd.len(), |_| rng.f32());
+    let (want, got, scratch) = work.outputs_f32(yd.len(), scratch_len);
+    let p = DenseF { weight, bias };
+    let reference = time(&mut || conv2d::reference::conv2d_f32(x, xd, p, g, yd, want, &mut []));
+    let variant = time(&mut || conv2d::isa::conv2d_f32(x, xd, p, g, yd, got, scratch));
+    Timing {
+        macs: (yd.len() * c * k * k) as u64,
+        outputs: yd.len() as u64,
+        reference,
+        variant,
+        scratch: scratch_len,
+        equal: want
+            .iter()
+            .zip(got.iter())
+            .all(|(a, b)| a.to_bits() == b.to_bits()),
+    }
+}
+
+fn linear_f32(
+    rng: &mut Rng,
+    work: &mut Carve<'_>,
+    time: &mut dyn FnMut(&mut dyn FnMut()) -> u32,
+    k: usize,
+    out: usize,
+) -> Timing {
+    let (xd, yd) = (Dims { c: k, h: 1, w: 1 }, Dims { c: out, h: 1, w: 1 });
+    let weight = work.f32s(out * k, |_| rng.f32());
+    let bias = work.f32s(out, |_| rng.f32());
+    let kind = LayerKind::Linear {
+        params: Dense::F32 { weight, bias },
+    };
+    let layer = super::float_layer(kind, xd, yd);
+    let scratch_len = fc::scratch_len_for(crate::KernelSet::COMPILED, &layer, Elem::F32);
+    let x = work.f32s(k, |_| rng.f32());
+    let (want, got, scratch) = work.outputs_f32(out, scratch_len);
+    let p = DenseF { weight, bias };
+    let reference = time(&mut || fc::reference::fc_f32(x, p, want, &mut []));
+    let variant = time(&mut || fc::isa::fc_f32(x, p, got, scratch));
+    Timing {
+        macs: (k * out) as u64,
+        outputs: out as u64,
+        reference,
+        variant,
+        scratch: scratch_len,
+        equal: want
+            .iter()
+            .zip(got.iter())
+            .all(|(a, b)| a.to_bits() == b.to_bits()),
     }
 }
 

@@ -45,12 +45,20 @@ pub(crate) const DSP_COLS: usize = 4;
 /// See [`DSP_COLS`].
 pub(crate) const MVE_COLS: usize = 4;
 
+/// Columns of `mve`'s f32 row buffer `[C, KH, WP]`: those one output row's windows read,
+/// `WP = (OW − 1)·stride + KW`.
+pub(crate) const fn mve_f32_row_width(ow: usize, g: ConvGeom) -> usize {
+    ow.saturating_sub(1) * g.stride + g.kw
+}
+
 /// Scratch bytes `set`'s convolution needs: a function of shapes only, compiled on every
 /// target so that a host can size a device's arena ([`crate::Plan::arena_bytes_for`]).
 /// - `dsp`, int8: four im2col columns of `C·KH·KW` taps (rounded up to groups of four) as
 ///   q15, plus 3 bytes to align them: 227 bytes for LeNet's first convolution (25 taps);
 /// - `mve`, int8: four im2col columns of `C·KH·KW` int8 codes, then (4-byte aligned) each
 ///   output channel's weight sum and its four raw sums: 223 bytes for LeNet's first;
+/// - `mve`, f32: one output row's input rows `[C, KH, WP]` as f32 (see
+///   [`mve_f32_row_width`]), plus 3 bytes to align them: 1683 bytes for LeNet's second;
 /// - everything else: none (the x86 and NEON variants keep their blocks on the stack).
 pub(crate) fn scratch_len_for(set: KernelSet, layer: &Layer<'_>, elem: Elem) -> usize {
     let LayerKind::Conv2d { geom, .. } = &layer.kind else {
@@ -61,6 +69,10 @@ pub(crate) fn scratch_len_for(set: KernelSet, layer: &Layer<'_>, elem: Elem) -> 
     match (set, elem) {
         (KernelSet::Dsp, Elem::I8) => DSP_COLS * taps.next_multiple_of(4) * 2 + 3,
         (KernelSet::Mve, Elem::I8) => MVE_COLS * taps + 3 + (1 + MVE_COLS) * 4 * oc,
+        (KernelSet::Mve, Elem::F32) => {
+            let rows = (layer.input.c as usize).saturating_mul(geom.kh);
+            rows.saturating_mul(mve_f32_row_width(layer.output.w as usize, *geom)) * 4 + 3
+        }
         _ => 0,
     }
 }

@@ -1,6 +1,6 @@
 //! Armv8.1-M Helium (MVE) convolution (Cortex-M55/M85): int8 with `VMLADAVA.S8`, sixteen
 //! multiply-accumulates per instruction, in tail-predicated low-overhead loops
-//! (`DLSTP`/`LETP`). The float convolutions run the reference.
+//! (`DLSTP`/`LETP`). f32 with MVE-F across eight output channels; f16 runs the reference.
 //!
 //! `conv2d_s8` is an im2col of four output positions at a time: the four input patches
 //! `[C, KH, KW]` are copied to scratch as raw int8 codes, padding as the code `zp_in`
@@ -12,9 +12,141 @@ use core::arch::asm;
 
 use kestrel_format::ConvGeom;
 
-use crate::kernels::{cortex_m::Requant, tap, DenseS8, Dims};
+use crate::kernels::{cortex_m::Requant, tap, DenseF, DenseS8, Dims};
 
-pub(crate) use super::reference::{conv2d_f16, conv2d_f32};
+pub(crate) use super::reference::conv2d_f16;
+
+/// f32, as the reference bit for bit for finite weights: `x` `[C, H, W]`, `weight`
+/// `[OC, C, KH, KW]`, `y` `[OC, OH, OW]`.
+///
+/// Per output row `i`, the `KH` input rows each channel's taps read are copied to scratch
+/// (4-byte aligned), zero-padded to `WP = (OW − 1)·stride + KW` columns: `rows` `[C, KH, WP]`.
+/// Then for each output position, eight output channels at a time run `dot8_rows_f32`,
+/// which walks the window `[C, KH, KW]` of `rows` in the reference's `(c, p, q)` order,
+/// each lane with a rounded `VMUL.F32` and `VADD.F32` per tap, each four channels' weights
+/// coming from one gather load. The reference skips padding taps; here they add
+/// `w·0.0 = ±0.0`, which changes no sum: it starts at +0.0 and a round-to-nearest sum is
+/// −0.0 only if both terms are, so it is never −0.0 and `s + ±0.0 = s`.
+pub(crate) fn conv2d_f32(
+    x: &[f32],
+    xd: Dims,
+    p: DenseF<'_, f32>,
+    g: ConvGeom,
+    yd: Dims,
+    y: &mut [f32],
+    scratch: &mut [u8],
+) {
+    debug_assert_eq!(x.len(), xd.len());
+    debug_assert_eq!(y.len(), yd.len());
+    let taps = xd.c * g.kh * g.kw;
+    debug_assert_eq!(p.weight.len(), yd.c * taps);
+    let wp = super::mve_f32_row_width(yd.w, g);
+    let skip = scratch.as_ptr().align_offset(4);
+    let n_rows = xd.c * g.kh;
+    let rows: &mut [f32] = bytemuck::cast_slice_mut(&mut scratch[skip..][..n_rows * wp * 4]);
+    // Buffer column u is input column u − pad.
+    let u_lo = g.pad.min(wp);
+    let u_hi = (xd.w + g.pad).clamp(u_lo, wp);
+    for i in 0..yd.h {
+        for (cp, dst) in rows.chunks_exact_mut(wp.max(1)).enumerate() {
+            let (c, kp) = (cp / g.kh, cp % g.kh);
+            match tap(i, kp, g.stride, g.pad, xd.h) {
+                Some(r) if u_lo < u_hi => {
+                    let src = (c * xd.h + r) * xd.w + u_lo - g.pad;
+                    dst[..u_lo].fill(0.0);
+                    dst[u_lo..u_hi].copy_from_slice(&x[src..][..u_hi - u_lo]);
+                    dst[u_hi..].fill(0.0);
+                }
+                _ => dst.fill(0.0),
+            }
+        }
+        for j in 0..yd.w {
+            let window = rows[j * g.stride..].as_ptr();
+            let mut o = 0;
+            while o < yd.c {
+                let n = (yd.c - o).min(LANES);
+                // Lanes past the last channel read the last one again; their sums are dropped.
+                let w8: [*const f32; LANES] =
+                    core::array::from_fn(|l| p.weight[(o + l.min(n - 1)) * taps..].as_ptr());
+                // SAFETY: each weight row is `taps` floats; the window's `n_rows` rows of
+                // `KW` floats, `WP` apart, end at `rows[(n_rows − 1)·WP + j·stride + KW]`,
+                // inside `rows` as `j·stride + KW ≤ WP`.
+                let sums = unsafe { dot8_rows_f32(w8, window, n_rows, g.kw, wp) };
+                for (l, sum) in sums.iter().enumerate().take(n) {
+                    y[((o + l) * yd.h + i) * yd.w + j] = p.bias[o + l] + sum;
+                }
+                o += LANES;
+            }
+        }
+    }
+}
+
+/// Output channels per `dot8_rows_f32` call: two vectors of four.
+const LANES: usize = 8;
+
+/// `[Σ_{r,q} w_l[r·kw + q]·x[r·wp + q]; 8]` for the eight weight rows `w[l]`, `r < n_rows`,
+/// `q < kw`, each lane summed from 0.0 in `(r, q)` order with a rounded multiply and a
+/// rounded add per term. Each `x` load serves two gathers of four rows.
+///
+/// # Safety
+/// Each `w[l]` is readable for `n_rows·kw` floats, and `x` for `n_rows` runs of `kw`
+/// floats `wp` apart; all 4-byte aligned.
+#[inline(always)]
+unsafe fn dot8_rows_f32(
+    w: [*const f32; LANES],
+    x: *const f32,
+    n_rows: usize,
+    kw: usize,
+    wp: usize,
+) -> [f32; LANES] {
+    // The gather's pre-indexed writeback adds 4 before each load: start one float early.
+    let addr = w.map(|r| (r as u32).wrapping_sub(4));
+    let mut sums = [0f32; LANES];
+    // SAFETY: n_rows turns of kw taps: each reads one float of x and one float of each
+    // weight row, in order; x then skips to its next run. q0–q4 are declared clobbered;
+    // no predication, so VPR is untouched.
+    unsafe {
+        asm!(
+            "vldrw.u32 q0, [{addr}]",
+            "vldrw.u32 q1, [{addr}, #16]",
+            "vmov.i32 q2, #0",
+            "vmov.i32 q3, #0",
+            "cmp {nr}, #0",
+            "beq 5f",
+            "2:",
+            "wls lr, {kw}, 4f",
+            "3:",
+            "ldr r0, [{px}], #4",
+            "vldrw.u32 q4, [q0, #4]!",
+            "vmul.f32 q4, q4, r0",
+            "vadd.f32 q2, q2, q4",
+            "vldrw.u32 q4, [q1, #4]!",
+            "vmul.f32 q4, q4, r0",
+            "vadd.f32 q3, q3, q4",
+            "le lr, 3b",
+            "4:",
+            "add {px}, {px}, {skip}",
+            "subs {nr}, {nr}, #1",
+            "bne 2b",
+            "5:",
+            "vstrw.32 q2, [{sums}]",
+            "vstrw.32 q3, [{sums}, #16]",
+            addr = in(reg) addr.as_ptr(),
+            sums = in(reg) sums.as_mut_ptr(),
+            kw = in(reg) kw,
+            skip = in(reg) (wp - kw) * 4,
+            nr = inout(reg) n_rows => _,
+            px = inout(reg) x => _,
+            out("r0") _,
+            out("lr") _,
+            out("d0") _, out("d1") _, out("d2") _, out("d3") _,
+            out("d4") _, out("d5") _, out("d6") _, out("d7") _,
+            out("d8") _, out("d9") _,
+            options(nostack),
+        );
+    }
+    sums
+}
 
 /// Output positions per im2col block (the scratch rule in `conv2d/mod.rs` uses it too).
 use super::MVE_COLS as COLS;
