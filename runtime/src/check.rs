@@ -174,6 +174,27 @@ impl fmt::Display for Mismatch {
     }
 }
 
+/// Whether this build's `kernel` *is* the reference (its variant file re-exports it): the
+/// check then compares the reference with itself, and callers should say so.
+pub fn runs_reference(kernel: Kernel) -> bool {
+    // A re-export is the same function item, so the same address; a variant is another.
+    macro_rules! same {
+        ($op:ident, $f:ident) => {
+            $op::isa::$f as *const () == $op::reference::$f as *const ()
+        };
+    }
+    match kernel {
+        Kernel::Conv2dS8 => same!(conv2d, conv2d_s8),
+        Kernel::FcS8 => same!(fc, fc_s8),
+        Kernel::MaxPoolS8 => same!(maxpool, maxpool_s8),
+        Kernel::AvgPoolS8 => same!(avgpool, avgpool_s8),
+        Kernel::Conv2dF32 => same!(conv2d, conv2d_f32),
+        Kernel::FcF32 => same!(fc, fc_f32),
+        Kernel::MaxPoolF32 => same!(maxpool, maxpool_f32),
+        Kernel::AvgPoolF32 => same!(avgpool, avgpool_f32),
+    }
+}
+
 /// Runs case `seed` of `kernel` through the reference and this build's variant and
 /// compares their outputs bit for bit.
 ///

@@ -42,9 +42,19 @@ fn main() -> ! {
         }
         let _ = writeln!(
             out,
-            "{:<12} {impl_:<9} {} / {SEEDS} cases bit-exact{}",
+            "{:<12} {:<9} {} / {SEEDS} cases bit-exact{}{}",
             kernel.name(),
+            if check::runs_reference(kernel) {
+                "reference"
+            } else {
+                impl_
+            },
             SEEDS - failed as u64,
+            if check::runs_reference(kernel) {
+                "  (no variant on this board: the reference against itself)"
+            } else {
+                ""
+            },
             if failed == 0 { "" } else { "  FAILED" }
         );
         ok &= failed == 0;
