@@ -12,6 +12,12 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo build -q -p kestrel-runtime --target thumbv7em-none-eabihf
 echo "kestrel-runtime builds for thumbv7em-none-eabihf"
+# The precision features (runtime/Cargo.toml): a build with one of them runs that
+# precision's models and refuses the other's with Error::PrecisionNotBuilt (the firmware
+# builds this way); a build with neither still compiles.
+cargo test -q -p kestrel-runtime --no-default-features --features int8 --lib features:: 2>&1
+cargo test -q -p kestrel-runtime --no-default-features --features f32 --lib features:: 2>&1
+cargo build -q -p kestrel-runtime --target thumbv7em-none-eabihf --no-default-features
 # The firmware tests need QEMU; fail here, with the fix, rather than deep inside a test.
 command -v qemu-system-arm >/dev/null || { echo "qemu-system-arm missing: apt-get install qemu-system-arm" >&2; exit 1; }
 # The Cortex-M kernel variants against the reference on their own instruction sets, under

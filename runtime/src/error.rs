@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use kestrel_format::INPUT;
+use kestrel_format::{Precision, INPUT};
 
 /// What can go wrong when planning or running a model.
 ///
@@ -16,6 +16,11 @@ use kestrel_format::INPUT;
 ///     err.to_string(),
 ///     "arena too small: the plan needs 4112 bytes (including the skip to a 16-byte \
 ///      aligned address), got 4000"
+/// );
+/// let err = Error::PrecisionNotBuilt { precision: kestrel_format::Precision::F16 };
+/// assert_eq!(
+///     err.to_string(),
+///     "this build of kestrel-runtime has no f16 kernels (built without its `f32` feature)"
 /// );
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +55,13 @@ pub enum Error {
         /// Layer index.
         layer: usize,
     },
+    /// This build of kestrel-runtime was compiled without the cargo feature for the model's
+    /// precision (`f32` for f32 and f16 models, `int8` for int8 models), so it has none of
+    /// that precision's kernels. [`Plan::new`](crate::Plan::new) checks it first.
+    PrecisionNotBuilt {
+        /// The model's precision.
+        precision: Precision,
+    },
 }
 
 impl fmt::Display for Error {
@@ -79,6 +91,18 @@ impl fmt::Display for Error {
                  this operation at this model's precision",
                 crate::IMPL
             ),
+            Error::PrecisionNotBuilt { precision } => {
+                let (model, feature) = match precision {
+                    Precision::F32 => ("f32", "f32"),
+                    Precision::F16 => ("f16", "f32"),
+                    Precision::Int8 => ("int8", "int8"),
+                };
+                write!(
+                    f,
+                    "this build of kestrel-runtime has no {model} kernels (built without its \
+                     `{feature}` feature)"
+                )
+            }
         }
     }
 }

@@ -133,6 +133,16 @@ pub(crate) fn kernel_scratch(layer: &Layer<'_>, elem: Elem, set: KernelSet) -> O
     ok.then_some(scratch)
 }
 
+/// Whether this build has `precision`'s kernels (its cargo feature). Every op's
+/// `dispatch` compiles only the arms of the built precisions, so a model of another one
+/// must never reach them.
+const fn precision_built(precision: Precision) -> bool {
+    match precision {
+        Precision::F32 | Precision::F16 => cfg!(feature = "f32"),
+        Precision::Int8 => cfg!(feature = "int8"),
+    }
+}
+
 /// Bytes of an activation tensor (saturating; see [`region`]).
 fn bytes(shape: Shape, elem: Elem) -> usize {
     shape.len().saturating_mul(elem.size())
@@ -170,9 +180,15 @@ impl<'m, 'a> Plan<'m, 'a> {
     /// Checks that this build has a kernel for every layer at the model's precision and
     /// lays out the arena.
     ///
-    /// Returns [`Error::Unsupported`] for the first layer it cannot run. (Every model that
-    /// [`Model::from_bytes`] accepts is supported by the reference kernels.)
+    /// Returns [`Error::PrecisionNotBuilt`] if this build lacks the cargo feature for the
+    /// model's precision (`f32` or `int8`, both default), and [`Error::Unsupported`] for
+    /// the first layer it cannot run. (Every model that [`Model::from_bytes`] accepts is
+    /// supported by the reference kernels of a default build.)
     pub fn new(model: &'m Model<'a>) -> Result<Self, Error> {
+        let precision = model.precision();
+        if !precision_built(precision) {
+            return Err(Error::PrecisionNotBuilt { precision });
+        }
         Self::for_kernels(model, KernelSet::COMPILED)
     }
 
@@ -395,14 +411,18 @@ impl<'m, 'a> Plan<'m, 'a> {
                     *o = y;
                 }
             }
+            #[cfg(feature = "int8")]
             Output::I8(q) => match self.last_out_quant() {
                 Some(qp) => quantize::dequantize(q, qp, out),
                 None => debug_assert!(false, "Plan::new checked the output quantization"),
             },
+            #[cfg(not(feature = "int8"))]
+            Output::I8(_) => debug_assert!(false, "Plan::new admits only the precisions built"),
         }
         Ok(())
     }
 
+    #[cfg(feature = "int8")]
     fn last_out_quant(&self) -> Option<QParams> {
         self.model.layers().last().and_then(|l| l.out_quant)
     }

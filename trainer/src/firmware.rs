@@ -7,7 +7,9 @@
 //! raw outputs become the expected bytes; model, images and outputs are written as a bundle
 //! under the build directory (only files whose content changed, so cargo's rebuild is
 //! incremental); `examples/firmware-cortex-<m4|m55>` is cargo-built in release with
-//! `KESTREL_FW_BUNDLE` pointing at the bundle (its build.rs embeds it and sizes the arena);
+//! `KESTREL_FW_BUNDLE` pointing at the bundle (its build.rs embeds it and sizes the arena)
+//! and only the model's precision feature (`f32` or `int8`), so the image links no other
+//! precision's kernels;
 //! QEMU runs the ELF; its semihosting output (format in `examples/firmware-common/src/lib.rs`)
 //! is parsed; the ELF's symbols give `.text` per crate.
 //!
@@ -26,7 +28,7 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use kestrel_format::Model;
+use kestrel_format::{Model, Precision};
 use kestrel_runtime::{Input, Output, Plan};
 use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
 use serde::Serialize;
@@ -316,7 +318,7 @@ pub fn run(opts: &FirmwareOptions) -> Result<FirmwareReport> {
     write_if_changed(&bundle.join("inputs.bin"), &inputs)?;
     write_if_changed(&bundle.join("expected.bin"), &expected)?;
 
-    let elf = build(opts, &bundle)?;
+    let elf = build(opts, &bundle, model.precision())?;
     let out = run_qemu(opts, &elf)?;
     let device = parse_output(&out, model.layers().len())?;
     let text = text_sizes(&elf)?;
@@ -428,8 +430,9 @@ fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic(path, bytes)
 }
 
-/// `cargo build --release` of the board crate; returns the ELF's path.
-fn build(opts: &FirmwareOptions, bundle: &Path) -> Result<PathBuf> {
+/// `cargo build --release` of the board crate with only `precision`'s runtime feature (so
+/// the image links no other precision's kernels); returns the ELF's path.
+fn build(opts: &FirmwareOptions, bundle: &Path, precision: Precision) -> Result<PathBuf> {
     let crate_dir = opts.examples_dir.join(opts.target.crate_dir());
     if !crate_dir.join("Cargo.toml").is_file() {
         return Err(Error::Other(format!(
@@ -447,6 +450,9 @@ fn build(opts: &FirmwareOptions, bundle: &Path) -> Result<PathBuf> {
             "build",
             "--release",
             "--message-format=json-render-diagnostics",
+            "--no-default-features",
+            "--features",
+            runtime_feature(precision),
         ])
         .arg("--target-dir")
         .arg(&opts.build_dir)
@@ -496,6 +502,15 @@ fn build(opts: &FirmwareOptions, bundle: &Path) -> Result<PathBuf> {
             hint: String::new(),
             stderr: format!("{stderr}\ncargo reported no executable"),
         })
+}
+
+/// The kestrel-runtime cargo feature (forwarded by the board crates) with `precision`'s
+/// kernels.
+fn runtime_feature(precision: Precision) -> &'static str {
+    match precision {
+        Precision::F32 | Precision::F16 => "f32",
+        Precision::Int8 => "int8",
+    }
 }
 
 /// Runs the ELF under QEMU and returns its semihosting output (stdout) and exit status.

@@ -9,6 +9,7 @@ use kestrel_format::{Model, Precision, Shape};
 use crate::testutil::{arena, build, bytes_mut, Rng, Spec};
 use crate::{Input, Output, Plan};
 
+mod features;
 mod naive;
 mod ops;
 mod plan;

@@ -33,7 +33,7 @@ use kestrel_format::{ConvGeom, Dense, Layer, LayerKind};
 
 use crate::KernelSet;
 
-use super::{DenseArgs, Elem, Io};
+use super::{DenseArgs, Dims, Elem, Io};
 
 /// See [`DenseArgs::supports`].
 pub(crate) fn supports(params: &Dense<'_>, layer: &Layer<'_>, elem: Elem) -> bool {
@@ -85,14 +85,17 @@ pub(crate) fn dispatch(
     io: Io<'_>,
     scratch: &mut [u8],
 ) {
-    let (xd, yd) = (layer.input.into(), layer.output.into());
+    let (xd, yd): (Dims, Dims) = (layer.input.into(), layer.output.into());
     match (DenseArgs::new(params, layer), io) {
+        #[cfg(feature = "f32")]
         (Some(DenseArgs::F32(p)), Io::F32 { x, y }) => {
             isa::conv2d_f32(x, xd, p, geom, yd, y, scratch)
         }
+        #[cfg(feature = "f32")]
         (Some(DenseArgs::F16(p)), Io::F32 { x, y }) => {
             isa::conv2d_f16(x, xd, p, geom, yd, y, scratch)
         }
+        #[cfg(feature = "int8")]
         (Some(DenseArgs::S8(p)), Io::S8 { x, y }) => isa::conv2d_s8(x, xd, p, geom, yd, y, scratch),
         _ => debug_assert!(false, "Plan::new admits only supported layers"),
     }

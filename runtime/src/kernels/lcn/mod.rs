@@ -4,7 +4,7 @@ mod reference;
 
 use kestrel_format::Layer;
 
-use super::{Elem, Io};
+use super::{Dims, Elem, Io};
 
 /// f32 always; int8 needs both quantizations.
 pub(crate) fn supports(layer: &Layer<'_>, elem: Elem) -> bool {
@@ -28,10 +28,12 @@ pub(crate) fn dispatch(
     io: Io<'_>,
     scratch: &mut [f32],
 ) {
-    let xd = layer.input.into();
+    let xd: Dims = layer.input.into();
     let lcn = reference::Lcn { size, eps, window };
     match (io, layer.in_quant, layer.out_quant) {
+        #[cfg(feature = "f32")]
         (Io::F32 { x, y }, ..) => reference::lcn_f32(x, xd, lcn, scratch, y),
+        #[cfg(feature = "int8")]
         (Io::S8 { x, y }, Some(qi), Some(qo)) => reference::lcn_s8(x, qi, xd, lcn, scratch, qo, y),
         _ => debug_assert!(false, "Plan::new admits only supported layers"),
     }

@@ -32,15 +32,23 @@ pub(crate) fn supports(spec: &InputSpec, elem: Elem) -> bool {
 pub(crate) fn dispatch(spec: &InputSpec, src: Source<'_>, dst: InPlace<'_>) {
     let (mean, std) = (spec.mean, spec.std);
     match (src, dst, spec.quant) {
+        #[cfg(feature = "f32")]
         (Source::Pixels(p), InPlace::F32(y), _) => isa::pixels_f32(p, mean, std, y),
+        #[cfg(feature = "int8")]
         (Source::Pixels(p), InPlace::S8(y), Some(q)) => isa::pixels_s8(p, mean, std, q, y),
+        #[cfg(feature = "f32")]
         (Source::Normalized(x), InPlace::F32(y), _) => isa::copy_f32(x, y),
+        #[cfg(feature = "int8")]
         (Source::Normalized(x), InPlace::S8(y), Some(q)) => isa::quantize_s8(x, q, y),
+        #[cfg(feature = "int8")]
         (_, InPlace::S8(_), None) => debug_assert!(false, "Plan::new checked the quantization"),
+        #[cfg(not(all(feature = "f32", feature = "int8")))]
+        _ => debug_assert!(false, "Plan::new admits only the precisions built"),
     }
 }
 
 /// Dequantizes int8 output codes into `y`.
+#[cfg(feature = "int8")]
 pub(crate) fn dequantize(q: &[i8], qp: QParams, y: &mut [f32]) {
     isa::dequantize_s8(q, qp, y)
 }

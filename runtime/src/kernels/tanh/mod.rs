@@ -13,8 +13,13 @@ pub(crate) use super::lut::table_op_supports as supports;
 /// Runs the layer on `xy`.
 pub(crate) fn dispatch(table: Option<&[i8]>, xy: InPlace<'_>) {
     match (table, xy) {
+        #[cfg(feature = "f32")]
         (_, InPlace::F32(xy)) => reference::tanh_f32(xy),
+        #[cfg(feature = "int8")]
         (Some(table), InPlace::S8(xy)) => lut::dispatch(table, xy),
+        #[cfg(feature = "int8")]
         (None, InPlace::S8(_)) => debug_assert!(false, "Plan::new admits only supported layers"),
+        #[cfg(not(all(feature = "f32", feature = "int8")))]
+        _ => debug_assert!(false, "Plan::new admits only the precisions built"),
     }
 }
