@@ -95,8 +95,7 @@ pub use plan::{Input, LayerStats, Output, Plan};
 /// Which kernel set this build runs: `"reference"` (the scalar kernels), `"dsp"`
 /// (ARMv7E-M / Armv8-M DSP), `"mve"` (Helium), `"neon"` (aarch64) or `"avx2"` (x86-64;
 /// its int8 convolution and fully connected kernels use AVX-512 VNNI where the target also
-/// has `avx512vnni`, `avx512vl` and `avx512bw`).
-/// [`KernelSet::COMPILED`]'s name.
+/// has `avx512vnni`, `avx512vl` and `avx512bw`): the name of [`KernelSet::COMPILED`].
 ///
 /// Chosen at compile time from the target (see `build.rs`); a target test asserts that the
 /// intended variant was compiled rather than silently falling back.
