@@ -8,7 +8,7 @@
 
 use core::arch::aarch64::*;
 
-use crate::kernels::DenseS8;
+use crate::kernels::{DenseS8, Dims};
 
 /// `acc + Σ_{t<4} a[4l+t]·b[4l+t]` in each 32-bit lane `l` (`SDOT`, wrapping like the i32
 /// accumulators of the reference).
@@ -205,6 +205,47 @@ impl PoolBlock {
     pub(crate) fn fits<const S: usize>(&self, lanes: usize, len: usize) -> bool {
         let (last, _) = self.tap::<S>(self.k - 1, self.k - 1);
         last + lanes * S <= len
+    }
+}
+
+/// Walks a pooling layer's output `y` `[C, OH, OW]` (window `k`, stride `S`, input `xd`
+/// of `x_len` elements) row by row in SIMD blocks of `lanes.0`, then `lanes.1`, outputs
+/// (see [`cover`]): `vector(y, block, o, lanes)` computes the outputs `o..o + lanes`, and
+/// `scalar(y, o)` output `o` alone, for rows narrower than `lanes.1` and for blocks whose
+/// strided loads would read past `x`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn pool_rows<const S: usize, T>(
+    xd: Dims,
+    yd: Dims,
+    k: usize,
+    x_len: usize,
+    (big, small): (usize, usize),
+    y: &mut [T],
+    mut scalar: impl FnMut(&mut [T], usize),
+    mut vector: impl FnMut(&mut [T], PoolBlock, usize, usize),
+) {
+    for c in 0..yd.c {
+        for i in 0..yd.h {
+            let row = (c * yd.h + i) * yd.w; // y[c, i, ..]
+            if yd.w < small {
+                (row..row + yd.w).for_each(|o| scalar(y, o));
+                continue;
+            }
+            cover(0, yd.w, big, small, |j0, is_big| {
+                let lanes = if is_big { big } else { small };
+                let blk = PoolBlock {
+                    corner: (c * xd.h + i * S) * xd.w + j0 * S,
+                    w: xd.w,
+                    k,
+                };
+                if blk.fits::<S>(lanes, x_len) {
+                    vector(y, blk, row + j0, lanes);
+                } else {
+                    (row + j0..row + j0 + lanes).for_each(|o| scalar(y, o));
+                }
+            });
+        }
     }
 }
 

@@ -11,7 +11,7 @@
 
 use core::arch::aarch64::*;
 
-use crate::kernels::neon::{cover, strided_f32x4, strided_s8x16, strided_s8x8, taps, PoolBlock};
+use crate::kernels::neon::{pool_rows, strided_f32x4, strided_s8x16, strided_s8x8, taps};
 use crate::kernels::{pool_window, Dims};
 
 /// int8: the mean code of each window, rounded half away from zero.
@@ -52,49 +52,40 @@ fn avg_s8<const S: usize>(x: &[i8], xd: Dims, k: usize, yd: Dims, y: &mut [i8]) 
         let sum = pool_window(x, xd, k, S, yd, o).fold(0i32, |s, v| s + v as i32);
         y[o] = mean(sum, n);
     };
-    for c in 0..yd.c {
-        for i in 0..yd.h {
-            let row = (c * yd.h + i) * yd.w; // y[c, i, ..]
-            if yd.w < 8 {
-                (row..row + yd.w).for_each(|o| scalar(y, o));
-                continue;
-            }
-            cover(0, yd.w, 16, 8, |j0, big| {
-                let lanes = if big { 16 } else { 8 };
-                let blk = PoolBlock {
-                    corner: (c * xd.h + i * S) * xd.w + j0 * S,
-                    w: xd.w,
-                    k,
-                };
-                if !blk.fits::<S>(lanes, x.len()) {
-                    (row + j0..row + j0 + lanes).for_each(|o| scalar(y, o));
-                    return;
-                }
-                let mut sums = [0i16; 16];
-                // SAFETY: NEON is baseline on aarch64; `fits` checked that every tap's load
-                // (of `lanes` outputs) reads inside `x`; the stores write inside `sums`.
-                unsafe {
-                    let (mut lo, mut hi) = (vdupq_n_s16(0), vdupq_n_s16(0));
-                    for (p, q) in taps(k) {
-                        let (off, sel) = blk.tap::<S>(p, q);
-                        let src = x.as_ptr().add(off);
-                        if big {
-                            let v = strided_s8x16::<S>(src, sel);
-                            lo = vaddw_s8(lo, vget_low_s8(v));
-                            hi = vaddw_high_s8(hi, v);
-                        } else {
-                            lo = vaddw_s8(lo, strided_s8x8::<S>(src, sel));
-                        }
+    pool_rows::<S, _>(
+        xd,
+        yd,
+        k,
+        x.len(),
+        (16, 8),
+        y,
+        scalar,
+        |y, blk, o, lanes| {
+            let big = lanes == 16;
+            let mut sums = [0i16; 16];
+            // SAFETY: NEON is baseline on aarch64; `fits` checked that every tap's load
+            // (of `lanes` outputs) reads inside `x`; the stores write inside `sums`.
+            unsafe {
+                let (mut lo, mut hi) = (vdupq_n_s16(0), vdupq_n_s16(0));
+                for (p, q) in taps(k) {
+                    let (off, sel) = blk.tap::<S>(p, q);
+                    let src = x.as_ptr().add(off);
+                    if big {
+                        let v = strided_s8x16::<S>(src, sel);
+                        lo = vaddw_s8(lo, vget_low_s8(v));
+                        hi = vaddw_high_s8(hi, v);
+                    } else {
+                        lo = vaddw_s8(lo, strided_s8x8::<S>(src, sel));
                     }
-                    vst1q_s16(sums.as_mut_ptr(), lo);
-                    vst1q_s16(sums.as_mut_ptr().add(8), hi);
                 }
-                for (y, &s) in y[row + j0..][..lanes].iter_mut().zip(&sums) {
-                    *y = mean(s as i32, n);
-                }
-            });
-        }
-    }
+                vst1q_s16(sums.as_mut_ptr(), lo);
+                vst1q_s16(sums.as_mut_ptr().add(8), hi);
+            }
+            for (y, &s) in y[o..][..lanes].iter_mut().zip(&sums) {
+                *y = mean(s as i32, n);
+            }
+        },
+    );
 }
 
 /// f32: the sum in `(p, q)` order, divided by `k·k` as f32.
@@ -123,35 +114,26 @@ fn avg_f32<const S: usize>(x: &[f32], xd: Dims, k: usize, yd: Dims, y: &mut [f32
         let sum = pool_window(x, xd, k, S, yd, o).fold(0.0f32, |s, v| s + v);
         y[o] = sum / n;
     };
-    for c in 0..yd.c {
-        for i in 0..yd.h {
-            let row = (c * yd.h + i) * yd.w; // y[c, i, ..]
-            if yd.w < 4 {
-                (row..row + yd.w).for_each(|o| scalar(y, o));
-                continue;
+    pool_rows::<S, _>(
+        xd,
+        yd,
+        k,
+        x.len(),
+        (4, 4),
+        y,
+        scalar,
+        |y, blk, o, _lanes| {
+            let out = &mut y[o..][..4];
+            // SAFETY: NEON is baseline on aarch64; `fits` checked that every tap's load
+            // reads inside `x`; the store writes `out`'s 4 elements.
+            unsafe {
+                let mut sum = vdupq_n_f32(0.0);
+                for (p, q) in taps(k) {
+                    let (off, sel) = blk.tap::<S>(p, q);
+                    sum = vaddq_f32(sum, strided_f32x4::<S>(x.as_ptr().add(off), sel));
+                }
+                vst1q_f32(out.as_mut_ptr(), vdivq_f32(sum, vdupq_n_f32(n)));
             }
-            cover(0, yd.w, 4, 4, |j0, _| {
-                let blk = PoolBlock {
-                    corner: (c * xd.h + i * S) * xd.w + j0 * S,
-                    w: xd.w,
-                    k,
-                };
-                if !blk.fits::<S>(4, x.len()) {
-                    (row + j0..row + j0 + 4).for_each(|o| scalar(y, o));
-                    return;
-                }
-                let out = &mut y[row + j0..][..4];
-                // SAFETY: NEON is baseline on aarch64; `fits` checked that every tap's load
-                // reads inside `x`; the store writes `out`'s 4 elements.
-                unsafe {
-                    let mut sum = vdupq_n_f32(0.0);
-                    for (p, q) in taps(k) {
-                        let (off, sel) = blk.tap::<S>(p, q);
-                        sum = vaddq_f32(sum, strided_f32x4::<S>(x.as_ptr().add(off), sel));
-                    }
-                    vst1q_f32(out.as_mut_ptr(), vdivq_f32(sum, vdupq_n_f32(n)));
-                }
-            });
-        }
-    }
+        },
+    );
 }

@@ -9,7 +9,7 @@
 
 use core::arch::aarch64::*;
 
-use crate::kernels::neon::{cover, strided_f32x4, strided_s8x16, strided_s8x8, taps, PoolBlock};
+use crate::kernels::neon::{pool_rows, strided_f32x4, strided_s8x16, strided_s8x8, taps};
 use crate::kernels::{pool_window, Dims};
 
 /// int8: the maximum code of each window.
@@ -36,54 +36,45 @@ fn max_s8<const S: usize>(x: &[i8], xd: Dims, k: usize, yd: Dims, y: &mut [i8]) 
     let scalar = |y: &mut [i8], o: usize| {
         y[o] = pool_window(x, xd, k, S, yd, o).max().unwrap_or(0); // never empty
     };
-    for c in 0..yd.c {
-        for i in 0..yd.h {
-            let row = (c * yd.h + i) * yd.w; // y[c, i, ..]
-            if yd.w < 8 {
-                (row..row + yd.w).for_each(|o| scalar(y, o));
-                continue;
-            }
-            cover(0, yd.w, 16, 8, |j0, big| {
-                let lanes = if big { 16 } else { 8 };
-                let blk = PoolBlock {
-                    corner: (c * xd.h + i * S) * xd.w + j0 * S,
-                    w: xd.w,
-                    k,
+    pool_rows::<S, _>(
+        xd,
+        yd,
+        k,
+        x.len(),
+        (16, 8),
+        y,
+        scalar,
+        |y, blk, o, lanes| {
+            let big = lanes == 16;
+            let out = &mut y[o..][..lanes];
+            // SAFETY: NEON is baseline on aarch64; `fits` checked that the load of every
+            // tap (the last one reaches furthest) reads inside `x`; the store writes
+            // `out`'s `lanes` bytes.
+            unsafe {
+                let at = |p, q| {
+                    let (off, sel) = blk.tap::<S>(p, q);
+                    (x.as_ptr().add(off), sel)
                 };
-                if !blk.fits::<S>(lanes, x.len()) {
-                    (row + j0..row + j0 + lanes).for_each(|o| scalar(y, o));
-                    return;
-                }
-                let out = &mut y[row + j0..][..lanes];
-                // SAFETY: NEON is baseline on aarch64; `fits` checked that the load of every
-                // tap (the last one reaches furthest) reads inside `x`; the store writes
-                // `out`'s `lanes` bytes.
-                unsafe {
-                    let at = |p, q| {
-                        let (off, sel) = blk.tap::<S>(p, q);
-                        (x.as_ptr().add(off), sel)
-                    };
-                    if big {
-                        let (src, sel) = at(0, 0);
-                        let mut m = strided_s8x16::<S>(src, sel);
-                        for (p, q) in taps(k) {
-                            let (src, sel) = at(p, q);
-                            m = vmaxq_s8(m, strided_s8x16::<S>(src, sel));
-                        }
-                        vst1q_s8(out.as_mut_ptr(), m);
-                    } else {
-                        let (src, sel) = at(0, 0);
-                        let mut m = strided_s8x8::<S>(src, sel);
-                        for (p, q) in taps(k) {
-                            let (src, sel) = at(p, q);
-                            m = vmax_s8(m, strided_s8x8::<S>(src, sel));
-                        }
-                        vst1_s8(out.as_mut_ptr(), m);
+                if big {
+                    let (src, sel) = at(0, 0);
+                    let mut m = strided_s8x16::<S>(src, sel);
+                    for (p, q) in taps(k) {
+                        let (src, sel) = at(p, q);
+                        m = vmaxq_s8(m, strided_s8x16::<S>(src, sel));
                     }
+                    vst1q_s8(out.as_mut_ptr(), m);
+                } else {
+                    let (src, sel) = at(0, 0);
+                    let mut m = strided_s8x8::<S>(src, sel);
+                    for (p, q) in taps(k) {
+                        let (src, sel) = at(p, q);
+                        m = vmax_s8(m, strided_s8x8::<S>(src, sel));
+                    }
+                    vst1_s8(out.as_mut_ptr(), m);
                 }
-            });
-        }
-    }
+            }
+        },
+    );
 }
 
 /// f32: the maximum in `(p, q)` order with `FMAXNM`, which is `f32::max` (NaN skipped).
@@ -112,39 +103,30 @@ fn max_f32<const S: usize>(x: &[f32], xd: Dims, k: usize, yd: Dims, y: &mut [f32
         let first = window.next().unwrap_or(0.0); // k ≥ 1: never empty
         y[o] = window.fold(first, f32::max);
     };
-    for c in 0..yd.c {
-        for i in 0..yd.h {
-            let row = (c * yd.h + i) * yd.w; // y[c, i, ..]
-            if yd.w < 4 {
-                (row..row + yd.w).for_each(|o| scalar(y, o));
-                continue;
-            }
-            cover(0, yd.w, 4, 4, |j0, _| {
-                let blk = PoolBlock {
-                    corner: (c * xd.h + i * S) * xd.w + j0 * S,
-                    w: xd.w,
-                    k,
+    pool_rows::<S, _>(
+        xd,
+        yd,
+        k,
+        x.len(),
+        (4, 4),
+        y,
+        scalar,
+        |y, blk, o, _lanes| {
+            let out = &mut y[o..][..4];
+            // SAFETY: NEON is baseline on aarch64; `fits` checked that every tap's load
+            // reads inside `x`; the store writes `out`'s 4 elements.
+            unsafe {
+                let at = |p, q| {
+                    let (off, sel) = blk.tap::<S>(p, q);
+                    strided_f32x4::<S>(x.as_ptr().add(off), sel)
                 };
-                if !blk.fits::<S>(4, x.len()) {
-                    (row + j0..row + j0 + 4).for_each(|o| scalar(y, o));
-                    return;
+                let mut m = at(0, 0);
+                // Tap (0, 0) again changes nothing: max(m, m) = m, NaN included.
+                for (p, q) in taps(k) {
+                    m = vmaxnmq_f32(m, at(p, q));
                 }
-                let out = &mut y[row + j0..][..4];
-                // SAFETY: NEON is baseline on aarch64; `fits` checked that every tap's load
-                // reads inside `x`; the store writes `out`'s 4 elements.
-                unsafe {
-                    let at = |p, q| {
-                        let (off, sel) = blk.tap::<S>(p, q);
-                        strided_f32x4::<S>(x.as_ptr().add(off), sel)
-                    };
-                    let mut m = at(0, 0);
-                    // Tap (0, 0) again changes nothing: max(m, m) = m, NaN included.
-                    for (p, q) in taps(k) {
-                        m = vmaxnmq_f32(m, at(p, q));
-                    }
-                    vst1q_f32(out.as_mut_ptr(), m);
-                }
-            });
-        }
-    }
+                vst1q_f32(out.as_mut_ptr(), m);
+            }
+        },
+    );
 }
