@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""The peer for benches/train_vs_pytorch.sh: the same LeNet-5 as examples/archs/lenet.toml,
-trained with the same optimizer settings, batch size and split size, on CPU.
+"""The peer for benches/train_vs_pytorch.sh: the network of an architecture file
+(examples/archs/lenet.toml by default), built layer by layer from its [[layer]] list so it is
+the same network Kestrel trains, with the same optimizer settings, batch size and split size,
+on CPU.
 
 Prints one JSON line: {"epoch_seconds": [...], "test_accuracy": ..., "threads": ...}.
 Only the training loop is timed (data loading and evaluation are not), as in Kestrel's
 per-epoch time.
 """
-import argparse, gzip, json, math, os, time
+import argparse, gzip, json, math, os, time, tomllib
 
 import numpy as np
 import torch
@@ -29,8 +31,41 @@ def find(d, stem):
     raise SystemExit(f"{stem}[.gz] not found in {d}")
 
 
+def build(arch):
+    """nn.Sequential from an architecture file's layers (the subset lenet-style nets use)."""
+    c, h, w = arch["input"]
+    layers = []
+    for i, l in enumerate(arch["layer"]):
+        t = l["type"]
+        if t == "conv2d":
+            k, st, pad = l["kernel"], l.get("stride", 1), l.get("pad", 0)
+            layers.append(nn.Conv2d(c, l["out"], k, stride=st, padding=pad))
+            c, h, w = l["out"], (h + 2 * pad - k) // st + 1, (w + 2 * pad - k) // st + 1
+        elif t == "maxpool2d":
+            k = l["kernel"]
+            st = l.get("stride", k)
+            layers.append(nn.MaxPool2d(k, st))
+            h, w = (h - k) // st + 1, (w - k) // st + 1
+        elif t == "relu":
+            layers.append(nn.ReLU())
+        elif t == "flatten":
+            layers.append(nn.Flatten())
+            c, h, w = c * h * w, 1, 1
+        elif t == "linear":
+            if h * w != 1:
+                layers.append(nn.Flatten())
+                c, h, w = c * h * w, 1, 1
+            layers.append(nn.Linear(c, l["out"]))
+            c = l["out"]
+        else:
+            raise SystemExit(f"layer {i}: type {t!r} has no PyTorch twin in this benchmark")
+    return nn.Sequential(*layers)
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--arch", default=os.path.join(os.path.dirname(__file__), "..", "examples",
+                                                   "archs", "lenet.toml"))
     ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--batch", type=int, default=64)
@@ -54,16 +89,15 @@ def main():
     xte = torch.from_numpy((xte - mean) / std).unsqueeze(1)
     yte = torch.from_numpy(yte)
 
-    net = nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10),
-    )
-    opt = torch.optim.SGD(net.parameters(), lr=a.lr, momentum=0.9, weight_decay=5e-4)
+    with open(a.arch, "rb") as f:
+        arch = tomllib.load(f)
+    net = build(arch)
+    train = arch.get("train", {})
+    opt = torch.optim.SGD(net.parameters(), lr=a.lr, momentum=train.get("momentum", 0.9),
+                          weight_decay=train.get("weight_decay", 5e-4))
     loss_fn = nn.CrossEntropyLoss()
     steps = (len(xtr) + a.batch - 1) // a.batch
-    total = steps * a.epochs
+    total = max(1, steps * a.epochs)
     if a.schedule == "exponential":
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: a.factor ** (-s / total))
     else:
@@ -90,7 +124,8 @@ def main():
     net.eval()
     with torch.no_grad():
         acc = (net(xte).argmax(1) == yte).float().mean().item()
-    print(json.dumps({"epoch_seconds": times, "test_accuracy": acc, "threads": a.threads,
+    print(json.dumps({"arch": arch["name"], "params": sum(p.numel() for p in net.parameters()),
+                      "epoch_seconds": times, "test_accuracy": acc, "threads": a.threads,
                       "torch": torch.__version__}))
 
 

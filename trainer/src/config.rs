@@ -112,7 +112,7 @@ pub enum LossKind {
     Nll,
     /// Multi-class margin loss `Σ_{j≠y} max(0, m − (s_y − s_j))` (strategy #2), margin 1.
     /// Its gradient on the true class can be 9× the NLL's (10 classes), so it wants a lower
-    /// learning rate: `lenet` collapses at 0.05 and trains at 0.01.
+    /// learning rate: `lenet5` collapses at 0.05 and trains at 0.01.
     Hinge,
 }
 
@@ -250,6 +250,7 @@ pub struct Arch {
 /// Architectures shipped with Kestrel, by name.
 pub const BUILTIN: &[(&str, &str)] = &[
     ("lenet", include_str!("../../examples/archs/lenet.toml")),
+    ("lenet5", include_str!("../../examples/archs/lenet5.toml")),
     ("jarrett", include_str!("../../examples/archs/jarrett.toml")),
 ];
 
@@ -262,7 +263,7 @@ impl Arch {
         })
     }
 
-    /// A built-in name (`lenet`, `jarrett`) or a path to a TOML file.
+    /// A built-in name (`lenet`, `lenet5`, `jarrett`) or a path to a TOML file.
     pub fn load(name_or_path: &str) -> Result<Arch> {
         if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
             return Arch::from_toml(text, name_or_path);

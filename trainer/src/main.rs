@@ -29,7 +29,7 @@ struct Cli {
 enum Cmd {
     /// Train an architecture on an MNIST-format dataset.
     Train {
-        /// Built-in name (lenet, jarrett) or a TOML file.
+        /// Built-in name (lenet, lenet5, jarrett) or a TOML file.
         #[arg(long)]
         arch: String,
         /// MNIST-format directory.

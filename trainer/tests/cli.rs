@@ -112,9 +112,10 @@ fn train_export_eval_inspect() {
     for key in ["layers", "params", "macs", "model_bytes", "arena_bytes"] {
         assert!(v.get(key).is_some(), "inspect --json lacks {key}: {v}");
     }
-    // LeNet-5: 61,706 parameters and 416,520 MACs (conv1 117,600 + conv2 240,000 + fc 58,920).
-    assert_eq!(v["params"], 61_706);
-    assert_eq!(v["macs"], 416_520);
+    // lenet (LeNet-5 widened to 12 and 24 maps): 90,670 parameters and 1,038,120 MACs
+    // (conv1 235,200 + conv2 720,000 + fc 72,000 + 10,080 + 840).
+    assert_eq!(v["params"], 90_670);
+    assert_eq!(v["macs"], 1_038_120);
     assert_eq!(v["layers"].as_array().unwrap().len(), 12);
     assert_eq!(
         v["model_bytes"].as_u64().unwrap(),

@@ -135,8 +135,8 @@ fn lenet_graph_layers_and_weights() {
         );
         assert_eq!(w.dims[0] as usize, p.bias.len());
     }
-    assert_eq!(init(g, "l0_conv.weight").dims, [6, 1, 5, 5]);
-    assert_eq!(init(g, "l7_gemm.weight").dims, [120, 400]);
+    assert_eq!(init(g, "l0_conv.weight").dims, [12, 1, 5, 5]);
+    assert_eq!(init(g, "l7_gemm.weight").dims, [120, 600]);
     let dims = |v: &onnx::ValueInfoProto| match &v.r#type.as_ref().unwrap().value {
         Some(type_proto::Value::TensorType(t)) => t.shape.as_ref().unwrap().dim.clone(),
         None => panic!("no type"),

@@ -7,7 +7,7 @@
 //! use kestrel_trainer::{backend::cpu::Cpu, config::Arch, nn::Network};
 //! let arch = Arch::load("lenet")?;
 //! let mut net = Network::new(Cpu::new(), &arch, 1)?;
-//! assert_eq!(net.num_params(), 61_706);
+//! assert_eq!(net.num_params(), 90_670);
 //! let x = vec![0.5; 2 * 28 * 28];
 //! let stats = net.train_step(&x, &[3, 7], 42)?;
 //! net.sgd_update(0.05, 0.9, 5e-4);

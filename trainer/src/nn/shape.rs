@@ -266,10 +266,10 @@ mod tests {
     fn lenet_and_jarrett_shapes() {
         let lenet = infer(&Arch::load("lenet").unwrap()).unwrap();
         let outs: Vec<[usize; 3]> = lenet.iter().map(|l| l.output).collect();
-        assert_eq!(outs[0], [6, 28, 28]);
-        assert_eq!(outs[2], [6, 14, 14]);
-        assert_eq!(outs[3], [16, 10, 10]);
-        assert_eq!(outs[6], [400, 1, 1]);
+        assert_eq!(outs[0], [12, 28, 28]);
+        assert_eq!(outs[2], [12, 14, 14]);
+        assert_eq!(outs[3], [24, 10, 10]);
+        assert_eq!(outs[6], [600, 1, 1]);
         assert_eq!(*outs.last().unwrap(), [10, 1, 1]);
         let jarrett = infer(&Arch::load("jarrett").unwrap()).unwrap();
         assert_eq!(jarrett[9].output, [16, 5, 5]);

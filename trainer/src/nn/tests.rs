@@ -60,8 +60,11 @@ fn training_is_bit_identical_for_any_thread_count() {
 }
 
 #[test]
-fn lenet_has_the_paper_parameter_count_and_shapes() {
-    let net = Network::new(Cpu::new(), &Arch::load("lenet").unwrap(), 1).unwrap();
+fn lenet5_has_the_paper_parameter_count_and_lenet_widens_it() {
+    let wide = Network::new(Cpu::new(), &Arch::load("lenet").unwrap(), 1).unwrap();
+    assert_eq!(wide.num_params(), 90_670);
+    assert!(wide.num_params() <= 100_000);
+    let net = Network::new(Cpu::new(), &Arch::load("lenet5").unwrap(), 1).unwrap();
     assert_eq!(net.num_params(), 61_706);
     assert_eq!(net.num_classes(), 10);
     assert_eq!(net.input_shape(), [1, 28, 28]);
@@ -86,7 +89,7 @@ fn init_uses_lecun_before_tanh() {
     assert_eq!(weight_std(&ops, 11), (1.0f32 / 400.0).sqrt());
     let lenet = Network::new(Cpu::new(), &Arch::load("lenet").unwrap(), 1).unwrap();
     let ops: Vec<Op> = lenet.layers().iter().map(|l| l.op).collect();
-    assert_eq!(weight_std(&ops, 7), (2.0f32 / 400.0).sqrt());
+    assert_eq!(weight_std(&ops, 7), (2.0f32 / 600.0).sqrt());
     assert_eq!(weight_std(&ops, 11), (1.0f32 / 84.0).sqrt());
 }
 
@@ -107,7 +110,7 @@ fn params_round_trip_and_mismatches_are_typed() {
             layer: 7,
             op: "linear",
             message,
-        }) => assert!(message.contains("48000"), "{message}"),
+        }) => assert!(message.contains("72000"), "{message}"),
         other => panic!("{other:?}"),
     }
     let missing = &a.params()[..4];
