@@ -1,4 +1,11 @@
-//! A bounds-checked wrapper over `matrixmultiply::sgemm`, the only `unsafe` in the CPU backend.
+//! Bounds-checked wrappers over two GEMM crates, the only `unsafe` in the CPU backend.
+//!
+//! - [`sgemm`]: the `gemm` crate, the faster one at the convolution's shapes (few output
+//!   channels, long rows); it picks kernels by shape, so a product's bits depend on `m`.
+//! - [`sgemm_rowwise`]: `matrixmultiply`, whose kernels sum every output in the same order
+//!   whatever `m`: row `i` of `c` depends only on row `i` of `a`. The fully connected layers'
+//!   per-sample products use it, so a sample's result does not depend on the batch around
+//!   it (eval in any chunking gives the same logits).
 
 /// A strided matrix view: element `(i, j)` is `data[i·rs + j·cs]`.
 #[derive(Clone, Copy)]
@@ -46,6 +53,21 @@ fn fits(len: usize, rows: usize, cols: usize, rs: usize, cs: usize) -> bool {
     rows == 0 || cols == 0 || (rows - 1) * rs + (cols - 1) * cs < len
 }
 
+fn check(m: usize, k: usize, n: usize, a: &Mat<'_>, b: &Mat<'_>, c: &MatMut<'_>) {
+    assert!(
+        fits(a.data.len(), m, k, a.rs, a.cs),
+        "gemm: a is too short for {m}×{k}"
+    );
+    assert!(
+        fits(b.data.len(), k, n, b.rs, b.cs),
+        "gemm: b is too short for {k}×{n}"
+    );
+    assert!(
+        fits(c.data.len(), m, n, c.rs, c.cs),
+        "gemm: c is too short for {m}×{n}"
+    );
+}
+
 /// `c ← alpha·a·b + beta·c` with `a: m × k`, `b: k × n`, `c: m × n`. With `beta == 0`, `c`
 /// is not read. Single-threaded and deterministic: callers parallelize over fixed blocks.
 #[allow(clippy::too_many_arguments)]
@@ -59,24 +81,59 @@ pub(super) fn sgemm(
     beta: f32,
     c: MatMut<'_>,
 ) {
-    assert!(
-        fits(a.data.len(), m, k, a.rs, a.cs),
-        "gemm: a is too short for {m}×{k}"
-    );
-    assert!(
-        fits(b.data.len(), k, n, b.rs, b.cs),
-        "gemm: b is too short for {k}×{n}"
-    );
-    assert!(
-        fits(c.data.len(), m, n, c.rs, c.cs),
-        "gemm: c is too short for {m}×{n}"
-    );
+    check(m, k, n, &a, &b, &c);
     if m == 0 || n == 0 {
         return;
     }
     // SAFETY: the asserts above keep every index the kernel can touch inside the three
     // slices; `c` is borrowed mutably, so it cannot alias `a` or `b`; strides fit in isize
-    // because the addressed spans fit in allocations.
+    // because the addressed spans fit in allocations. `gemm` computes
+    // `dst ← α·dst + β·lhs·rhs` (its α and β are the other way round from BLAS) and, with
+    // `read_dst` false, never reads `dst`; one thread (`Parallelism::None`), so the result
+    // does not depend on the caller's thread count.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.data.as_mut_ptr(),
+            c.cs as isize,
+            c.rs as isize,
+            beta != 0.0,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            beta,
+            alpha,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// [`sgemm`] with row `i` of `c` a function of row `i` of `a` alone, whatever `m` (see the
+/// module documentation).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn sgemm_rowwise(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: Mat<'_>,
+    b: Mat<'_>,
+    beta: f32,
+    c: MatMut<'_>,
+) {
+    check(m, k, n, &a, &b, &c);
+    if m == 0 || n == 0 {
+        return;
+    }
+    // SAFETY: as in `sgemm`; `matrixmultiply` reads `c` only when `beta != 0`.
     unsafe {
         matrixmultiply::sgemm(
             m,
@@ -101,27 +158,61 @@ pub(super) fn sgemm(
 mod tests {
     use super::*;
 
+    type Gemm = fn(usize, usize, usize, f32, Mat<'_>, Mat<'_>, f32, MatMut<'_>);
+
     #[test]
-    fn matches_naive_with_transposes() {
+    fn both_match_naive_with_transposes() {
         let (m, k, n) = (3, 4, 5);
         let a: Vec<f32> = (0..m * k).map(|i| i as f32 * 0.5 - 2.0).collect();
         let bt: Vec<f32> = (0..n * k).map(|i| (i % 7) as f32 - 3.0).collect(); // [n, k]
-        let mut c = vec![1.0; m * n];
-        sgemm(
-            m,
-            k,
-            n,
-            2.0,
-            mat(&a, k),
-            mat_t(&bt, k),
-            0.5,
-            mat_mut(&mut c, n),
-        );
-        for i in 0..m {
-            for j in 0..n {
-                let dot: f32 = (0..k).map(|t| a[i * k + t] * bt[j * k + t]).sum();
-                assert_eq!(c[i * n + j], 2.0 * dot + 0.5);
+        for f in [sgemm as Gemm, sgemm_rowwise] {
+            let mut c = vec![1.0; m * n];
+            f(
+                m,
+                k,
+                n,
+                2.0,
+                mat(&a, k),
+                mat_t(&bt, k),
+                0.5,
+                mat_mut(&mut c, n),
+            );
+            for i in 0..m {
+                for j in 0..n {
+                    let dot: f32 = (0..k).map(|t| a[i * k + t] * bt[j * k + t]).sum();
+                    assert_eq!(c[i * n + j], 2.0 * dot + 0.5);
+                }
             }
+        }
+    }
+
+    #[test]
+    fn rowwise_rows_do_not_depend_on_m() {
+        let (k, n) = (400, 120);
+        let a: Vec<f32> = (0..64 * k)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+            .collect();
+        // The fully connected layer's product: `b` is the transpose of a row-major `[n, k]`.
+        let w: Vec<f32> = (0..n * k)
+            .map(|i| ((i * 53 % 89) as f32 - 44.0) / 9.0)
+            .collect();
+        let product = |m: usize| {
+            let mut c = vec![0.0; m * n];
+            sgemm_rowwise(
+                m,
+                k,
+                n,
+                1.0,
+                mat(&a, k),
+                mat_t(&w, k),
+                0.0,
+                mat_mut(&mut c, n),
+            );
+            c
+        };
+        let all = product(64);
+        for m in [1, 2, 7, 16, 33] {
+            assert_eq!(product(m)[..], all[..m * n], "m = {m}");
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The CPU backend: the readable reference trainer, fast enough to be the default.
 //!
 //! One file per op family, each commented with its tensor shapes. Parallel over the batch
-//! with rayon (the pool the caller runs in); GEMMs by `matrixmultiply`. Results are the same
+//! with rayon (the pool the caller runs in); GEMMs by the `gemm` and `matrixmultiply` crates (`gemm.rs` says which
+//! where). Results are the same
 //! bits for any number of threads: work is split into fixed blocks, and batch reductions
 //! (the convolution weight gradient) sum fixed-chunk partials in chunk order.
 

@@ -48,6 +48,18 @@ fn max_row_2x2(s: &PoolShape, plane: &[f32], oy: usize, best: &mut [f32], at: &m
     let top = 2 * oy * s.in_w;
     let r0 = &plane[top..][..2 * s.out_w];
     let r1 = &plane[top + s.in_w..][..2 * s.out_w];
+    if at.is_empty() {
+        // Values only (the forward pass): the same comparisons without the index, so the
+        // compiler can use branch-free maxima.
+        let gt = |m: f32, v: f32| if v > m { v } else { m };
+        for (b, (p0, p1)) in best
+            .iter_mut()
+            .zip(r0.chunks_exact(2).zip(r1.chunks_exact(2)))
+        {
+            *b = gt(gt(gt(p0[0], p0[1]), p1[0]), p1[1]);
+        }
+        return;
+    }
     for (ox, (b, (p0, p1))) in best
         .iter_mut()
         .zip(r0.chunks_exact(2).zip(r1.chunks_exact(2)))
