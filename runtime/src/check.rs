@@ -217,9 +217,10 @@ pub fn run(kernel: Kernel, seed: u64, work: &mut [u8]) -> Result<Case, Mismatch>
 
 fn conv(kernel: Kernel, seed: u64, rng: &mut Rng, work: &mut Carve<'_>) -> Result<Case, Mismatch> {
     let elem = kernel.elem();
-    // Mostly small random shapes; every fourth case a LeNet-sized channel count.
+    // Mostly small random shapes; every fourth case a LeNet-sized input channel count
+    // (conv1's 1, `lenet5` conv2's 6, `lenet` conv2's 12).
     let c = if rng.below(4) == 0 {
-        6
+        [1, 6, 12][rng.below(3)]
     } else {
         1 + rng.below(8)
     };
