@@ -33,9 +33,9 @@
 //! paths (tiles and columns) read *tap quads* instead: two neighbouring tap pairs as four
 //! u8 input bytes `x + 128` times four s8 weights, one `vpdpbusd` each, on a u8 copy of the
 //! band (same layout, `wp = W + 2·pad + 3`), minus `(zp_in + 128)·Σ w` per channel (see
-//! `x86/vnni.rs`). Measured on Zen 4 for `lenet` (minimum per layer, µs, AVX2 → VNNI):
+//! `x86/vnni.rs`). Measured on Zen 4 for LeNet-5 (`lenet5`; minimum per layer, µs, AVX2 → VNNI):
 //! conv 5×5 1→6 on 28×28, 3.39 → 2.93 (columns); conv 5×5 6→16 on 14×14, 4.40 → 2.86
-//! (tiles). Quads beat `vpdpwssd` on the i16 pairs (tried first: whole `lenet` 9.40 µs
+//! (tiles). Quads beat `vpdpwssd` on the i16 pairs (tried first: whole LeNet-5 9.40 µs
 //! against 8.86 µs with quad tiles), so the i16 paths are the AVX2 ones unchanged.
 
 use core::arch::x86_64::*;

@@ -14,7 +14,7 @@
 //! `vpdpbusd` (u8 × s8, summed in i32 without saturation), and the row sum `Σ w` beside
 //! it (`vpdpbusd` with ones). Then `Σ w·(x − zp) = Σ w·x' − (zp + 128)·Σ w`, equal modulo
 //! 2^32, so the wrapped i32 lanes are the reference's. With `zp_in = −128` (inputs after
-//! a ReLU) the correction is 0 and `Σ w` is skipped. Zen 4, `lenet` (minimum per layer,
+//! a ReLU) the correction is 0 and `Σ w` is skipped. Zen 4, LeNet-5 (`lenet5`; minimum per layer,
 //! AVX2 → VNNI): 400→120, 1.15 → 0.76 µs; 120→84, 0.52 → 0.32 µs; 84→10, 0.15 → 0.09 µs
 //! (0.84 and 0.38 µs when `Σ w` is always computed).
 
