@@ -13,7 +13,7 @@
 
 use rayon::prelude::*;
 
-use super::gemm::{mat, mat_mut, mat_t, sgemm};
+use super::gemm::{mat, mat_mut, mat_t, sgemm, Rows};
 use crate::backend::ConvShape;
 
 /// Samples per partial weight gradient.
@@ -130,6 +130,7 @@ pub(super) fn conv2d_fwd(s: &ConvShape, n: usize, x: &[f32], w: &[f32], b: &[f32
                     yo.fill(bo);
                 }
                 sgemm(
+                    Rows::ByShape,
                     s.out_c,
                     kl,
                     p,
@@ -186,6 +187,7 @@ pub(super) fn conv2d_bwd(
             };
             // dw [out_c, K] += dy [out_c, P] · colᵀ [P, K]
             sgemm(
+                Rows::ByShape,
                 s.out_c,
                 p,
                 kl,
@@ -203,6 +205,7 @@ pub(super) fn conv2d_bwd(
                 // dcol [K, P] = wᵀ [K, out_c] · dy [out_c, P]
                 if pointwise(s) {
                     sgemm(
+                        Rows::ByShape,
                         kl,
                         s.out_c,
                         p,
@@ -214,6 +217,7 @@ pub(super) fn conv2d_bwd(
                     );
                 } else {
                     sgemm(
+                        Rows::ByShape,
                         kl,
                         s.out_c,
                         p,

@@ -1,11 +1,21 @@
-//! Bounds-checked wrappers over two GEMM crates, the only `unsafe` in the CPU backend.
+//! A bounds-checked wrapper over two GEMM crates, the only `unsafe` in the CPU backend.
+//! Each call says which it needs ([`Rows`]):
 //!
-//! - [`sgemm`]: the `gemm` crate, the faster one at the convolution's shapes (few output
-//!   channels, long rows); it picks kernels by shape, so a product's bits depend on `m`.
-//! - [`sgemm_rowwise`]: `matrixmultiply`, whose kernels sum every output in the same order
+//! - [`Rows::ByShape`]: the `gemm` crate, the faster one at the convolution's shapes (few
+//!   output channels, long rows); it picks kernels by shape, so a product's bits depend on `m`.
+//! - [`Rows::Independent`]: `matrixmultiply`, whose kernels sum every output in the same order
 //!   whatever `m`: row `i` of `c` depends only on row `i` of `a`. The fully connected layers'
 //!   per-sample products use it, so a sample's result does not depend on the batch around
 //!   it (eval in any chunking gives the same logits).
+
+/// What a product's rows may depend on (see the module documentation).
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Rows {
+    /// Any kernel choice: row `i`'s bits may depend on `m` (the `gemm` crate).
+    ByShape,
+    /// Row `i` of `c` is a function of row `i` of `a` alone (`matrixmultiply`).
+    Independent,
+}
 
 /// A strided matrix view: element `(i, j)` is `data[i·rs + j·cs]`.
 #[derive(Clone, Copy)]
@@ -72,6 +82,7 @@ fn check(m: usize, k: usize, n: usize, a: &Mat<'_>, b: &Mat<'_>, c: &MatMut<'_>)
 /// is not read. Single-threaded and deterministic: callers parallelize over fixed blocks.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn sgemm(
+    rows: Rows,
     m: usize,
     k: usize,
     n: usize,
@@ -85,72 +96,55 @@ pub(super) fn sgemm(
     if m == 0 || n == 0 {
         return;
     }
-    // SAFETY: the asserts above keep every index the kernel can touch inside the three
+    // SAFETY: the asserts above keep every index the kernels can touch inside the three
     // slices; `c` is borrowed mutably, so it cannot alias `a` or `b`; strides fit in isize
-    // because the addressed spans fit in allocations. `gemm` computes
-    // `dst ← α·dst + β·lhs·rhs` (its α and β are the other way round from BLAS) and, with
-    // `read_dst` false, never reads `dst`; one thread (`Parallelism::None`), so the result
-    // does not depend on the caller's thread count.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.data.as_mut_ptr(),
-            c.cs as isize,
-            c.rs as isize,
-            beta != 0.0,
-            a.data.as_ptr(),
-            a.cs as isize,
-            a.rs as isize,
-            b.data.as_ptr(),
-            b.cs as isize,
-            b.rs as isize,
-            beta,
-            alpha,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
-}
-
-/// [`sgemm`] with row `i` of `c` a function of row `i` of `a` alone, whatever `m` (see the
-/// module documentation).
-#[allow(clippy::too_many_arguments)]
-pub(super) fn sgemm_rowwise(
-    m: usize,
-    k: usize,
-    n: usize,
-    alpha: f32,
-    a: Mat<'_>,
-    b: Mat<'_>,
-    beta: f32,
-    c: MatMut<'_>,
-) {
-    check(m, k, n, &a, &b, &c);
-    if m == 0 || n == 0 {
-        return;
-    }
-    // SAFETY: as in `sgemm`; `matrixmultiply` reads `c` only when `beta != 0`.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            alpha,
-            a.data.as_ptr(),
-            a.rs as isize,
-            a.cs as isize,
-            b.data.as_ptr(),
-            b.rs as isize,
-            b.cs as isize,
-            beta,
-            c.data.as_mut_ptr(),
-            c.rs as isize,
-            c.cs as isize,
-        );
+    // because the addressed spans fit in allocations.
+    match rows {
+        // `gemm` computes `dst ← α·dst + β·lhs·rhs` (its α and β are the other way round
+        // from BLAS) and, with `read_dst` false, never reads `dst`; one thread
+        // (`Parallelism::None`), so the result does not depend on the caller's thread count.
+        Rows::ByShape => unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                c.data.as_mut_ptr(),
+                c.cs as isize,
+                c.rs as isize,
+                beta != 0.0,
+                a.data.as_ptr(),
+                a.cs as isize,
+                a.rs as isize,
+                b.data.as_ptr(),
+                b.cs as isize,
+                b.rs as isize,
+                beta,
+                alpha,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            )
+        },
+        // `matrixmultiply` reads `c` only when `beta != 0`.
+        Rows::Independent => unsafe {
+            matrixmultiply::sgemm(
+                m,
+                k,
+                n,
+                alpha,
+                a.data.as_ptr(),
+                a.rs as isize,
+                a.cs as isize,
+                b.data.as_ptr(),
+                b.rs as isize,
+                b.cs as isize,
+                beta,
+                c.data.as_mut_ptr(),
+                c.rs as isize,
+                c.cs as isize,
+            )
+        },
     }
 }
 
@@ -158,16 +152,15 @@ pub(super) fn sgemm_rowwise(
 mod tests {
     use super::*;
 
-    type Gemm = fn(usize, usize, usize, f32, Mat<'_>, Mat<'_>, f32, MatMut<'_>);
-
     #[test]
     fn both_match_naive_with_transposes() {
         let (m, k, n) = (3, 4, 5);
         let a: Vec<f32> = (0..m * k).map(|i| i as f32 * 0.5 - 2.0).collect();
         let bt: Vec<f32> = (0..n * k).map(|i| (i % 7) as f32 - 3.0).collect(); // [n, k]
-        for f in [sgemm as Gemm, sgemm_rowwise] {
+        for rows in [Rows::ByShape, Rows::Independent] {
             let mut c = vec![1.0; m * n];
-            f(
+            sgemm(
+                rows,
                 m,
                 k,
                 n,
@@ -198,7 +191,8 @@ mod tests {
             .collect();
         let product = |m: usize| {
             let mut c = vec![0.0; m * n];
-            sgemm_rowwise(
+            sgemm(
+                Rows::Independent,
                 m,
                 k,
                 n,

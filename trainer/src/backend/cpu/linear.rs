@@ -9,7 +9,7 @@
 
 use rayon::prelude::*;
 
-use super::gemm::{mat, mat_mut, mat_t, sgemm, sgemm_rowwise, Mat};
+use super::gemm::{mat, mat_mut, mat_t, sgemm, Mat, Rows};
 use crate::backend::LinearShape;
 
 /// Rows (samples, or output units for `dw`) per parallel block.
@@ -35,7 +35,8 @@ pub(super) fn linear_fwd(
             for row in yb.chunks_exact_mut(no) {
                 row.copy_from_slice(b);
             }
-            sgemm_rowwise(
+            sgemm(
+                Rows::Independent,
                 yb.len() / no,
                 ni,
                 no,
@@ -71,7 +72,8 @@ pub(super) fn linear_bwd(
         dx.par_chunks_mut(ROWS * ni)
             .zip(dy.par_chunks(ROWS * no))
             .for_each(|(dxb, dyb)| {
-                sgemm_rowwise(
+                sgemm(
+                    Rows::Independent,
                     dxb.len() / ni,
                     no,
                     ni,
@@ -93,6 +95,7 @@ pub(super) fn linear_bwd(
                 cs: no,
             };
             sgemm(
+                Rows::ByShape,
                 dwb.len() / ni,
                 n,
                 ni,
