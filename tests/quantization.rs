@@ -32,7 +32,7 @@ fn trainer_outputs() -> Vec<Vec<f32>> {
     let idx: Vec<usize> = (0..set.n).collect();
     for chunk in idx.chunks(500) {
         ck.normalize.batch(set, chunk, &mut x);
-        let logits = net.predict(&x, chunk.len());
+        let logits = net.predict(&x, chunk.len()).unwrap();
         out.extend(logits.chunks(10).map(<[f32]>::to_vec));
     }
     out

@@ -82,6 +82,16 @@ pub enum Error {
         /// Why it cannot be used.
         message: String,
     },
+    /// A backend operation failed on its device (allocation, kernel launch, driver).
+    #[error("{backend} backend: {op}: {message}")]
+    Backend {
+        /// The backend (`cuda:0`).
+        backend: String,
+        /// The operation (`gemm`, `conv2d_fwd`, `alloc 4096 floats`).
+        op: String,
+        /// The driver's or library's message.
+        message: String,
+    },
     /// An external program the command needs is not installed.
     #[error("{tool} not found: {install}")]
     ToolMissing {

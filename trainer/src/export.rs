@@ -73,7 +73,11 @@ fn passthrough(l: &LayerSpec) -> bool {
 
 /// Per-layer output quantization for int8, from the float network's activations on
 /// `calib` (one entry per arch layer).
-fn calibrate<B: Backend>(net: &mut Network<B>, ckpt: &Checkpoint, calib: &Images) -> Vec<QParams> {
+fn calibrate<B: Backend>(
+    net: &mut Network<B>,
+    ckpt: &Checkpoint,
+    calib: &Images,
+) -> Result<Vec<QParams>> {
     let layers = &ckpt.arch.layers;
     let mut lo = vec![f32::INFINITY; layers.len()];
     let mut hi = vec![f32::NEG_INFINITY; layers.len()];
@@ -81,7 +85,7 @@ fn calibrate<B: Backend>(net: &mut Network<B>, ckpt: &Checkpoint, calib: &Images
     let idx: Vec<usize> = (0..calib.n).collect();
     for chunk in idx.chunks(250) {
         ckpt.normalize.batch(calib, chunk, &mut x);
-        for (i, out) in net.forward_trace(&x, chunk.len()).iter().enumerate() {
+        for (i, out) in net.forward_trace(&x, chunk.len())?.iter().enumerate() {
             for &v in out {
                 lo[i] = lo[i].min(v);
                 hi[i] = hi[i].max(v);
@@ -111,7 +115,7 @@ fn calibrate<B: Backend>(net: &mut Network<B>, ckpt: &Checkpoint, calib: &Images
         q[i..=end].fill(p);
         i = end + 1;
     }
-    q
+    Ok(q)
 }
 
 /// Per-output-channel symmetric int8 weights and their scales.
@@ -214,7 +218,7 @@ pub fn export<B: Backend>(
                 &owned_calib
             }
         };
-        calibrate(&mut net, ckpt, calib)
+        calibrate(&mut net, ckpt, calib)?
     } else {
         Vec::new()
     };
@@ -223,7 +227,7 @@ pub fn export<B: Backend>(
 
     let mut data = DataBuilder::new();
     let mut layers = heapless::Vec::<LayerDesc, { kestrel_format::MAX_LAYERS }>::new();
-    let params = net.params();
+    let params = net.params()?;
     let shapes = net.output_shapes().to_vec();
     let mut prev_shape = ckpt.arch.input;
     let mut prev_q = in_quant;
@@ -248,14 +252,14 @@ pub fn export<B: Backend>(
             kestrel_format::TensorRef,
             Option<Requant>,
         )> {
-            let p = find()?;
+            let (weight, bias) = find()?.weight_bias();
             match (quant, q_io) {
-                (Quant::F16, _) => Ok((data.f16(&p.weight), data.f32(&p.bias), None)),
+                (Quant::F16, _) => Ok((data.f16(weight), data.f32(bias), None)),
                 (Quant::F32, _) | (Quant::Int8, None) => {
-                    Ok((data.f32(&p.weight), data.f32(&p.bias), None))
+                    Ok((data.f32(weight), data.f32(bias), None))
                 }
                 (Quant::Int8, Some((inq, outq))) => {
-                    let d = quantize_dense(&p.weight, &p.bias, inq, outq, i)?;
+                    let d = quantize_dense(weight, bias, inq, outq, i)?;
                     let requant = Requant {
                         weight_scale: data.f32(&d.weight_scale),
                         multiplier: data.i32(&d.multiplier),
@@ -311,7 +315,7 @@ pub fn export<B: Backend>(
                 stride: stride.unwrap_or(kernel) as u8,
             },
             LayerSpec::Lcn { size, eps, .. } => {
-                let w = net.lcn_window(i).ok_or_else(|| Error::Shape {
+                let w = net.lcn_window(i)?.ok_or_else(|| Error::Shape {
                     layer: i,
                     op: "lcn",
                     message: "no window".into(),

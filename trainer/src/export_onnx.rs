@@ -154,7 +154,7 @@ fn ints(v: &[usize]) -> Attr {
 pub fn model_proto<B: Backend>(backend: B, ckpt: &Checkpoint) -> Result<onnx::ModelProto> {
     let mut net = Network::new(backend, &ckpt.arch, ckpt.train.seed)?;
     net.set_params(&ckpt.params)?;
-    let params = net.params();
+    let params = net.params()?;
     let shapes = net.output_shapes().to_vec();
     let mut g = Graph {
         nodes: Vec::new(),
@@ -199,9 +199,9 @@ pub fn model_proto<B: Backend>(backend: B, ckpt: &Checkpoint) -> Result<onnx::Mo
                 let w = g.constant(
                     format!("l{i}_conv.weight"),
                     &[out, c, kernel, kernel],
-                    &p.weight,
+                    p.weight_bias().0,
                 );
-                let b = g.constant(format!("l{i}_conv.bias"), &[out], &p.bias);
+                let b = g.constant(format!("l{i}_conv.bias"), &[out], p.weight_bias().1);
                 let attrs = vec![
                     ("kernel_shape", ints(&[kernel, kernel])),
                     ("strides", ints(&[stride, stride])),
@@ -220,9 +220,10 @@ pub fn model_proto<B: Backend>(backend: B, ckpt: &Checkpoint) -> Result<onnx::Mo
                     spatial = false;
                 }
                 let p = p()?;
-                let inputs = p.weight.len() / out.max(1);
-                let w = g.constant(format!("l{i}_gemm.weight"), &[out, inputs], &p.weight);
-                let b = g.constant(format!("l{i}_gemm.bias"), &[out], &p.bias);
+                let (weight, bias) = p.weight_bias();
+                let inputs = weight.len() / out.max(1);
+                let w = g.constant(format!("l{i}_gemm.weight"), &[out, inputs], weight);
+                let b = g.constant(format!("l{i}_gemm.bias"), &[out], bias);
                 let attrs = vec![("transB", Attr::Int(1))];
                 g.node("Gemm", format!("l{i}_gemm"), &[&x, &w, &b], attrs)
             }
@@ -258,7 +259,7 @@ pub fn model_proto<B: Backend>(backend: B, ckpt: &Checkpoint) -> Result<onnx::Mo
             LayerSpec::Lcn { size, eps, .. } => {
                 needs_spatial(spatial)?;
                 let w = net
-                    .lcn_window(i)
+                    .lcn_window(i)?
                     .ok_or_else(|| fail("the network has no window for this layer".into()))?;
                 lcn(&mut g, i, &x, size, eps, &w)
             }

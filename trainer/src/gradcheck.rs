@@ -25,7 +25,7 @@ use crate::backend::cpu::Cpu;
 use crate::backend::Backend;
 use crate::config::{Arch, LayerSpec, LossKind};
 use crate::error::Result;
-use crate::nn::{infer, normal, numel, weight_std, Layer, LayerPlan, Mode, Op};
+use crate::nn::{infer, normal, numel, weight_std, Init, Layer, LayerPlan, Mode, Op};
 
 /// Samples per check.
 pub const BATCH: usize = 2;
@@ -49,7 +49,7 @@ pub struct GradReport {
     pub layer: usize,
     /// Layer type (`conv2d`, …) or loss (`nll`, `hinge`).
     pub op: String,
-    /// Which gradient: `input`, `weight`, `bias` or `logits`.
+    /// Which gradient: `input`, a parameter's name (`weight`, `bias`, …) or `logits`.
     pub wrt: &'static str,
     /// Worst relative error over the compared coordinates.
     pub worst_rel_err: f64,
@@ -74,14 +74,14 @@ fn directional(r: &[f32], a: &[f32], b: &[f32]) -> f64 {
 
 /// Compares `analytic` with central differences of `v ↦ Σ r ⊙ eval(v)` at sampled coordinates
 /// of `v`; `y0 = eval(v)`. Returns `(worst, checked, skipped)`.
-fn compare(
+pub fn compare(
     v: &mut [f32],
     analytic: &[f32],
     r: &[f32],
     y0: &[f32],
     rng: &mut ChaCha8Rng,
-    eval: &mut dyn FnMut(&[f32]) -> Vec<f32>,
-) -> (f64, usize, usize) {
+    eval: &mut dyn FnMut(&[f32]) -> Result<Vec<f32>>,
+) -> Result<(f64, usize, usize)> {
     let (mut worst, mut checked, mut skipped) = (0.0f64, 0, 0);
     let rms = (analytic.iter().map(|&g| g as f64 * g as f64).sum::<f64>()
         / analytic.len().max(1) as f64)
@@ -93,26 +93,26 @@ fn compare(
         let a = analytic[i] as f64;
         let scale = |n: f64| n.abs().max(a.abs()).max(floor);
         // (central difference, d₊ − d₋) with step `step·max(1, |v|)`.
-        let mut probe = |step: f32| -> (f64, f64) {
+        let mut probe = |step: f32| -> Result<(f64, f64)> {
             let h = step * orig.abs().max(1.0);
             v[i] = orig + h;
             let hp = (v[i] - orig) as f64; // the step actually taken, after rounding
-            let yp = eval(v);
+            let yp = eval(v)?;
             v[i] = orig - h;
             let hm = (orig - v[i]) as f64;
-            let ym = eval(v);
+            let ym = eval(v)?;
             v[i] = orig;
             let (dp, dm) = (directional(r, &yp, y0) / hp, directional(r, y0, &ym) / hm);
-            (directional(r, &yp, &ym) / (hp + hm), dp - dm)
+            Ok((directional(r, &yp, &ym) / (hp + hm), dp - dm))
         };
-        let (c1, d1) = probe(STEP);
+        let (c1, d1) = probe(STEP)?;
         let verdict = if d1.abs() / 2.0 <= half_tol * scale(c1) {
             Some(c1) // a kink, if any, costs at most half the tolerance
         } else {
             // Smooth but curved: halving the step halves d₊ − d₋ and barely moves the central
             // difference. A kink does neither (except in combinations whose error is bounded
             // by these same two tests).
-            let (c2, d2) = probe(STEP / 2.0);
+            let (c2, d2) = probe(STEP / 2.0)?;
             let t = half_tol * scale(c2);
             ((c1 - c2).abs() <= t && (d2 - d1 / 2.0).abs() <= t).then_some(c2)
         }
@@ -125,11 +125,12 @@ fn compare(
             None => skipped += 1,
         }
     }
-    eval(v); // leave the backend's copy unperturbed for the next tensor
-    (worst, checked, skipped)
+    eval(v)?; // leave the backend's copy unperturbed for the next tensor
+    Ok((worst, checked, skipped))
 }
 
-fn report(
+/// The verdict on one tensor from [`compare`]'s `(worst, checked, skipped)`.
+pub fn report(
     layer: usize,
     op: &str,
     wrt: &'static str,
@@ -147,8 +148,9 @@ fn report(
     }
 }
 
-/// Checks layer `index` (`plan`) in isolation: d(input) and, for layers
-/// with parameters, d(weight) and d(bias).
+/// Checks layer `index` (`plan`) in isolation: d(input) and d(each parameter tensor).
+/// Parameters that start constant (biases, gains) are first set to random values, so that
+/// their gradient is checked away from a special point.
 pub fn check_layer<B: Backend>(
     be: &B,
     index: usize,
@@ -156,35 +158,36 @@ pub fn check_layer<B: Backend>(
     std: f32,
     seed: u64,
     tamper: Tamper<'_>,
-) -> Vec<GradReport> {
+) -> Result<Vec<GradReport>> {
     let LayerPlan { op, input, output } = *plan;
     let mut rng =
         ChaCha8Rng::seed_from_u64(seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let mut layer = Layer::new(be, op, input, output, std, &mut rng);
+    let mut layer = Layer::new(be, op, input, output, std, &mut rng)?;
     let n = BATCH;
     let mut gauss = |len: usize, scale: f32| -> Vec<f32> {
         (0..len).map(|_| scale * normal(&mut rng)).collect()
     };
     let mut x = gauss(n * numel(input), 1.0);
     let r = gauss(n * numel(output), 1.0);
-    let mut host_w = Vec::new();
-    let mut host_b = Vec::new();
-    if let Some(p) = layer.params.as_mut() {
-        host_w = be.download(&p.w);
-        host_b = gauss(be.len(&p.b), 0.1);
-        be.upload_into(&mut p.b, &host_b);
+    let mut hosts = Vec::new();
+    for p in &mut layer.params {
+        let host = match p.spec.init {
+            Init::Normal(_) => be.download(&p.value)?,
+            Init::Const(c) => gauss(p.spec.len, 0.1).iter().map(|v| c + v).collect(),
+        };
+        be.upload_into(&mut p.value, &host)?;
+        hosts.push(host);
     }
     let mode = Mode::Train { seed: 0x5EED };
-    let mut xt = be.upload(&x);
-    let mut y = be.zeros(n * numel(output));
-    layer.forward(be, n, &xt, &mut y, mode);
-    let y0 = be.download(&y);
-    let mut dx = be.zeros(n * numel(input));
-    layer.backward(be, n, &xt, &y, &be.upload(&r), Some(&mut dx), mode);
-    let mut grads = vec![be.download(&dx)];
-    if let Some(p) = layer.params.as_ref() {
-        grads.push(be.download(&p.dw));
-        grads.push(be.download(&p.db));
+    let mut xt = be.upload(&x)?;
+    let mut y = be.zeros(n * numel(output))?;
+    layer.forward(be, n, &xt, &mut y, mode)?;
+    let y0 = be.download(&y)?;
+    let mut dx = be.zeros(n * numel(input))?;
+    layer.backward(be, n, &xt, &y, &be.upload(&r)?, Some(&mut dx), mode)?;
+    let mut grads = vec![be.download(&dx)?];
+    for p in &layer.params {
+        grads.push(be.download(&p.grad)?);
     }
     if let Some(t) = tamper {
         grads.iter_mut().for_each(|g| t(g));
@@ -193,27 +196,22 @@ pub fn check_layer<B: Backend>(
     let mut out = Vec::new();
     let mut crng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(index as u64));
     let res = compare(&mut x, &grads[0], &r, &y0, &mut crng, &mut |v| {
-        be.upload_into(&mut xt, v);
-        layer.forward(be, n, &xt, &mut y, mode);
+        be.upload_into(&mut xt, v)?;
+        layer.forward(be, n, &xt, &mut y, mode)?;
         be.download(&y)
-    });
+    })?;
     out.push(report(index, name, "input", res));
-    be.upload_into(&mut xt, &x);
-    if layer.params.is_some() {
-        for (wrt, host, g) in [
-            ("weight", &mut host_w, &grads[1]),
-            ("bias", &mut host_b, &grads[2]),
-        ] {
-            let res = compare(host, g, &r, &y0, &mut crng, &mut |v| {
-                let p = layer.params.as_mut().expect("checked above");
-                be.upload_into(if wrt == "weight" { &mut p.w } else { &mut p.b }, v);
-                layer.forward(be, n, &xt, &mut y, mode);
-                be.download(&y)
-            });
-            out.push(report(index, name, wrt, res));
-        }
+    be.upload_into(&mut xt, &x)?;
+    for (k, host) in hosts.iter_mut().enumerate() {
+        let wrt = layer.params[k].name();
+        let res = compare(host, &grads[k + 1], &r, &y0, &mut crng, &mut |v| {
+            be.upload_into(&mut layer.params[k].value, v)?;
+            layer.forward(be, n, &xt, &mut y, mode)?;
+            be.download(&y)
+        })?;
+        out.push(report(index, name, wrt, res));
     }
-    out
+    Ok(out)
 }
 
 /// Checks `kind`'s gradient w.r.t. the logits (`classes` per sample); `layer` labels the row.
@@ -224,19 +222,24 @@ pub fn check_loss<B: Backend>(
     classes: usize,
     seed: u64,
     tamper: Tamper<'_>,
-) -> GradReport {
+) -> Result<GradReport> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x1055);
     // Unit-variance logits keep every class's gradient well above the f32 noise of the loss.
     let mut z: Vec<f32> = (0..BATCH * classes).map(|_| normal(&mut rng)).collect();
     let labels: Vec<u8> = (0..BATCH)
         .map(|_| rng.random_range(0..classes.min(256)) as u8)
         .collect();
-    let mut g = be.zeros(z.len());
-    let mut eval = |v: &[f32]| vec![be.loss(kind, classes, &be.upload(v), &labels, &mut g).loss];
-    let y0 = eval(&z);
-    let mut analytic = be.zeros(z.len());
-    be.loss(kind, classes, &be.upload(&z), &labels, &mut analytic);
-    let mut analytic = be.download(&analytic);
+    let mut g = be.zeros(z.len())?;
+    let mut eval = |v: &[f32]| {
+        Ok(vec![
+            be.loss(kind, classes, &be.upload(v)?, &labels, &mut g)?
+                .loss,
+        ])
+    };
+    let y0 = eval(&z)?;
+    let mut analytic = be.zeros(z.len())?;
+    be.loss(kind, classes, &be.upload(&z)?, &labels, &mut analytic)?;
+    let mut analytic = be.download(&analytic)?;
     if let Some(t) = tamper {
         t(&mut analytic);
     }
@@ -244,12 +247,12 @@ pub fn check_loss<B: Backend>(
         LossKind::Nll => "nll",
         LossKind::Hinge => "hinge",
     };
-    report(
+    Ok(report(
         layer,
         name,
         "logits",
-        compare(&mut z, &analytic, &[1.0], &y0, &mut rng, &mut eval),
-    )
+        compare(&mut z, &analytic, &[1.0], &y0, &mut rng, &mut eval)?,
+    ))
 }
 
 /// Checks every layer of `arch` at its real shapes, and its loss, on backend `be`.
@@ -258,15 +261,15 @@ pub fn gradcheck_arch_on<B: Backend>(be: &B, arch: &Arch, seed: u64) -> Result<V
     let ops: Vec<Op> = plan.iter().map(|p| p.op).collect();
     let mut out = Vec::new();
     for (i, p) in plan.iter().enumerate() {
-        let std = if p.op.param_lens().is_some() {
+        let std = if p.op.fan_in().is_some() {
             weight_std(&ops, i)
         } else {
             0.0
         };
-        out.extend(check_layer(be, i, p, std, seed, None));
+        out.extend(check_layer(be, i, p, std, seed, None)?);
     }
     let classes = numel(plan.last().map_or([1, 1, 1], |p| p.output));
-    out.push(check_loss(be, plan.len(), arch.loss, classes, seed, None));
+    out.push(check_loss(be, plan.len(), arch.loss, classes, seed, None)?);
     Ok(out)
 }
 
@@ -334,7 +337,7 @@ pub fn gradcheck_layers_all() -> Result<Vec<GradReport>> {
         6,
         18,
         None,
-    ));
+    )?);
     Ok(out)
 }
 
@@ -393,14 +396,14 @@ mod tests {
         let plan = infer(&arch).unwrap();
         let off_by_3_percent = |g: &mut [f32]| g.iter_mut().for_each(|v| *v *= 1.03);
         for i in [0, 3, 4, 11] {
-            let reports = check_layer(&be, i, &plan[i], 0.3, 1, Some(&off_by_3_percent));
+            let reports = check_layer(&be, i, &plan[i], 0.3, 1, Some(&off_by_3_percent)).unwrap();
             assert!(reports.iter().all(|r| !r.pass), "layer {i}: {reports:#?}");
         }
-        let r = check_loss(&be, 0, LossKind::Nll, 10, 1, Some(&off_by_3_percent));
+        let r = check_loss(&be, 0, LossKind::Nll, 10, 1, Some(&off_by_3_percent)).unwrap();
         assert!(!r.pass, "{r:?}");
         // A gradient with one coordinate wrong is caught when that coordinate is sampled.
         let one_wrong = |g: &mut [f32]| g[0] += 0.5;
-        let reports = check_layer(&be, 11, &plan[11], 0.3, 1, Some(&one_wrong));
+        let reports = check_layer(&be, 11, &plan[11], 0.3, 1, Some(&one_wrong)).unwrap();
         assert!(
             reports.iter().any(|r| r.wrt == "bias" && !r.pass),
             "{reports:#?}"

@@ -53,16 +53,16 @@ pub fn predict<B: Backend>(
     set: &Images,
     idx: &[usize],
     norm: Normalize,
-) -> Vec<usize> {
+) -> Result<Vec<usize>> {
     let classes = net.num_classes();
     let mut x = Vec::new();
     let mut out = Vec::with_capacity(idx.len());
     for chunk in idx.chunks(500) {
         norm.batch(set, chunk, &mut x);
-        let logits = net.predict(&x, chunk.len());
+        let logits = net.predict(&x, chunk.len())?;
         out.extend(logits.chunks(classes).map(argmax));
     }
-    out
+    Ok(out)
 }
 
 /// Fraction of `idx` whose prediction is wrong (`NaN` for no images).
@@ -71,23 +71,23 @@ pub fn error_rate<B: Backend>(
     set: &Images,
     idx: &[usize],
     norm: Normalize,
-) -> f32 {
+) -> Result<f32> {
     if idx.is_empty() {
-        return f32::NAN;
+        return Ok(f32::NAN);
     }
-    let pred = predict(net, set, idx, norm);
+    let pred = predict(net, set, idx, norm)?;
     let wrong = pred
         .iter()
         .zip(idx)
         .filter(|(p, &i)| **p != set.labels[i] as usize)
         .count();
-    wrong as f32 / idx.len() as f32
+    Ok(wrong as f32 / idx.len() as f32)
 }
 
 /// Float test accuracy of a network on a whole split.
-pub fn accuracy<B: Backend>(net: &mut Network<B>, set: &Images, norm: Normalize) -> f32 {
+pub fn accuracy<B: Backend>(net: &mut Network<B>, set: &Images, norm: Normalize) -> Result<f32> {
     let idx: Vec<usize> = (0..set.n).collect();
-    1.0 - error_rate(net, set, &idx, norm)
+    Ok(1.0 - error_rate(net, set, &idx, norm)?)
 }
 
 fn check_input(arch: &Arch, set: &Images, path: &Path) -> Result<()> {
@@ -242,7 +242,7 @@ pub fn train<B: Backend>(backend: B, opts: &TrainOptions) -> Result<Checkpoint> 
                     loss: stats.loss,
                 });
             }
-            net.sgd_update(lr, cfg.momentum, cfg.weight_decay);
+            net.sgd_update(lr, cfg.momentum, cfg.weight_decay)?;
             loss_sum += stats.loss as f64 * batch.len() as f64;
             correct += stats.correct;
             seen += batch.len();
@@ -258,7 +258,11 @@ pub fn train<B: Backend>(backend: B, opts: &TrainOptions) -> Result<Checkpoint> 
         }
         bar.finish_and_clear();
         let seconds = start.elapsed().as_secs_f32();
-        let val_error = (!val_idx.is_empty()).then(|| error_rate(&mut net, &full, &val_idx, norm));
+        let val_error = if val_idx.is_empty() {
+            None
+        } else {
+            Some(error_rate(&mut net, &full, &val_idx, norm)?)
+        };
         let log = EpochLog {
             epoch: epoch + 1,
             lr,
@@ -282,14 +286,14 @@ pub fn train<B: Backend>(backend: B, opts: &TrainOptions) -> Result<Checkpoint> 
         }
         ckpt.history.push(log);
         ckpt.epochs_done = epoch + 1;
-        ckpt.params = net.params();
-        ckpt.velocities = net.velocities();
+        ckpt.params = net.params()?;
+        ckpt.velocities = net.velocities()?;
         ckpt.save(&opts.out)?;
     }
-    let acc = accuracy(&mut net, &test, norm);
+    let acc = accuracy(&mut net, &test, norm)?;
     ckpt.test_accuracy = Some(acc);
-    ckpt.params = net.params();
-    ckpt.velocities = net.velocities();
+    ckpt.params = net.params()?;
+    ckpt.velocities = net.velocities()?;
     ckpt.save(&opts.out)?;
     if !opts.quiet {
         println!(

@@ -19,7 +19,7 @@ pub fn normal(rng: &mut ChaCha8Rng) -> f32 {
 /// next layer that changes values (skipping pooling, dropout and flatten, which commute
 /// with or preserve a ReLU's input statistics) is a ReLU; LeCun, `√(1 / fan_in)`, otherwise.
 pub fn weight_std(ops: &[Op], index: usize) -> f32 {
-    let Some((fan_in, _, _)) = ops[index].param_lens() else {
+    let Some(fan_in) = ops[index].fan_in() else {
         return 0.0;
     };
     let next = ops[index + 1..].iter().find(|op| {

@@ -10,9 +10,9 @@
 //! assert_eq!(net.num_params(), 90_670);
 //! let x = vec![0.5; 2 * 28 * 28];
 //! let stats = net.train_step(&x, &[3, 7], 42)?;
-//! net.sgd_update(0.05, 0.9, 5e-4);
+//! net.sgd_update(0.05, 0.9, 5e-4)?;
 //! assert!(stats.loss.is_finite());
-//! assert_eq!(net.predict(&x, 2).len(), 2 * 10);
+//! assert_eq!(net.predict(&x, 2)?.len(), 2 * 10);
 //! # Ok::<(), kestrel_trainer::Error>(())
 //! ```
 
@@ -27,7 +27,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 pub use init::{lcn_window, normal, weight_std};
-pub use layer::{Layer, Mode, Params};
+pub use layer::{Constraint, Init, Layer, Mode, Param, ParamSpec};
 pub use shape::{infer, infer_layer, numel, spec_name, LayerPlan, Op};
 
 use crate::backend::Backend;
@@ -43,15 +43,41 @@ pub struct StepStats {
     pub correct: usize,
 }
 
-/// Host copies of one layer's weight and bias (or their momentum).
+/// A host copy of one named parameter tensor (or of its momentum or gradient).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NamedTensor {
+    /// The parameter's name ([`ParamSpec::name`]).
+    pub name: String,
+    /// Its elements.
+    pub data: Vec<f32>,
+}
+
+/// Host copies of one layer's parameter tensors (or their momentum), in the layer's order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LayerParams {
-    /// Index into `arch.layers`.
+    /// Index of the layer (into `arch.layers` for convnets).
     pub layer: usize,
-    /// `[out, in, k, k]` (convolution) or `[out, in]` (linear).
-    pub weight: Vec<f32>,
-    /// `[out]`.
-    pub bias: Vec<f32>,
+    /// The tensors, in [`Op::param_specs`] order.
+    pub tensors: Vec<NamedTensor>,
+}
+
+impl LayerParams {
+    /// The tensor called `name`.
+    pub fn get(&self, name: &str) -> Option<&[f32]> {
+        self.tensors
+            .iter()
+            .find(|t| t.name == name)
+            .map(|t| t.data.as_slice())
+    }
+
+    /// A convolution's or linear layer's `weight` and `bias` (empty slices when missing;
+    /// networks check their sets when they are loaded).
+    pub fn weight_bias(&self) -> (&[f32], &[f32]) {
+        (
+            self.get("weight").unwrap_or_default(),
+            self.get("bias").unwrap_or_default(),
+        )
+    }
 }
 
 /// Mixes two seeds into an independent stream (SplitMix64 finalizer): a step seed and a
@@ -84,7 +110,7 @@ impl<B: Backend> Network<B> {
         let plan = infer(arch)?;
         let ops: Vec<Op> = plan.iter().map(|p| p.op).collect();
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let layers: Vec<Layer<B>> = plan
+        let layers = plan
             .iter()
             .enumerate()
             .map(|(i, p)| {
@@ -97,7 +123,7 @@ impl<B: Backend> Network<B> {
                     &mut rng,
                 )
             })
-            .collect();
+            .collect::<Result<Vec<Layer<B>>>>()?;
         let shapes: Vec<[usize; 3]> = plan.iter().map(|p| p.output).collect();
         let classes = numel(*shapes.last().expect("infer rejects empty architectures"));
         Ok(Network {
@@ -128,6 +154,11 @@ impl<B: Backend> Network<B> {
         &self.layers
     }
 
+    /// The layers, mutably (to initialize one from elsewhere, e.g. a pretrained encoder).
+    pub fn layers_mut(&mut self) -> &mut [Layer<B>] {
+        &mut self.layers
+    }
+
     /// Per-sample input `[c, h, w]`.
     pub fn input_shape(&self) -> [usize; 3] {
         self.arch.input
@@ -143,46 +174,49 @@ impl<B: Backend> Network<B> {
         self.classes
     }
 
-    /// Trainable parameters (weights and biases).
+    /// Trainable parameters (every element of every parameter tensor).
     pub fn num_params(&self) -> usize {
-        self.layers
-            .iter()
-            .filter_map(|l| l.op.param_lens())
-            .map(|(_, w, b)| w + b)
-            .sum()
+        self.layers.iter().map(|l| l.op.num_params()).sum()
     }
 
-    fn ensure_acts(&mut self, n: usize) {
+    fn ensure_acts(&mut self, n: usize) -> Result<()> {
         if self.acts_n != n || self.acts.is_empty() {
             let be = &self.backend;
-            let mut acts = vec![be.zeros(n * numel(self.arch.input))];
-            acts.extend(self.layers.iter().map(|l| be.zeros(n * l.out_len())));
+            let mut acts = vec![be.zeros(n * numel(self.arch.input))?];
+            for l in &self.layers {
+                acts.push(be.zeros(n * l.out_len())?);
+            }
             self.acts = acts;
             self.acts_n = n;
         }
+        Ok(())
     }
 
-    fn ensure_grads(&mut self, n: usize) {
+    fn ensure_grads(&mut self, n: usize) -> Result<()> {
         if self.grads_n != n || self.grads.is_empty() {
             let be = &self.backend;
-            let mut grads = vec![be.zeros(0)];
-            grads.extend(self.layers.iter().map(|l| be.zeros(n * l.out_len())));
+            let mut grads = vec![be.zeros(0)?];
+            for l in &self.layers {
+                grads.push(be.zeros(n * l.out_len())?);
+            }
             self.grads = grads;
             self.grads_n = n;
         }
+        Ok(())
     }
 
     /// Uploads `x` (n samples) and runs every layer; `seed` selects train mode.
-    fn forward(&mut self, x: &[f32], n: usize, seed: Option<u64>) {
-        self.ensure_acts(n);
-        self.backend.upload_into(&mut self.acts[0], x);
+    fn forward(&mut self, x: &[f32], n: usize, seed: Option<u64>) -> Result<()> {
+        self.ensure_acts(n)?;
+        self.backend.upload_into(&mut self.acts[0], x)?;
         for (i, layer) in self.layers.iter().enumerate() {
             let (done, rest) = self.acts.split_at_mut(i + 1);
             let mode = seed.map_or(Mode::Eval, |s| Mode::Train {
                 seed: mix(s, i as u64),
             });
-            layer.forward(&self.backend, n, &done[i], &mut rest[0], mode);
+            layer.forward(&self.backend, n, &done[i], &mut rest[0], mode)?;
         }
+        Ok(())
     }
 
     fn check_input(&self, x: &[f32], n: usize) -> Result<()> {
@@ -235,8 +269,8 @@ impl<B: Backend> Network<B> {
                 ),
             });
         }
-        self.forward(x, n, Some(seed));
-        self.ensure_grads(n);
+        self.forward(x, n, Some(seed))?;
+        self.ensure_grads(n)?;
         let be = &self.backend;
         let out = be.loss(
             self.arch.loss,
@@ -244,9 +278,9 @@ impl<B: Backend> Network<B> {
             &self.acts[last],
             labels,
             &mut self.grads[last],
-        );
+        )?;
         for (i, layer) in self.layers.iter_mut().enumerate().rev() {
-            if i == 0 && layer.params.is_none() {
+            if i == 0 && layer.params.is_empty() {
                 break; // nothing to learn, and no one needs ∂loss/∂input
             }
             let (gin, gout) = self.grads.split_at_mut(i + 1);
@@ -254,7 +288,7 @@ impl<B: Backend> Network<B> {
             let mode = Mode::Train {
                 seed: mix(seed, i as u64),
             };
-            layer.backward(be, n, &self.acts[i], &self.acts[i + 1], &gout[0], dx, mode);
+            layer.backward(be, n, &self.acts[i], &self.acts[i + 1], &gout[0], dx, mode)?;
         }
         Ok(StepStats {
             loss: out.loss,
@@ -263,153 +297,175 @@ impl<B: Backend> Network<B> {
     }
 
     /// SGD with momentum on the last step's gradients: `v ← μ·v + (g + λ·w)`, `w ← w − lr·v`,
-    /// with decay `λ` on weights only.
-    pub fn sgd_update(&mut self, lr: f32, momentum: f32, weight_decay: f32) {
+    /// with decay `λ` on the parameters that take it (weights, not biases), then each
+    /// parameter's constraint.
+    pub fn sgd_update(&mut self, lr: f32, momentum: f32, weight_decay: f32) -> Result<()> {
         let be = &self.backend;
-        for p in self.layers.iter_mut().filter_map(|l| l.params.as_mut()) {
-            be.sgd_update(&mut p.w, &mut p.vw, &p.dw, lr, momentum, weight_decay);
-            be.sgd_update(&mut p.b, &mut p.vb, &p.db, lr, momentum, 0.0);
+        for p in self.layers.iter_mut().flat_map(|l| l.params.iter_mut()) {
+            p.sgd_update(be, lr, momentum, weight_decay)?;
         }
+        Ok(())
     }
 
-    /// Eval-mode logits of `n` samples, `n × classes`.
-    ///
-    /// # Panics
-    /// If `x.len() != n · C · H · W`.
-    pub fn predict(&mut self, x: &[f32], n: usize) -> Vec<f32> {
-        if let Err(e) = self.check_input(x, n) {
-            panic!("predict: {e}");
-        }
+    /// Eval-mode logits of `n` samples, `n × classes`; an input of the wrong length is an
+    /// [`Error::Shape`].
+    pub fn predict(&mut self, x: &[f32], n: usize) -> Result<Vec<f32>> {
+        self.check_input(x, n)?;
         if n == 0 {
-            return Vec::new();
+            return Ok(Vec::new());
         }
-        self.forward(x, n, None);
+        self.forward(x, n, None)?;
         self.backend.download(&self.acts[self.layers.len()])
     }
 
     /// Eval-mode outputs of every arch layer (`n ×` that layer's length each).
-    ///
-    /// # Panics
-    /// If `x.len() != n · C · H · W`.
-    pub fn forward_trace(&mut self, x: &[f32], n: usize) -> Vec<Vec<f32>> {
-        if let Err(e) = self.check_input(x, n) {
-            panic!("forward_trace: {e}");
-        }
+    pub fn forward_trace(&mut self, x: &[f32], n: usize) -> Result<Vec<Vec<f32>>> {
+        self.check_input(x, n)?;
         if n == 0 {
-            return vec![Vec::new(); self.layers.len()];
+            return Ok(vec![Vec::new(); self.layers.len()]);
         }
-        self.forward(x, n, None);
+        self.forward(x, n, None)?;
         self.acts[1..]
             .iter()
             .map(|t| self.backend.download(t))
             .collect()
     }
 
-    fn collect(&self, pick: impl Fn(&Params<B>) -> (&B::Tensor, &B::Tensor)) -> Vec<LayerParams> {
-        let be = &self.backend;
-        self.layers
-            .iter()
-            .enumerate()
-            .filter_map(|(i, l)| l.params.as_ref().map(|p| (i, pick(p))))
-            .map(|(layer, (w, b))| LayerParams {
-                layer,
-                weight: be.download(w),
-                bias: be.download(b),
-            })
-            .collect()
+    fn collect(&self, pick: impl Fn(&Param<B>) -> &B::Tensor) -> Result<Vec<LayerParams>> {
+        collect_params(&self.backend, &self.layers, pick)
     }
 
-    /// Checks that `given` has one entry per layer with parameters, in order, of the right
-    /// lengths; `what` names them in errors.
-    fn check_sets(&self, given: &[LayerParams], what: &str) -> Result<()> {
-        let mut given = given.iter();
-        for (i, layer) in self.layers.iter().enumerate() {
-            let Some((_, wl, bl)) = layer.op.param_lens() else {
-                continue;
-            };
-            let fail = |message: String| Error::Shape {
-                layer: i,
-                op: layer.op.name(),
-                message,
-            };
-            let Some(p) = given.next() else {
-                return Err(fail(format!("no {what} given for this layer")));
-            };
-            if p.layer != i {
-                return Err(fail(format!(
-                    "expected {what} for layer {i}, got them for layer {}",
-                    p.layer
-                )));
-            }
-            if p.weight.len() != wl || p.bias.len() != bl {
-                return Err(fail(format!(
-                    "{what}: expected weight {wl} and bias {bl} floats, got {} and {}",
-                    p.weight.len(),
-                    p.bias.len()
-                )));
-            }
-        }
-        if let Some(extra) = given.next() {
-            return Err(Error::Shape {
-                layer: extra.layer,
-                op: self.arch.layers.get(extra.layer).map_or("none", spec_name),
-                message: format!("{what} given for a layer without parameters (or given twice)"),
-            });
-        }
-        Ok(())
+    /// Host copies of every parameter tensor, for checkpoints and export.
+    pub fn params(&self) -> Result<Vec<LayerParams>> {
+        self.collect(|p| &p.value)
     }
 
-    fn store(
-        &mut self,
-        given: &[LayerParams],
-        pick: impl Fn(&mut Params<B>) -> (&mut B::Tensor, &mut B::Tensor),
-    ) {
-        let be = &self.backend;
-        for (p, dst) in given
-            .iter()
-            .zip(self.layers.iter_mut().filter_map(|l| l.params.as_mut()))
-        {
-            let (w, b) = pick(dst);
-            be.upload_into(w, &p.weight);
-            be.upload_into(b, &p.bias);
-        }
-    }
-
-    /// Host copies of every weight and bias, for checkpoints and export.
-    pub fn params(&self) -> Vec<LayerParams> {
-        self.collect(|p| (&p.w, &p.b))
-    }
-
-    /// Replaces every weight and bias; nothing changes on error.
+    /// Replaces every parameter tensor; nothing changes on error.
     pub fn set_params(&mut self, p: &[LayerParams]) -> Result<()> {
-        self.check_sets(p, "parameters")?;
-        self.store(p, |d| (&mut d.w, &mut d.b));
-        Ok(())
+        store_params(&self.backend, &mut self.layers, p, "parameters", |d| {
+            &mut d.value
+        })
     }
 
     /// Host copies of the momentum buffers (same layout as [`params`](Self::params)).
-    pub fn velocities(&self) -> Vec<LayerParams> {
-        self.collect(|p| (&p.vw, &p.vb))
+    pub fn velocities(&self) -> Result<Vec<LayerParams>> {
+        self.collect(|p| &p.velocity)
     }
 
     /// Replaces the momentum buffers; nothing changes on error.
     pub fn set_velocities(&mut self, v: &[LayerParams]) -> Result<()> {
-        self.check_sets(v, "velocities")?;
-        self.store(v, |d| (&mut d.vw, &mut d.vb));
-        Ok(())
+        store_params(&self.backend, &mut self.layers, v, "velocities", |d| {
+            &mut d.velocity
+        })
     }
 
     /// Host copies of the last step's gradients (same layout as [`params`](Self::params)).
-    pub fn gradients(&self) -> Vec<LayerParams> {
-        self.collect(|p| (&p.dw, &p.db))
+    pub fn gradients(&self) -> Result<Vec<LayerParams>> {
+        self.collect(|p| &p.grad)
     }
 
     /// The normalized window of LCN layer `layer` (row-major `size × size`).
-    pub fn lcn_window(&self, layer: usize) -> Option<Vec<f32>> {
-        self.layers
-            .get(layer)?
-            .window
-            .as_ref()
-            .map(|w| self.backend.download(w))
+    pub fn lcn_window(&self, layer: usize) -> Result<Option<Vec<f32>>> {
+        match self.layers.get(layer).and_then(|l| l.window.as_ref()) {
+            Some(w) => self.backend.download(w).map(Some),
+            None => Ok(None),
+        }
     }
+}
+
+/// Host copies of one tensor of every parameter of `layers` (those with parameters, in
+/// order): `pick` chooses value, momentum or gradient.
+pub fn collect_params<B: Backend>(
+    be: &B,
+    layers: &[Layer<B>],
+    pick: impl Fn(&Param<B>) -> &B::Tensor,
+) -> Result<Vec<LayerParams>> {
+    let mut out = Vec::new();
+    for (layer, l) in layers.iter().enumerate() {
+        if l.params.is_empty() {
+            continue;
+        }
+        let tensors = l
+            .params
+            .iter()
+            .map(|p| {
+                Ok(NamedTensor {
+                    name: p.name().to_string(),
+                    data: be.download(pick(p))?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        out.push(LayerParams { layer, tensors });
+    }
+    Ok(out)
+}
+
+/// Checks that `given` has one entry per layer with parameters, in order, each with the
+/// layer's named tensors at their lengths (`what` names them in errors); then uploads them
+/// into the tensor `pick` chooses. Nothing changes on error.
+pub fn store_params<B: Backend>(
+    be: &B,
+    layers: &mut [Layer<B>],
+    given: &[LayerParams],
+    what: &str,
+    pick: impl Fn(&mut Param<B>) -> &mut B::Tensor,
+) -> Result<()> {
+    let mut it = given.iter();
+    let mut pairs = Vec::new();
+    for (i, layer) in layers.iter().enumerate() {
+        if layer.params.is_empty() {
+            continue;
+        }
+        let fail = |message: String| Error::Shape {
+            layer: i,
+            op: layer.op.name(),
+            message,
+        };
+        let Some(p) = it.next() else {
+            return Err(fail(format!("no {what} given for this layer")));
+        };
+        if p.layer != i {
+            return Err(fail(format!(
+                "expected {what} for layer {i}, got them for layer {}",
+                p.layer
+            )));
+        }
+        let want: Vec<(&str, usize)> = layer
+            .params
+            .iter()
+            .map(|q| (q.name(), q.spec.len))
+            .collect();
+        let got: Vec<(&str, usize)> = p
+            .tensors
+            .iter()
+            .map(|t| (t.name.as_str(), t.data.len()))
+            .collect();
+        if want != got {
+            let show = |v: &[(&str, usize)]| {
+                v.iter()
+                    .map(|(n, l)| format!("{n} ({l})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            return Err(fail(format!(
+                "{what}: expected tensors {}, got {}",
+                show(&want),
+                show(&got)
+            )));
+        }
+        pairs.push((i, p));
+    }
+    if let Some(extra) = it.next() {
+        return Err(Error::Shape {
+            layer: extra.layer,
+            op: layers.get(extra.layer).map_or("none", |l| l.op.name()),
+            message: format!("{what} given for a layer without parameters (or given twice)"),
+        });
+    }
+    for (i, p) in pairs {
+        for (dst, t) in layers[i].params.iter_mut().zip(&p.tensors) {
+            be.upload_into(pick(dst), &t.data)?;
+        }
+    }
+    Ok(())
 }

@@ -4,6 +4,7 @@
 use crate::backend::{Activation, ConvShape, LcnShape, LinearShape, PoolShape};
 use crate::config::{Arch, LayerSpec};
 use crate::error::{Error, Result};
+use crate::nn::layer::{Init, ParamSpec};
 
 /// A layer with its geometry resolved.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -51,13 +52,54 @@ impl Op {
         }
     }
 
-    /// `(fan_in, weight length, bias length)` for layers with parameters.
-    pub fn param_lens(&self) -> Option<(usize, usize, usize)> {
+    /// The layer's parameter tensors, in the order the layer stores them: a convolution's or
+    /// linear layer's `weight` (`N(0, std²)`, decayed) and `bias` (zeros); none otherwise.
+    pub fn param_specs(&self, std: f32) -> Vec<ParamSpec> {
+        let (w, b) = match self {
+            Op::Conv2d(s) => (s.weight_len(), s.out_c),
+            Op::Linear(s) => (s.inputs * s.outputs, s.outputs),
+            Op::Act(_)
+            | Op::MaxPool2d(_)
+            | Op::AvgPool2d(_)
+            | Op::Lcn { .. }
+            | Op::Dropout { .. }
+            | Op::Flatten => return Vec::new(),
+        };
+        vec![
+            ParamSpec {
+                name: "weight",
+                len: w,
+                init: Init::Normal(std),
+                decay: true,
+                constraint: None,
+            },
+            ParamSpec {
+                name: "bias",
+                len: b,
+                init: Init::Const(0.0),
+                decay: false,
+                constraint: None,
+            },
+        ]
+    }
+
+    /// The weight's fan-in (inputs per output unit) of layers with weights.
+    pub fn fan_in(&self) -> Option<usize> {
         match self {
-            Op::Conv2d(s) => Some((s.patch_len(), s.weight_len(), s.out_c)),
-            Op::Linear(s) => Some((s.inputs, s.inputs * s.outputs, s.outputs)),
-            _ => None,
+            Op::Conv2d(s) => Some(s.patch_len()),
+            Op::Linear(s) => Some(s.inputs),
+            Op::Act(_)
+            | Op::MaxPool2d(_)
+            | Op::AvgPool2d(_)
+            | Op::Lcn { .. }
+            | Op::Dropout { .. }
+            | Op::Flatten => None,
         }
+    }
+
+    /// Trainable parameters of the layer.
+    pub fn num_params(&self) -> usize {
+        self.param_specs(0.0).iter().map(|p| p.len).sum()
     }
 }
 

@@ -34,10 +34,10 @@ fn train_params(arch: &Arch, threads: usize, steps: usize, batch: usize) -> Vec<
         for step in 0..steps {
             let (x, labels) = random_batch(arch, batch, net.num_classes(), step as u64);
             net.train_step(&x, &labels, 1000 + step as u64).unwrap();
-            net.sgd_update(0.05, 0.9, 5e-4);
+            net.sgd_update(0.05, 0.9, 5e-4).unwrap();
         }
-        let mut all = net.params();
-        all.extend(net.velocities());
+        let mut all = net.params().unwrap();
+        all.extend(net.velocities().unwrap());
         all
     })
 }
@@ -69,16 +69,18 @@ fn lenet5_has_the_paper_parameter_count_and_lenet_widens_it() {
     assert_eq!(net.num_classes(), 10);
     assert_eq!(net.input_shape(), [1, 28, 28]);
     assert_eq!(net.output_shapes().len(), 12);
-    let p = net.params();
+    let p = net.params().unwrap();
     assert_eq!(
         p.iter().map(|l| l.layer).collect::<Vec<_>>(),
         vec![0, 3, 7, 9, 11]
     );
     // He initialization for conv → relu: std √(2/25).
-    let w = &p[0].weight;
+    let w = p[0].get("weight").unwrap();
     let std = (w.iter().map(|v| v * v).sum::<f32>() / w.len() as f32).sqrt();
     assert!((std - (2.0f32 / 25.0).sqrt()).abs() < 0.06, "{std}");
-    assert!(p.iter().all(|l| l.bias.iter().all(|&b| b == 0.0)));
+    assert!(p
+        .iter()
+        .all(|l| l.weight_bias().1.iter().all(|&b| b == 0.0)));
 }
 
 #[test]
@@ -98,27 +100,30 @@ fn params_round_trip_and_mismatches_are_typed() {
     let arch = Arch::load("lenet").unwrap();
     let mut a = Network::new(Cpu::new(), &arch, 1).unwrap();
     let mut b = Network::new(Cpu::new(), &arch, 2).unwrap();
-    assert_ne!(a.params(), b.params());
-    b.set_params(&a.params()).unwrap();
+    assert_ne!(a.params().unwrap(), b.params().unwrap());
+    b.set_params(&a.params().unwrap()).unwrap();
     let (x, _) = random_batch(&arch, 3, 10, 9);
-    assert_eq!(a.predict(&x, 3), b.predict(&x, 3));
+    assert_eq!(a.predict(&x, 3).unwrap(), b.predict(&x, 3).unwrap());
 
-    let mut short = a.params();
-    short[2].weight.pop();
+    let mut short = a.params().unwrap();
+    short[2].tensors[0].data.pop();
     match b.set_params(&short) {
         Err(Error::Shape {
             layer: 7,
             op: "linear",
             message,
-        }) => assert!(message.contains("72000"), "{message}"),
+        }) => assert!(
+            message.contains("weight (72000)") && message.contains("weight (71999)"),
+            "{message}"
+        ),
         other => panic!("{other:?}"),
     }
-    let missing = &a.params()[..4];
+    let missing = &a.params().unwrap()[..4];
     assert!(matches!(
         b.set_velocities(missing),
         Err(Error::Shape { layer: 11, .. })
     ));
-    let mut shifted = a.params();
+    let mut shifted = a.params().unwrap();
     shifted[1].layer = 4;
     assert!(matches!(
         a.set_params(&shifted),
@@ -128,8 +133,10 @@ fn params_round_trip_and_mismatches_are_typed() {
             ..
         })
     ));
-    let v = a.velocities();
-    assert!(v.iter().all(|l| l.weight.iter().all(|&x| x == 0.0)));
+    let v = a.velocities().unwrap();
+    assert!(v
+        .iter()
+        .all(|l| l.weight_bias().0.iter().all(|&x| x == 0.0)));
     b.set_velocities(&v).unwrap();
 }
 
@@ -162,15 +169,15 @@ fn batch_sizes_from_1_to_256_and_trace_agree_with_predict() {
     let arch = lenet_dropout();
     let mut net = Network::new(Cpu::new(), &arch, 3).unwrap();
     let (x, labels) = random_batch(&arch, 256, 10, 4);
-    let all = net.predict(&x, 256);
+    let all = net.predict(&x, 256).unwrap();
     for n in [1, 2, 7, 64, 256] {
         let stats = net.train_step(&x[..n * 784], &labels[..n], 5).unwrap();
         assert!(stats.loss.is_finite() && stats.correct <= n);
-        let logits = net.predict(&x[..n * 784], n);
+        let logits = net.predict(&x[..n * 784], n).unwrap();
         // Eval mode is per-sample: a sample's logits do not depend on the batch around it.
         assert_eq!(&logits[..], &all[..n * 10], "batch {n}");
     }
-    let trace = net.forward_trace(&x[..3 * 784], 3);
+    let trace = net.forward_trace(&x[..3 * 784], 3).unwrap();
     assert_eq!(trace.len(), arch.layers.len());
     for (t, s) in trace.iter().zip(net.output_shapes()) {
         assert_eq!(t.len(), 3 * numel(*s));
@@ -183,9 +190,9 @@ fn batch_sizes_from_1_to_256_and_trace_agree_with_predict() {
 #[test]
 fn lcn_window_is_exposed_per_layer() {
     let net = Network::new(Cpu::new(), &Arch::load("jarrett").unwrap(), 1).unwrap();
-    assert_eq!(net.lcn_window(3), Some(lcn_window(5, 1.0)));
-    assert_eq!(net.lcn_window(0), None);
-    assert_eq!(net.lcn_window(99), None);
+    assert_eq!(net.lcn_window(3).unwrap(), Some(lcn_window(5, 1.0)));
+    assert_eq!(net.lcn_window(0).unwrap(), None);
+    assert_eq!(net.lcn_window(99).unwrap(), None);
 }
 
 fn argmax(z: &[f32]) -> usize {
@@ -212,9 +219,9 @@ fn tiny_overfit() {
         for step in 0..120 {
             last = net.train_step(&x, &labels, step).unwrap();
             first.get_or_insert(last.loss);
-            net.sgd_update(0.02, 0.9, 0.0);
+            net.sgd_update(0.02, 0.9, 0.0).unwrap();
         }
-        let logits = net.predict(&x, 32);
+        let logits = net.predict(&x, 32).unwrap();
         let right = logits
             .chunks(10)
             .zip(&labels)
@@ -243,7 +250,7 @@ fn lenet_step_timing() {
             let (x, labels) = &batches[step % batches.len()];
             let t = std::time::Instant::now();
             net.train_step(x, labels, step as u64).unwrap();
-            net.sgd_update(0.01, 0.9, 5e-4);
+            net.sgd_update(0.01, 0.9, 5e-4).unwrap();
             times.push(t.elapsed().as_secs_f64() * 1e3);
         }
         times.drain(..20);

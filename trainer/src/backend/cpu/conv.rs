@@ -261,6 +261,40 @@ pub(super) fn conv2d_bwd(
     }
 }
 
+/// `dx [n, in_c, in_h, in_w]` of [`conv2d_fwd`] from `dy` alone: `dcol = wᵀ · dy`,
+/// `dx = col2im(dcol)` (the same products as [`conv2d_bwd`]'s `dx`, so the same bits).
+pub(super) fn conv2d_bwd_data(s: &ConvShape, n: usize, w: &[f32], dy: &[f32], dx: &mut [f32]) {
+    let (kl, p) = (s.patch_len(), s.out_h * s.out_w);
+    debug_assert_eq!(
+        (w.len(), dy.len(), dx.len()),
+        (s.weight_len(), n * s.out_len(), n * s.in_len())
+    );
+    let col_len = if pointwise(s) { 0 } else { kl * p };
+    dx.par_chunks_mut(s.in_len())
+        .zip(dy.par_chunks(s.out_len()))
+        .for_each_init(
+            || vec![0.0f32; col_len],
+            |dcol, (dxs, dys)| {
+                let out: &mut [f32] = if pointwise(s) { dxs } else { dcol };
+                sgemm(
+                    Rows::ByShape,
+                    kl,
+                    s.out_c,
+                    p,
+                    1.0,
+                    mat_t(w, kl),
+                    mat(dys, p),
+                    0.0,
+                    mat_mut(out, p),
+                );
+                if !pointwise(s) {
+                    dxs.fill(0.0);
+                    col2im(s, dcol, dxs);
+                }
+            },
+        );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -433,6 +467,9 @@ mod tests {
             }
             let (mut dx, mut dw, mut db) = (vec![f32::NAN; x.len()], vec![f32::NAN; w.len()], vec![f32::NAN; out_c]);
             conv2d_bwd(&s, n, &x, &w, &dy, Some(&mut dx), &mut dw, &mut db);
+            let mut dx_only = vec![f32::NAN; x.len()];
+            conv2d_bwd_data(&s, n, &w, &dy, &mut dx_only);
+            proptest::prop_assert_eq!(&dx_only, &dx, "the data-only gradient is the same bits");
             for (got, want) in [dx, dw, db].iter().zip(naive_bwd(&s, n, &x, &w, &dy)) {
                 for (a, e) in got.iter().zip(&want) {
                     proptest::prop_assert!((*a as f64 - e).abs() <= 1e-4 * (1.0 + e.abs()), "{:?}: {} vs {}", s, a, e);
