@@ -118,6 +118,40 @@ pub enum Error {
         /// Everything QEMU printed.
         output: String,
     },
+    /// A dataset directory is missing or cannot be read.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A folder holds neither IDX files nor pictures.
+    #[error("empty image folder {path}: no .png/.jpg/.jpeg files (subfolders are not searched)")]
+    EmptyImageFolder {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// A picture file cannot be decoded.
+    #[error("{path}: cannot decode image: {message}")]
+    ImageDecode {
+        /// The file.
+        path: PathBuf,
+        /// The decoder's message.
+        message: String,
+    },
+    /// Patches of the requested size do not fit into a picture.
+    #[error("--patch {patch} does not fit {image}: it is {rows}×{cols} pixels (rows × columns)")]
+    PatchTooLarge {
+        /// The patch side.
+        patch: usize,
+        /// The picture (file, `IDX file #index`, or a region of one).
+        image: String,
+        /// Its height.
+        rows: usize,
+        /// Its width.
+        cols: usize,
+    },
     /// Anything else, with a message.
     #[error("{0}")]
     Other(String),

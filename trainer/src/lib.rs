@@ -8,6 +8,7 @@
 //! [`nn`] + [`backend`] (layers, losses, CPU kernels) → [`train`] (SGD) →
 //! [`checkpoint`] → [`export`] (f32 / f16 / int8; [`export_onnx`] for other engines) →
 //! [`eval`] and [`inspect`] (on the runtime) → [`firmware`] (on Cortex-M firmware under QEMU).
+//! Sparse coding draws its [`patches`] from IDX directories or folders of pictures.
 #![deny(missing_docs)]
 
 pub mod backend;
@@ -22,6 +23,7 @@ pub mod firmware;
 pub mod gradcheck;
 pub mod inspect;
 pub mod nn;
+pub mod patches;
 pub mod train;
 
 pub use error::{Error, Result};
