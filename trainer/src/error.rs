@@ -152,6 +152,38 @@ pub enum Error {
         /// Its width.
         cols: usize,
     },
+    /// Filter values do not match the shape they are drawn with.
+    #[error("{name}: {len} values, but {count} filters of {h}×{w} need {expected}")]
+    FilterShape {
+        /// The filter bank.
+        name: String,
+        /// Values given.
+        len: usize,
+        /// Filters.
+        count: usize,
+        /// Filter height.
+        h: usize,
+        /// Filter width.
+        w: usize,
+        /// `count · h · w`.
+        expected: usize,
+    },
+    /// A checkpoint has no filters to draw.
+    #[error("{path}: nothing to draw: {message}")]
+    NoFilters {
+        /// The checkpoint.
+        path: PathBuf,
+        /// Why (which architecture, what it lacks).
+        message: String,
+    },
+    /// Drawing or encoding a picture failed.
+    #[error("{path}: {message}")]
+    Picture {
+        /// The picture being made.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// Anything else, with a message.
     #[error("{0}")]
     Other(String),

@@ -8,7 +8,8 @@
 //! [`nn`] + [`backend`] (layers, losses, CPU kernels) → [`train`] (SGD) →
 //! [`checkpoint`] → [`export`] (f32 / f16 / int8; [`export_onnx`] for other engines) →
 //! [`eval`] and [`inspect`] (on the runtime) → [`firmware`] (on Cortex-M firmware under QEMU).
-//! Sparse coding draws its [`patches`] from IDX directories or folders of pictures.
+//! Sparse coding draws its [`patches`] from IDX directories or folders of pictures;
+//! [`visualize`] draws filters and curves as PNG.
 #![deny(missing_docs)]
 
 pub mod backend;
@@ -25,5 +26,6 @@ pub mod inspect;
 pub mod nn;
 pub mod patches;
 pub mod train;
+pub mod visualize;
 
 pub use error::{Error, Result};
