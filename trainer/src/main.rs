@@ -11,7 +11,8 @@ use kestrel_trainer::data::{self, Split, DEFAULT_DATA_DIR};
 use kestrel_trainer::export::Quant;
 use kestrel_trainer::train::TrainOptions;
 use kestrel_trainer::{
-    checkpoint, eval, export, export_onnx, firmware, gradcheck, inspect, train, Error, Result,
+    checkpoint, eval, export, export_onnx, firmware, gradcheck, inspect, train, visualize, Error,
+    Result,
 };
 
 #[derive(Parser)]
@@ -131,6 +132,19 @@ enum Cmd {
         /// Random seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+    },
+    /// Draw a checkpoint's first-layer filters as a PNG grid (0 = mid-gray, each filter
+    /// scaled by its largest magnitude).
+    Visualize {
+        /// Checkpoint from `kestrel train`.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// PNG file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Pixels per filter value (default: tiles of about 40 pixels).
+        #[arg(long)]
+        scale: Option<usize>,
     },
 }
 
@@ -416,6 +430,25 @@ fn run(cli: Cli) -> Result<()> {
                 )));
             }
             println!("all {} gradient checks passed", rows.len());
+            Ok(())
+        }
+        Cmd::Visualize {
+            checkpoint,
+            out,
+            scale,
+        } => {
+            let opts = visualize::GridOptions {
+                scale,
+                ..Default::default()
+            };
+            let d = visualize::visualize_checkpoint(&checkpoint, &out, &opts)?;
+            println!(
+                "wrote {} ({}×{} pixels): {}",
+                out.display(),
+                d.width,
+                d.height,
+                d.banks.join("; ")
+            );
             Ok(())
         }
     }

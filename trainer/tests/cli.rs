@@ -255,3 +255,85 @@ fn bad_inputs_are_clear_errors() {
         "{stderr}"
     );
 }
+
+/// A tiny MNIST-format directory in `dir`: `n` train and `n / 4` test images of 28×28.
+fn tiny_idx(dir: &std::path::Path, n: u32) {
+    let idx = |dims: &[u32], data: Vec<u8>| {
+        let mut b = vec![0, 0, 8, dims.len() as u8];
+        for d in dims {
+            b.extend_from_slice(&d.to_be_bytes());
+        }
+        b.extend(data);
+        b
+    };
+    for (prefix, n) in [("train", n), ("t10k", n / 4)] {
+        let pixels = (0..n * 784).map(|i| (i * 37 % 251) as u8).collect();
+        let images = idx(&[n, 28, 28], pixels);
+        std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), images).unwrap();
+        let labels = idx(&[n], (0..n).map(|i| (i % 10) as u8).collect());
+        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), labels).unwrap();
+    }
+}
+
+#[test]
+fn visualize_draws_first_layer_filters() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |name: &str| tmp.path().join(name).to_string_lossy().into_owned();
+    tiny_idx(tmp.path(), 64);
+    let train = |arch: &str, out: &str| {
+        let (ok, _, stderr) = kestrel(&[
+            "train",
+            "--arch",
+            arch,
+            "--data",
+            &p(""),
+            "--epochs",
+            "1",
+            "--validation",
+            "0",
+            "--out",
+            out,
+        ]);
+        assert!(ok, "train {arch} failed: {stderr}");
+    };
+    train("lenet", &p("lenet.ckpt"));
+    let (ok, stdout, stderr) = kestrel(&[
+        "visualize",
+        "--checkpoint",
+        &p("lenet.ckpt"),
+        "--out",
+        &p("pics/filters.png"),
+    ]);
+    assert!(ok, "visualize failed: {stderr}");
+    assert!(
+        stdout.contains("filters.png") && stdout.contains("lenet layer 0 conv2d: 12 filters 1×5×5"),
+        "{stdout}"
+    );
+    let img = image::open(p("pics/filters.png")).unwrap().into_rgb8();
+    // 12 filters of 5×5 at 8× in a 4×3 grid with 1-pixel gaps, below a label.
+    assert!(
+        img.width() >= 4 * 40 + 5 && img.height() > 3 * 40 + 4,
+        "{:?}",
+        img.dimensions()
+    );
+
+    // No convolution: a typed error naming the checkpoint; no picture written.
+    std::fs::write(
+        p("mlp.toml"),
+        "name = \"mlp\"\ninput = [1, 28, 28]\n[[layer]]\ntype = \"flatten\"\n[[layer]]\ntype = \"linear\"\nout = 10\n",
+    )
+    .unwrap();
+    train(&p("mlp.toml"), &p("mlp.ckpt"));
+    let (ok, _, stderr) = kestrel(&[
+        "visualize",
+        "--checkpoint",
+        &p("mlp.ckpt"),
+        "--out",
+        &p("mlp.png"),
+    ]);
+    assert!(
+        !ok && stderr.contains("mlp.ckpt") && stderr.contains("no conv2d layer"),
+        "{stderr}"
+    );
+    assert!(!tmp.path().join("mlp.png").exists());
+}
