@@ -192,6 +192,100 @@ pub enum Op {
     },
     /// Reshape `[c, h, w]` to `[c*h*w, 1, 1]` (a no-op on the data).
     Flatten,
+
+    // ---- Sparse-code encoders (appended: version-1 readers reject them cleanly) ----
+    /// Per-sample patch normalization over the whole input `[c, h, w]` (`n = c·h·w`), in
+    /// f32, sums taken in CHW order from 0: `m = (Σ xᵢ)/n`, `xᵢ ← xᵢ − m`; then with
+    /// `contrast = Some(eps)`: `r = sqrt((Σ xᵢ²)/n)` over the centered values,
+    /// `xᵢ ← xᵢ / max(r, eps)`. Same shape in and out. int8 models compute it in f32
+    /// between dequantization and quantization (like [`Op::Lcn`]).
+    PatchNorm {
+        /// Contrast floor `eps` (finite, `> 0`), or `None` for mean removal only.
+        contrast: Option<f32>,
+    },
+    /// Soft threshold per channel: `y = sign(x)·max(|x| − θ[c], 0)`, same shape in and out.
+    /// Float models: `theta` is f32 `[c]`, each finite and `≥ 0`. int8 models: `theta` is i32
+    /// `[c]` in input code steps, each `≥ 0`, applied to `d = q − zero_point`
+    /// (`y = zero_point + sign(d)·max(|d| − θ[c], 0)`; output quant = input quant).
+    Shrink {
+        /// Thresholds, one per channel.
+        theta: TensorRef,
+    },
+    /// Per-channel gain `y = g[c]·x`, same shape in and out. `gain` is f32 `[c]` (finite).
+    /// int8 models: `g[c] > 0` and `rescale` maps input codes to output codes,
+    /// `y = clamp(zp_out + requantize(q − zp_in, multiplier[c], shift[c]))`, the multiplier
+    /// standing for `g[c]·in_scale/out_scale`.
+    Gain {
+        /// Gains, one per channel.
+        gain: TensorRef,
+        /// int8 models only.
+        rescale: Option<Rescale>,
+    },
+    /// The LISTA recurrence (Gregor & LeCun 2010) on a code vector: input `b [n, 1, 1]`
+    /// (a linear layer's `W x + bias`), output `h [n, 1, 1]`:
+    /// `h ← shrink_θ(b)`, then `steps` times `h ← shrink_θ(b + S h)`.
+    ///
+    /// `s` is `S` stored **column-major** (`s[j·n + i] = S[i, j]`: row `j` of the tensor is
+    /// column `j` of `S`, so a sparse `h` needs only the columns of its non-zeros): f32 or f16
+    /// by precision, i8 in int8 models (symmetric, per output row `i`, scale `s_scale[i]`).
+    /// `theta` `[n]`: f32 in float models; in int8 models i32 in the accumulator units of
+    /// row `i` (`s_scale[i]·h_scale`).
+    ///
+    /// int8, per step and row `i`: `acc = Σ_j s_q[j·n+i]·(h_q[j] − zp_h)` (i32, wrapping);
+    /// `u = b_acc[i] + acc` (saturating) with `b_acc[i] = requantize(b_q[i] − zp_b,
+    /// quant.input[i])` computed once per run; `v = sign(u)·max(|u| − θ[i], 0)`;
+    /// `h_q[i] = clamp(zp_h + requantize(v, quant.output[i]))`. `h`'s quantization is the
+    /// layer's `out_quant`, `b`'s the previous layer's.
+    Lista {
+        /// `S`, column-major `[n, n]`.
+        s: TensorRef,
+        /// Thresholds `[n]`.
+        theta: TensorRef,
+        /// Recurrent steps after the first shrink (`≥ 1`).
+        steps: u8,
+        /// int8 models only.
+        quant: Option<ListaQuant>,
+    },
+    /// The sparse-coding problem the model's codes approximate, `min_h ½‖x − D h‖² + λ‖h‖₁`
+    /// over the model's preprocessed input `x` (`k = c·h·w` of the model input, after a
+    /// leading [`Op::PatchNorm`] if there is one), so that a device can run exact FISTA
+    /// ([`Op::Lista`]'s step with `S = I − DᵀD/L`, `b = Dᵀx/L`, `θ = λ/L`) and compute
+    /// energies. The identity on its input `[n, 1, 1]` at run time; only as the last layer.
+    /// Tensors are f32 in every precision.
+    Dictionary {
+        /// `D`, row-major `[k, n]`: column `j` is atom `j` (unit norm).
+        atoms: TensorRef,
+        /// `λ > 0`.
+        lambda: f32,
+        /// `L ≥ ‖DᵀD‖₂ > 0`, FISTA's step is `1/L`.
+        lipschitz: f32,
+        /// `Dᵀ/L`, row-major `[n, k]` (a linear layer's weight layout).
+        fista_weight: TensorRef,
+        /// `I − DᵀD/L`, `[n, n]` (symmetric).
+        fista_s: TensorRef,
+    },
+}
+
+/// A per-channel fixed-point rescaling of int8 codes (or accumulators): channel `c` is
+/// multiplied by `multiplier[c] · 2^(shift[c] − 31)` with
+/// [`requantize`](crate::quant::requantize)'s single rounding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rescale {
+    /// i32 per channel, in `[2^30, 2^31)`.
+    pub multiplier: TensorRef,
+    /// i32 per channel, in `[-31, 30]`.
+    pub shift: TensorRef,
+}
+
+/// int8 parameters of [`Op::Lista`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListaQuant {
+    /// f32 `[n]`: `S[i, j] = s_scale[i] · s_q[j·n + i]`.
+    pub s_scale: TensorRef,
+    /// Input codes `b_q − zp_b` to row `i`'s accumulator units: `b_scale/(s_scale[i]·h_scale)`.
+    pub input: Rescale,
+    /// Row `i`'s accumulator to output code steps: `s_scale[i]`.
+    pub output: Rescale,
 }
 
 impl Op {
@@ -207,6 +301,11 @@ impl Op {
             Op::AvgPool2d { .. } => "avgpool2d",
             Op::Lcn { .. } => "lcn",
             Op::Flatten => "flatten",
+            Op::PatchNorm { .. } => "patchnorm",
+            Op::Shrink { .. } => "shrink",
+            Op::Gain { .. } => "gain",
+            Op::Lista { .. } => "lista",
+            Op::Dictionary { .. } => "dictionary",
         }
     }
 }

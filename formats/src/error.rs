@@ -32,6 +32,28 @@ pub enum Field {
     Geometry,
     /// The model's input normalization (mean, std).
     Normalization,
+    /// Shrinkage thresholds (`θ`).
+    Theta,
+    /// Per-channel gains.
+    Gain,
+    /// The LISTA matrix `S`.
+    Lateral,
+    /// The LISTA matrix's per-row scales (int8).
+    LateralScale,
+    /// Recurrent steps of a LISTA layer.
+    Steps,
+    /// The patch-normalization contrast floor.
+    Contrast,
+    /// Dictionary atoms `D`.
+    Atoms,
+    /// The sparsity weight `λ`.
+    Lambda,
+    /// The Lipschitz constant `L` of a dictionary.
+    Lipschitz,
+    /// FISTA's weight `Dᵀ/L`.
+    FistaWeight,
+    /// FISTA's matrix `I − DᵀD/L`.
+    FistaS,
 }
 
 impl Field {
@@ -51,6 +73,17 @@ impl Field {
             Field::InputQuant => "input quantization",
             Field::Geometry => "kernel geometry",
             Field::Normalization => "input normalization",
+            Field::Theta => "shrinkage threshold",
+            Field::Gain => "gain",
+            Field::Lateral => "LISTA matrix S",
+            Field::LateralScale => "LISTA S scale",
+            Field::Steps => "LISTA steps",
+            Field::Contrast => "contrast floor",
+            Field::Atoms => "dictionary atoms",
+            Field::Lambda => "lambda",
+            Field::Lipschitz => "Lipschitz constant",
+            Field::FistaWeight => "FISTA weight",
+            Field::FistaS => "FISTA matrix",
         }
     }
 }
@@ -188,6 +221,21 @@ pub enum Error {
         /// Which parameter.
         field: Field,
     },
+    /// A value is outside what the layer allows (a negative threshold, a non-finite
+    /// weight, zero steps…).
+    BadValue {
+        /// Layer index.
+        layer: usize,
+        /// Which tensor or parameter.
+        field: Field,
+        /// Element index within the tensor (0 for a scalar).
+        index: usize,
+    },
+    /// An op that may only end a model (a [`crate::Op::Dictionary`]) is not the last layer.
+    NotLast {
+        /// Layer index.
+        layer: usize,
+    },
     /// An encoding failure when writing (buffer too small or a value postcard can't encode).
     Encode,
 }
@@ -267,6 +315,15 @@ impl fmt::Display for Error {
                     write!(f, "layer {layer}: {} missing or unexpected for this model's precision", field.name())
                 }
             }
+            BadValue { layer, field, index } => write!(
+                f,
+                "layer {layer}: {} [{index}] is outside its allowed range (non-finite, negative or zero)",
+                field.name()
+            ),
+            NotLast { layer } => write!(
+                f,
+                "layer {layer}: a dictionary layer may only be the last layer of a model"
+            ),
             Encode => write!(f, "model could not be encoded"),
         }
     }

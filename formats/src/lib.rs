@@ -51,12 +51,12 @@ pub mod quant;
 mod writer;
 
 pub use desc::{
-    DType, InputSpec, LayerDesc, ModelDesc, Op, Precision, Provenance, QParams, Requant, Shape,
-    TensorRef,
+    DType, InputSpec, LayerDesc, ListaQuant, ModelDesc, Op, Precision, Provenance, QParams,
+    Requant, Rescale, Shape, TensorRef,
 };
 pub use error::{Error, Field};
 pub use header::{HEADER_LEN, MAGIC, TENSOR_ALIGN, VERSION};
-pub use model::{ConvGeom, Dense, Layer, LayerKind, Model, INPUT};
+pub use model::{ConvGeom, Dense, Lateral, Layer, LayerKind, Model, Thresholds, INPUT};
 #[cfg(feature = "alloc")]
 pub use writer::{encode, AlignedBuf, DataBuilder};
 

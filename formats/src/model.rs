@@ -8,6 +8,8 @@ use crate::header::{Header, HEADER_LEN, TENSOR_ALIGN};
 use crate::quant::{requant_in_range, MAX_ELEMENTS};
 use crate::{Error, Field, MAX_LAYERS};
 
+mod sparse;
+
 /// Index used in errors about the model input rather than a layer.
 pub const INPUT: usize = usize::MAX;
 
@@ -40,6 +42,53 @@ pub enum Dense<'a> {
         multiplier: &'a [i32],
         /// `[out]`, each in `[-31, 30]`.
         shift: &'a [i32],
+    },
+}
+
+/// Shrinkage thresholds `[channels]`: f32 in float models, i32 in int8 models (in the units
+/// of the value they threshold: code steps for [`Op::Shrink`], accumulator units for
+/// [`Op::Lista`]). Every element is `≥ 0` (and finite).
+#[derive(Debug, Clone, Copy)]
+pub enum Thresholds<'a> {
+    /// Float models.
+    F32(&'a [f32]),
+    /// int8 models.
+    I32(&'a [i32]),
+}
+
+/// [`Op::Lista`]'s matrix `S` (column-major `[n, n]`) and thresholds, typed by precision.
+#[derive(Debug, Clone, Copy)]
+pub enum Lateral<'a> {
+    /// f32 `S`.
+    F32 {
+        /// `S`, column-major.
+        s: &'a [f32],
+        /// `θ [n]`.
+        theta: &'a [f32],
+    },
+    /// f16 `S` (widened on the fly), f32 thresholds.
+    F16 {
+        /// `S`, column-major.
+        s: &'a [f16],
+        /// `θ [n]`.
+        theta: &'a [f32],
+    },
+    /// int8 `S` with per-row scales; thresholds and rescalings per row `i`.
+    I8 {
+        /// `S` codes, column-major.
+        s: &'a [i8],
+        /// `θ [n]` in row `i`'s accumulator units.
+        theta: &'a [i32],
+        /// `[n]`, each finite and `> 0`.
+        s_scale: &'a [f32],
+        /// `b` codes → accumulator units: multipliers `[n]`.
+        in_multiplier: &'a [i32],
+        /// … and shifts `[n]`.
+        in_shift: &'a [i32],
+        /// Accumulator units → output code steps: multipliers `[n]`.
+        out_multiplier: &'a [i32],
+        /// … and shifts `[n]`.
+        out_shift: &'a [i32],
     },
 }
 
@@ -108,6 +157,65 @@ pub enum LayerKind<'a> {
     },
     /// See [`Op::Flatten`].
     Flatten,
+    /// See [`Op::PatchNorm`].
+    PatchNorm {
+        /// Contrast floor, if contrast normalization is on.
+        contrast: Option<f32>,
+    },
+    /// See [`Op::Shrink`].
+    Shrink {
+        /// One threshold per input channel.
+        theta: Thresholds<'a>,
+    },
+    /// See [`Op::Gain`].
+    Gain {
+        /// `[c]` gains.
+        gain: &'a [f32],
+        /// int8 models: `(multiplier, shift)`, `[c]` each.
+        rescale: Option<(&'a [i32], &'a [i32])>,
+    },
+    /// See [`Op::Lista`].
+    Lista {
+        /// Recurrent steps (`≥ 1`).
+        steps: usize,
+        /// `S` and `θ`.
+        lateral: Lateral<'a>,
+    },
+    /// See [`Op::Dictionary`].
+    Dictionary {
+        /// `D`, row-major `[k, n]`.
+        atoms: &'a [f32],
+        /// `λ`.
+        lambda: f32,
+        /// `L`.
+        lipschitz: f32,
+        /// `Dᵀ/L`, row-major `[n, k]`.
+        fista_weight: &'a [f32],
+        /// `I − DᵀD/L`, `[n, n]`.
+        fista_s: &'a [f32],
+    },
+}
+
+impl LayerKind<'_> {
+    /// The op's lower-case name, as [`Op::name`] spells it.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            LayerKind::Conv2d { .. } => "conv2d",
+            LayerKind::Linear { .. } => "linear",
+            LayerKind::Relu => "relu",
+            LayerKind::Tanh { .. } => "tanh",
+            LayerKind::Abs { .. } => "abs",
+            LayerKind::MaxPool2d { .. } => "maxpool2d",
+            LayerKind::AvgPool2d { .. } => "avgpool2d",
+            LayerKind::Lcn { .. } => "lcn",
+            LayerKind::Flatten => "flatten",
+            LayerKind::PatchNorm { .. } => "patchnorm",
+            LayerKind::Shrink { .. } => "shrink",
+            LayerKind::Gain { .. } => "gain",
+            LayerKind::Lista { .. } => "lista",
+            LayerKind::Dictionary { .. } => "dictionary",
+        }
+    }
 }
 
 /// One validated layer.
@@ -208,7 +316,7 @@ impl<'a> Model<'a> {
 }
 
 /// Borrows a typed slice for `t`, checking type, bounds and alignment.
-fn tensor<T: bytemuck::Pod>(
+pub(crate) fn tensor<T: bytemuck::Pod>(
     data: &[u8],
     t: TensorRef,
     want: DType,
@@ -235,7 +343,12 @@ fn tensor<T: bytemuck::Pod>(
     bytemuck::try_cast_slice(&data[offset..end]).map_err(|_| oob)
 }
 
-fn expect_len(len: usize, expected: usize, layer: usize, field: Field) -> Result<(), Error> {
+pub(crate) fn expect_len(
+    len: usize,
+    expected: usize,
+    layer: usize,
+    field: Field,
+) -> Result<(), Error> {
     if len == expected {
         Ok(())
     } else {
@@ -318,7 +431,14 @@ fn validate<'a>(
         }
         check_shape(l.output, i, Field::OutputShape)?;
         check_qparams(l.out_quant, int8, i, Field::OutputQuant)?;
-        let kind = validate_layer(desc.precision, l, prev_quant, data, i)?;
+        let at = At {
+            precision: desc.precision,
+            in_quant: prev_quant,
+            model_input: input.shape,
+            last: i + 1 == desc.layers.len(),
+            index: i,
+        };
+        let kind = validate_layer(&at, l, data)?;
         let layer = Layer {
             kind,
             input: l.input,
@@ -431,38 +551,52 @@ fn table(t: Option<TensorRef>, int8: bool, data: &[u8], i: usize) -> Result<Opti
     }
 }
 
-fn validate_layer<'a>(
-    precision: Precision,
-    l: &LayerDesc,
-    in_quant: Option<QParams>,
-    data: &'a [u8],
-    i: usize,
-) -> Result<LayerKind<'a>, Error> {
+/// Where a layer sits: what its validation needs besides its own description.
+pub(crate) struct At {
+    /// The model's arithmetic.
+    pub precision: Precision,
+    /// Quantization of the layer's input (int8 models).
+    pub in_quant: Option<QParams>,
+    /// The model's input shape.
+    pub model_input: Shape,
+    /// Whether this is the last layer.
+    pub last: bool,
+    /// Layer index.
+    pub index: usize,
+}
+
+/// Element-wise ops: the output shape is the input shape.
+pub(crate) fn same_shape(l: &LayerDesc, i: usize) -> Result<(), Error> {
+    if l.input == l.output {
+        Ok(())
+    } else {
+        Err(Error::ShapeMismatch {
+            layer: i,
+            field: Field::OutputShape,
+            expected: l.input.len(),
+            got: l.output.len(),
+        })
+    }
+}
+
+/// Ops that pass int8 codes through unchanged must keep the input's quantization.
+pub(crate) fn same_quant(at: &At, l: &LayerDesc) -> Result<(), Error> {
+    if at.precision != Precision::Int8 || l.out_quant == at.in_quant {
+        Ok(())
+    } else {
+        Err(Error::QuantMismatch {
+            layer: at.index,
+            field: Field::OutputQuant,
+        })
+    }
+}
+
+fn validate_layer<'a>(at: &At, l: &LayerDesc, data: &'a [u8]) -> Result<LayerKind<'a>, Error> {
+    let (precision, i) = (at.precision, at.index);
     let int8 = precision == Precision::Int8;
     let (inp, outp) = (l.input, l.output);
-    let same_shape = || {
-        if inp == outp {
-            Ok(())
-        } else {
-            Err(Error::ShapeMismatch {
-                layer: i,
-                field: Field::OutputShape,
-                expected: inp.len(),
-                got: outp.len(),
-            })
-        }
-    };
-    // Ops that pass int8 codes through unchanged must keep the input's quantization.
-    let same_quant = || {
-        if !int8 || l.out_quant == in_quant {
-            Ok(())
-        } else {
-            Err(Error::QuantMismatch {
-                layer: i,
-                field: Field::OutputQuant,
-            })
-        }
-    };
+    let same_shape = || same_shape(l, i);
+    let same_quant = || same_quant(at, l);
     let kind = match l.op {
         Op::Conv2d {
             kh,
@@ -589,6 +723,27 @@ fn validate_layer<'a>(
                 window: w,
             }
         }
+        Op::PatchNorm { contrast } => sparse::patch_norm(l, i, contrast)?,
+        Op::Shrink { theta } => sparse::shrink(at, l, theta, data)?,
+        Op::Gain { gain, rescale } => sparse::gain(at, l, gain, rescale, data)?,
+        Op::Lista {
+            s,
+            theta,
+            steps,
+            quant,
+        } => sparse::lista(at, l, (s, theta, steps, quant), data)?,
+        Op::Dictionary {
+            atoms,
+            lambda,
+            lipschitz,
+            fista_weight,
+            fista_s,
+        } => sparse::dictionary(
+            at,
+            l,
+            (atoms, lambda, lipschitz, fista_weight, fista_s),
+            data,
+        )?,
         Op::Flatten => {
             if outp != Shape::new(inp.len() as u32, 1, 1) {
                 return Err(Error::ShapeMismatch {

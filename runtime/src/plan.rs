@@ -129,6 +129,12 @@ pub(crate) fn kernel_scratch(layer: &Layer<'_>, elem: Elem, set: KernelSet) -> O
         ),
         LayerKind::Lcn { .. } => (lcn::supports(layer, elem), lcn::scratch_len(layer, elem)),
         LayerKind::Flatten => (true, 0),
+        // The sparse-code encoder ops: kernels not written yet.
+        LayerKind::PatchNorm { .. }
+        | LayerKind::Shrink { .. }
+        | LayerKind::Gain { .. }
+        | LayerKind::Lista { .. }
+        | LayerKind::Dictionary { .. } => (false, 0),
     };
     ok.then_some(scratch)
 }
@@ -498,6 +504,13 @@ impl<'m, 'a> Plan<'m, 'a> {
             LayerKind::Tanh { table } => tanh::dispatch(table, self.in_place(arena, layer, step)),
             LayerKind::Abs { table } => abs::dispatch(table, self.in_place(arena, layer, step)),
             LayerKind::Flatten => {} // the CHW data already is the flat vector
+            LayerKind::PatchNorm { .. }
+            | LayerKind::Shrink { .. }
+            | LayerKind::Gain { .. }
+            | LayerKind::Lista { .. }
+            | LayerKind::Dictionary { .. } => {
+                debug_assert!(false, "Plan::new refuses the encoder ops for now")
+            }
             LayerKind::Conv2d { geom, params } => {
                 let (io, scratch) = self.io(arena, layer, step);
                 conv2d::dispatch(geom, &params, layer, io, scratch)

@@ -2,7 +2,7 @@
 //! totals, read from a model file through the runtime's planner (so `arena_bytes` is the
 //! number the device will need).
 
-use kestrel_format::{LayerKind, Model};
+use kestrel_format::Model;
 use kestrel_runtime::Plan;
 use serde::Serialize;
 
@@ -53,20 +53,6 @@ pub struct InspectReport {
     pub float_accuracy: f32,
 }
 
-fn op_name(k: &LayerKind<'_>) -> &'static str {
-    match k {
-        LayerKind::Conv2d { .. } => "conv2d",
-        LayerKind::Linear { .. } => "linear",
-        LayerKind::Relu => "relu",
-        LayerKind::Tanh { .. } => "tanh",
-        LayerKind::Abs { .. } => "abs",
-        LayerKind::MaxPool2d { .. } => "maxpool2d",
-        LayerKind::AvgPool2d { .. } => "avgpool2d",
-        LayerKind::Lcn { .. } => "lcn",
-        LayerKind::Flatten => "flatten",
-    }
-}
-
 /// Builds the report.
 pub fn inspect(model: &Model<'_>) -> Result<InspectReport> {
     let plan = Plan::new(model).map_err(Error::Runtime)?;
@@ -85,7 +71,7 @@ pub fn inspect(model: &Model<'_>) -> Result<InspectReport> {
             });
             LayerRow {
                 index: i,
-                op: op_name(&l.kind),
+                op: l.kind.name(),
                 input: l.input.dims(),
                 output: l.output.dims(),
                 params: s.params,

@@ -112,6 +112,11 @@ pub(crate) fn real_layer(layer: &Layer<'_>, x: &[f64]) -> Vec<f64> {
         }),
         LayerKind::Lcn { size, eps, window } => lcn(x, layer.input, size, eps as f64, window),
         LayerKind::Flatten => x.to_vec(),
+        LayerKind::PatchNorm { .. }
+        | LayerKind::Shrink { .. }
+        | LayerKind::Gain { .. }
+        | LayerKind::Lista { .. }
+        | LayerKind::Dictionary { .. } => panic!("no naive {} yet", layer.kind.name()),
     }
 }
 
@@ -275,6 +280,11 @@ pub(crate) fn int8_layer(layer: &Layer<'_>, x: &[i8]) -> Vec<i8> {
                 .collect()
         }
         LayerKind::Flatten => x.to_vec(),
+        LayerKind::PatchNorm { .. }
+        | LayerKind::Shrink { .. }
+        | LayerKind::Gain { .. }
+        | LayerKind::Lista { .. }
+        | LayerKind::Dictionary { .. } => panic!("no naive {} yet", layer.kind.name()),
     }
 }
 
