@@ -153,6 +153,9 @@ fn int8_model(edit: impl FnOnce(&mut ModelDesc<'_>, &mut DataBuilder)) -> Vec<u8
     encode(&desc, &d).unwrap()
 }
 
+/// A named edit of a valid model and the error it must cause.
+type Case = (&'static str, fn(&mut ModelDesc<'_>, &mut DataBuilder), Error);
+
 fn load(bytes: &[u8]) -> Result<Vec<&'static str>, Error> {
     let buf = AlignedBuf::new(bytes);
     let model = Model::from_bytes(&buf)?;
@@ -194,7 +197,7 @@ fn valid_encoders_load_with_typed_views() {
 
 #[test]
 fn bad_float_encoder_fields_are_typed_errors() {
-    let cases: [(&str, fn(&mut ModelDesc<'_>, &mut DataBuilder), Error); 9] = [
+    let cases: [Case; 9] = [
         (
             "negative threshold",
             |m, d| {
@@ -320,7 +323,7 @@ fn bad_float_encoder_fields_are_typed_errors() {
 
 #[test]
 fn bad_int8_encoder_fields_are_typed_errors() {
-    let cases: [(&str, fn(&mut ModelDesc<'_>, &mut DataBuilder), Error); 5] = [
+    let cases: [Case; 5] = [
         (
             "negative int8 threshold",
             |m, d| {
