@@ -154,7 +154,11 @@ fn int8_model(edit: impl FnOnce(&mut ModelDesc<'_>, &mut DataBuilder)) -> Vec<u8
 }
 
 /// A named edit of a valid model and the error it must cause.
-type Case = (&'static str, fn(&mut ModelDesc<'_>, &mut DataBuilder), Error);
+type Case = (
+    &'static str,
+    fn(&mut ModelDesc<'_>, &mut DataBuilder),
+    Error,
+);
 
 fn load(bytes: &[u8]) -> Result<Vec<&'static str>, Error> {
     let buf = AlignedBuf::new(bytes);

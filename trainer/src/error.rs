@@ -184,6 +184,14 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// A sparse-coding problem, solver call or dictionary-learning run got bad input.
+    #[error("sparse coding: {field}: {message}")]
+    Sparse {
+        /// The argument or field at fault (`lambda`, `d`, `x`, `atom 3`).
+        field: String,
+        /// Expected vs got.
+        message: String,
+    },
     /// Anything else, with a message.
     #[error("{0}")]
     Other(String),

@@ -8,7 +8,7 @@
 //! [`nn`] + [`backend`] (layers, losses, CPU kernels) → [`train`] (SGD) →
 //! [`checkpoint`] → [`export`] (f32 / f16 / int8; [`export_onnx`] for other engines) →
 //! [`eval`] and [`inspect`] (on the runtime) → [`firmware`] (on Cortex-M firmware under QEMU).
-//! Sparse coding draws its [`patches`] from IDX directories or folders of pictures;
+//! Sparse coding ([`sparse`]: ISTA, FISTA, coordinate descent, dictionary learning) draws its [`patches`] from IDX directories or folders of pictures;
 //! [`visualize`] draws filters and curves as PNG.
 #![deny(missing_docs)]
 
@@ -25,6 +25,7 @@ pub mod gradcheck;
 pub mod inspect;
 pub mod nn;
 pub mod patches;
+pub mod sparse;
 pub mod train;
 pub mod visualize;
 
