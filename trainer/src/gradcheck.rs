@@ -26,6 +26,8 @@ use crate::backend::Backend;
 use crate::config::{Arch, LayerSpec, LossKind};
 use crate::error::Result;
 use crate::nn::{infer, normal, numel, weight_std, Init, Layer, LayerPlan, Mode, Op};
+use crate::psd::encoder::{param_specs, Encoder, Trace};
+use crate::psd::EncoderKind;
 
 /// Samples per check.
 pub const BATCH: usize = 2;
@@ -341,6 +343,78 @@ pub fn gradcheck_layers_all() -> Result<Vec<GradReport>> {
     Ok(out)
 }
 
+/// Input length of the encoder check: an odd count, so no shape is square by accident.
+pub const ENCODER_INPUTS: usize = 7;
+/// Atoms of the encoder check.
+pub const ENCODER_ATOMS: usize = 5;
+
+/// Checks every parameter gradient of a PSD encoder (`weight`, `bias`, `gain` or `theta`,
+/// `S`) at small shapes ([`ENCODER_INPUTS`] → [`ENCODER_ATOMS`], batch [`BATCH`]): the
+/// objective is `Σ r ⊙ g(x)`, so the analytic gradient is the encoder's backward pass with
+/// `dcode = r`. Random parameters: weights and `S` `N(0, 0.5²)`, gains `1 + N(0, 0.1²)`,
+/// thresholds `0.2 + |N(0, 0.1²)|` (so some codes are exactly zero and some are not), and
+/// inputs `N(0, 1)`; shrinkage kinks are handled by [`compare`].
+pub fn check_encoder<B: Backend>(
+    be: &B,
+    kind: EncoderKind,
+    seed: u64,
+    tamper: Tamper<'_>,
+) -> Result<Vec<GradReport>> {
+    let (k, n, batch) = (ENCODER_INPUTS, ENCODER_ATOMS, BATCH);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xE4C0);
+    let mut hosts: Vec<Vec<f32>> = param_specs(kind, k, n)
+        .iter()
+        .map(|spec| {
+            (0..spec.len)
+                .map(|_| {
+                    let g = normal(&mut rng);
+                    match spec.name {
+                        "gain" => 1.0 + 0.1 * g,
+                        "theta" => 0.2 + 0.1 * g.abs(),
+                        "bias" => 0.1 * g,
+                        _ => 0.5 * g,
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let x: Vec<f32> = (0..batch * k).map(|_| normal(&mut rng)).collect();
+    let r: Vec<f32> = (0..batch * n).map(|_| normal(&mut rng)).collect();
+    let mut enc = Encoder::new(be, kind, k, n, &hosts)?;
+    let xt = be.upload(&x)?;
+    let mut trace = Trace::new(be, &enc, batch)?;
+    enc.forward(be, &xt, &mut trace)?;
+    let y0 = be.download(trace.code())?;
+    enc.backward(be, &xt, &trace, &be.upload(&r)?)?;
+    let mut grads: Vec<Vec<f32>> = enc
+        .params
+        .iter()
+        .map(|p| be.download(&p.grad))
+        .collect::<Result<_>>()?;
+    if let Some(t) = tamper {
+        grads.iter_mut().for_each(|g| t(g));
+    }
+    let name = kind.to_string();
+    let mut crng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(0xE4C0));
+    let mut out = Vec::new();
+    for (i, host) in hosts.iter_mut().enumerate() {
+        let wrt = enc.params[i].name();
+        let res = compare(host, &grads[i], &r, &y0, &mut crng, &mut |v| {
+            // Straight upload, no projection: θ is checked where it is, not where it is clipped.
+            be.upload_into(&mut enc.params[i].value, v)?;
+            enc.forward(be, &xt, &mut trace)?;
+            be.download(trace.code())
+        })?;
+        out.push(report(1, &name, wrt, res));
+    }
+    Ok(out)
+}
+
+/// [`check_encoder`] on the CPU backend.
+pub fn gradcheck_encoder(kind: EncoderKind, seed: u64) -> Result<Vec<GradReport>> {
+    check_encoder(&Cpu::new(), kind, seed, None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,6 +460,21 @@ mod tests {
             let reports = gradcheck_arch(&Arch::load(name).unwrap(), 5).unwrap();
             println!("{name}: {:.2} s", t.elapsed().as_secs_f64());
             assert_all_pass(&reports);
+        }
+    }
+
+    #[test]
+    fn every_psd_encoder_parameter() {
+        for kind in ["tanh", "shrink", "lista:1", "lista:3"] {
+            let kind: EncoderKind = kind.parse().unwrap();
+            let reports = gradcheck_encoder(kind, 3).unwrap();
+            let names: Vec<&str> = reports.iter().map(|r| r.wrt).collect();
+            let want: Vec<&str> = param_specs(kind, 1, 1).iter().map(|s| s.name).collect();
+            assert_eq!(names, want, "{kind}");
+            assert_all_pass(&reports);
+            let off = |g: &mut [f32]| g.iter_mut().for_each(|v| *v *= 1.03);
+            let bad = check_encoder(&Cpu::new(), kind, 3, Some(&off)).unwrap();
+            assert!(bad.iter().all(|r| !r.pass), "{kind}: {bad:#?}");
         }
     }
 

@@ -25,6 +25,7 @@ pub mod gradcheck;
 pub mod inspect;
 pub mod nn;
 pub mod patches;
+pub mod psd;
 pub mod sparse;
 pub mod train;
 pub mod visualize;

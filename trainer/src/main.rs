@@ -9,10 +9,11 @@ use kestrel_trainer::backend::Device;
 use kestrel_trainer::config::Arch;
 use kestrel_trainer::data::{self, Split, DEFAULT_DATA_DIR};
 use kestrel_trainer::export::Quant;
+use kestrel_trainer::psd::EncoderKind;
 use kestrel_trainer::train::TrainOptions;
 use kestrel_trainer::{
-    checkpoint, eval, export, export_onnx, firmware, gradcheck, inspect, train, visualize, Error,
-    Result,
+    checkpoint, eval, export, export_onnx, firmware, gradcheck, inspect, psd, train, visualize,
+    Error, Result,
 };
 
 #[derive(Parser)]
@@ -124,14 +125,22 @@ enum Cmd {
         #[command(subcommand)]
         cmd: FirmwareCmd,
     },
-    /// Finite-difference check of every layer's gradients.
+    /// Finite-difference check of every layer's gradients (or of a PSD encoder's).
     Gradcheck {
         /// Built-in name or TOML file.
+        #[arg(long, required_unless_present = "encoder", conflicts_with = "encoder")]
+        arch: Option<String>,
+        /// Check a PSD encoder instead: tanh, shrink or lista:T.
         #[arg(long)]
-        arch: String,
+        encoder: Option<String>,
         /// Random seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+    },
+    /// Predictive sparse decomposition: sparse-code dictionaries with fast encoders.
+    Psd {
+        #[command(subcommand)]
+        cmd: PsdCmd,
     },
     /// Draw a checkpoint's first-layer filters as a PNG grid (0 = mid-gray, each filter
     /// scaled by its largest magnitude).
@@ -145,6 +154,77 @@ enum Cmd {
         /// Pixels per filter value (default: tiles of about 40 pixels).
         #[arg(long)]
         scale: Option<usize>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PsdCmd {
+    /// Train a dictionary and an encoder on K×K patches (checkpoint every epoch, energy
+    /// curve in <out>.energy.png).
+    Train {
+        /// IDX directory or folder of PNG/JPEG pictures.
+        #[arg(long)]
+        data: PathBuf,
+        /// Patch side K.
+        #[arg(long)]
+        patch: usize,
+        /// Dictionary atoms.
+        #[arg(long)]
+        atoms: usize,
+        /// Sparsity weight λ.
+        #[arg(long, default_value_t = psd::train::DEFAULT_LAMBDA, allow_negative_numbers = true)]
+        lambda: f32,
+        /// tanh, shrink or lista:T (T in 1..=255).
+        #[arg(long)]
+        encoder: String,
+        /// Convolutional PSD on whole images.
+        #[arg(long)]
+        conv: bool,
+        /// Passes over the training patches.
+        #[arg(long, default_value_t = psd::train::DEFAULT_EPOCHS)]
+        epochs: usize,
+        /// Random seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Checkpoint to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Prediction weight α (regression target).
+        #[arg(long, default_value_t = psd::train::DEFAULT_ALPHA, allow_negative_numbers = true)]
+        alpha: f32,
+        /// Training patches.
+        #[arg(long, default_value_t = psd::train::DEFAULT_PATCHES)]
+        patches: usize,
+        /// Mini-batch size.
+        #[arg(long, default_value_t = psd::train::DEFAULT_BATCH)]
+        batch: usize,
+        /// Base learning rate (fraction of each parameter's inverse curvature).
+        #[arg(long, default_value_t = psd::train::DEFAULT_LR, allow_negative_numbers = true)]
+        lr: f32,
+        /// Encoder objective: energy, regression or both.
+        #[arg(long, default_value = "energy")]
+        target: String,
+        /// Mean removal only, no contrast normalization.
+        #[arg(long)]
+        no_contrast: bool,
+        /// Threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Encoder vs converged FISTA on held-out patches (trainer float path).
+    Eval {
+        /// Checkpoint from `kestrel psd train`.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Data directory (default: the one it was trained on).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Held-out patches.
+        #[arg(long, default_value_t = psd::eval::DEFAULT_EVAL_PATCHES)]
+        n: usize,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -403,9 +483,21 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Gradcheck { arch, seed } => {
-            let arch = Arch::load(&arch)?;
-            let rows = gradcheck::gradcheck_arch(&arch, seed)?;
+        Cmd::Psd { cmd } => run_psd(cmd),
+        Cmd::Gradcheck {
+            arch,
+            encoder,
+            seed,
+        } => {
+            let rows = match (arch, encoder) {
+                (_, Some(e)) => gradcheck::gradcheck_encoder(e.parse::<EncoderKind>()?, seed)?,
+                (Some(a), None) => gradcheck::gradcheck_arch(&Arch::load(&a)?, seed)?,
+                (None, None) => {
+                    return Err(Error::Other(
+                        "kestrel gradcheck needs --arch or --encoder".into(),
+                    ))
+                }
+            };
             let mut failed = 0;
             println!(
                 "{:>3}  {:<10} {:<7} {:>14} {:>8} {:>8}  result",
@@ -449,6 +541,95 @@ fn run(cli: Cli) -> Result<()> {
                 d.height,
                 d.banks.join("; ")
             );
+            Ok(())
+        }
+    }
+}
+
+fn run_psd(cmd: PsdCmd) -> Result<()> {
+    match cmd {
+        PsdCmd::Train {
+            data,
+            patch,
+            atoms,
+            lambda,
+            encoder,
+            conv,
+            epochs,
+            seed,
+            out,
+            alpha,
+            patches,
+            batch,
+            lr,
+            target,
+            no_contrast,
+            threads: t,
+        } => {
+            threads(t);
+            let mut o = psd::train::PsdOptions::new(data, patch, atoms, encoder.parse()?, out);
+            o.lambda = lambda;
+            o.conv = conv;
+            o.epochs = epochs;
+            o.seed = seed;
+            o.alpha = alpha;
+            o.patches = patches;
+            o.batch = batch;
+            o.lr = lr;
+            o.target = target.parse()?;
+            if no_contrast {
+                o.contrast = None;
+            }
+            let m = psd::train::train(&kestrel_trainer::backend::cpu::Cpu::new(), &o)?;
+            let l = m.meta.history.last();
+            println!(
+                "wrote {} and {} ({} epochs, {} encoder, {} atoms; last epoch E(x,h*) {:.4}, E(x,g(x)) {:.4}, non-zeros {:.1}%)",
+                o.out.display(),
+                psd::train::energy_png_path(&o.out).display(),
+                m.meta.epochs_done,
+                m.meta.encoder,
+                m.meta.atoms,
+                l.map_or(f32::NAN, |l| l.energy),
+                l.map_or(f32::NAN, |l| l.encoder_energy),
+                l.map_or(f32::NAN, |l| 100.0 * l.nonzero_fraction),
+            );
+            Ok(())
+        }
+        PsdCmd::Eval {
+            checkpoint,
+            data,
+            n,
+            json,
+        } => {
+            let m = psd::PsdModel::load(&checkpoint)?;
+            let r = psd::eval::evaluate(
+                &kestrel_trainer::backend::cpu::Cpu::new(),
+                &m,
+                data.as_deref(),
+                n,
+            )?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&r).map_err(|e| Error::Other(e.to_string()))?
+                );
+            } else {
+                println!(
+                    "{}: {} encoder on {} held-out patches: energy {:.4} vs converged FISTA {:.4} (ratio {:.4}); relative reconstruction error {:.4} (FISTA {:.4}); non-zeros {:.1}% (FISTA {:.1}%, {} iterations{})",
+                    checkpoint.display(),
+                    r.encoder,
+                    r.n,
+                    r.encoder_energy,
+                    r.fista_energy,
+                    r.ratio,
+                    r.reconstruction_error,
+                    r.fista_reconstruction_error,
+                    100.0 * r.nonzero_fraction,
+                    100.0 * r.fista_nonzero_fraction,
+                    r.fista_iterations,
+                    if r.fista_converged { "" } else { ", not converged" }
+                );
+            }
             Ok(())
         }
     }

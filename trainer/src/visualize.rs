@@ -41,6 +41,7 @@ use plotters::prelude::*;
 use crate::checkpoint::{self, Checkpoint, Envelope, KIND_CONVNET};
 use crate::error::{Error, Result};
 use crate::nn::{infer, Op};
+use crate::psd::{PsdModel, KIND_PSD};
 
 /// The bundled font (DejaVu Sans, cut down to Latin, Greek and math signs).
 pub const FONT: &[u8] = include_bytes!("visualize/DejaVuSans-subset.ttf");
@@ -282,13 +283,59 @@ pub fn render_banks(banks: &[FilterBank], opts: &GridOptions) -> Result<RgbImage
 pub fn checkpoint_filters(env: Envelope, path: &Path) -> Result<Vec<FilterBank>> {
     match env.kind.as_str() {
         KIND_CONVNET => convnet_filters(&Checkpoint::from_envelope(env, path)?, path),
+        KIND_PSD => Ok(psd_filters(&PsdModel::from_envelope(env, path)?)),
         other => Err(Error::NoFilters {
             path: path.to_path_buf(),
             message: format!(
-                "kestrel visualize does not know {other:?} checkpoints (it draws: {KIND_CONVNET})"
+                "kestrel visualize does not know {other:?} checkpoints (it draws: \
+                 {KIND_CONVNET}, {KIND_PSD})"
             ),
         }),
     }
+}
+
+/// A PSD model's decoder atoms (dictionary columns, each a `K×K` patch per channel) and
+/// encoder filters (rows of `W`), as two banks.
+pub fn psd_filters(m: &PsdModel) -> Vec<FilterBank> {
+    let (c, kk, n) = (m.meta.channels, m.meta.patch, m.meta.atoms);
+    let k = c * kk * kk;
+    // Dense dictionaries are `[k, n]` (atoms are columns); convolutional ones `[n, c, K, K]`.
+    let atoms = if m.meta.conv {
+        m.dictionary.clone()
+    } else {
+        let mut t = vec![0.0f32; n * k];
+        for r in 0..k {
+            for j in 0..n {
+                t[j * k + r] = m.dictionary[r * n + j];
+            }
+        }
+        t
+    };
+    let what = if m.meta.conv { "convolutional " } else { "" };
+    let bank = |name: String, data: Vec<f32>| FilterBank {
+        name,
+        data,
+        count: n,
+        channels: c,
+        h: kk,
+        w: kk,
+    };
+    vec![
+        bank(
+            format!(
+                "PSD {what}dictionary: {n} atoms {c}×{kk}×{kk} (λ = {})",
+                m.meta.lambda
+            ),
+            atoms,
+        ),
+        bank(
+            format!(
+                "PSD {} encoder filters: {n} × {c}×{kk}×{kk}",
+                m.meta.encoder
+            ),
+            m.weight.clone(),
+        ),
+    ]
 }
 
 /// A convnet's first convolution, `[out, in, k, k]`.

@@ -1,0 +1,448 @@
+//! PSD training on patches: dictionary and dense encoder, jointly.
+//!
+//! Per mini-batch `x [batch, k]`:
+//! 1. the encoder predicts `g = g(x)`;
+//! 2. FISTA infers `h*` for `E(x, h) = ½‖x − D h‖² + λ‖h‖₁`, warm-started from `g` (the
+//!    prediction term `α‖h − g‖²` is left out of the inference: with the encoder trained
+//!    on the energy it only slows FISTA down, and `h*` is then the exact code the encoder
+//!    is measured against);
+//! 3. the encoder steps on the mean of its target ([`EncoderTarget`]): the energy of its own
+//!    codes `E(x, g(x))` (default: lower energies in calibration and in
+//!    `docs/benches/psd.md`), the regression `α‖h* − g(x)‖²`, or both;
+//! 4. the dictionary steps on `½‖x − D h*‖²` and its columns are renormalized to unit length.
+//!
+//! Step sizes are fractions of each parameter's inverse curvature, so one `--lr` fits every
+//! tensor, patch size and λ: the energy's curvature in the code is `L` (the Lipschitz
+//! constant of `DᵀD`, plus `2α` with regression), so `W` steps by `lr / (L·mean‖x‖²)`, `b`,
+//! `θ` and gains by `lr / L`, `S` by `lr / (L·mean‖h*‖²)`, and `D` by `lr / mean‖h*‖²`
+//! (batch means). `lr` decays linearly to a tenth over the run; momentum 0.9.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::encoder::{init_values, Encoder, Trace};
+use super::model::{EncoderKind, PsdEpochLog, PsdMeta, PsdModel};
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::nn::{normal, Constraint, Init, Param, ParamSpec};
+use crate::patches::{Dataset, Part, PatchOptions, DEFAULT_CONTRAST_EPS};
+use crate::sparse::{energy, fista, Problem, SolveOptions};
+use crate::visualize;
+
+/// Default `λ`.
+pub const DEFAULT_LAMBDA: f32 = 0.5;
+/// Default epochs.
+pub const DEFAULT_EPOCHS: usize = 10;
+/// Default training patches.
+pub const DEFAULT_PATCHES: usize = 20_000;
+/// Default mini-batch.
+pub const DEFAULT_BATCH: usize = 256;
+/// Default learning rate (a fraction of each parameter's inverse curvature).
+pub const DEFAULT_LR: f32 = 0.1;
+/// Default `α`.
+pub const DEFAULT_ALPHA: f32 = 1.0;
+/// Momentum of every parameter.
+pub const MOMENTUM: f32 = 0.9;
+
+/// What the encoder is trained on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EncoderTarget {
+    /// The energy of its own codes, `E(x, g(x))`.
+    #[default]
+    Energy,
+    /// Regression to the inferred codes, `α‖h* − g(x)‖²`.
+    Regression,
+    /// Both summed.
+    Both,
+}
+
+impl std::str::FromStr for EncoderTarget {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "energy" => Ok(EncoderTarget::Energy),
+            "regression" => Ok(EncoderTarget::Regression),
+            "both" => Ok(EncoderTarget::Both),
+            _ => Err(Error::Config {
+                path: "--target".into(),
+                message: format!("{s:?}: expected energy, regression or both"),
+            }),
+        }
+    }
+}
+
+/// Everything `kestrel psd train` takes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PsdOptions {
+    /// IDX directory or folder of pictures.
+    pub data: PathBuf,
+    /// Patch side `K`.
+    pub patch: usize,
+    /// Atoms `n`.
+    pub atoms: usize,
+    /// `λ > 0`.
+    pub lambda: f32,
+    /// The encoder.
+    pub encoder: EncoderKind,
+    /// Convolutional PSD.
+    pub conv: bool,
+    /// Passes over the training patches.
+    pub epochs: usize,
+    /// Seed of patch sampling, initialization and order.
+    pub seed: u64,
+    /// Checkpoint to write (every epoch); the energy curve goes to `<out>.energy.png`.
+    pub out: PathBuf,
+    /// `α ≥ 0`.
+    pub alpha: f32,
+    /// Training patches.
+    pub patches: usize,
+    /// Mini-batch.
+    pub batch: usize,
+    /// Base learning rate.
+    pub lr: f32,
+    /// Contrast normalization floor (`None`: mean removal only).
+    pub contrast: Option<f32>,
+    /// The encoder's objective.
+    pub target: EncoderTarget,
+    /// No progress bar or per-epoch lines.
+    pub quiet: bool,
+}
+
+impl PsdOptions {
+    /// The defaults for the required arguments given.
+    pub fn new(
+        data: PathBuf,
+        patch: usize,
+        atoms: usize,
+        encoder: EncoderKind,
+        out: PathBuf,
+    ) -> Self {
+        PsdOptions {
+            data,
+            patch,
+            atoms,
+            lambda: DEFAULT_LAMBDA,
+            encoder,
+            conv: false,
+            epochs: DEFAULT_EPOCHS,
+            seed: 1,
+            out,
+            alpha: DEFAULT_ALPHA,
+            patches: DEFAULT_PATCHES,
+            batch: DEFAULT_BATCH,
+            lr: DEFAULT_LR,
+            contrast: Some(DEFAULT_CONTRAST_EPS),
+            target: EncoderTarget::default(),
+            quiet: false,
+        }
+    }
+
+    /// Typed errors naming the flag for values no run can use.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |flag: &str, message: String| {
+            Err(Error::Config {
+                path: PathBuf::from(flag),
+                message,
+            })
+        };
+        if !(self.lambda.is_finite() && self.lambda > 0.0) {
+            return bad(
+                "--lambda",
+                format!("{}: λ must be a finite number > 0", self.lambda),
+            );
+        }
+        if !(self.alpha.is_finite() && self.alpha >= 0.0) {
+            return bad(
+                "--alpha",
+                format!("{}: α must be a finite number ≥ 0", self.alpha),
+            );
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad("--lr", format!("{}: must be a finite number > 0", self.lr));
+        }
+        for (flag, v) in [
+            ("--atoms", self.atoms),
+            ("--patch", self.patch),
+            ("--epochs", self.epochs),
+            ("--patches", self.patches),
+            ("--batch", self.batch),
+        ] {
+            if v == 0 {
+                return bad(flag, "0: must be at least 1".into());
+            }
+        }
+        if self.conv {
+            return bad("--conv", "convolutional PSD is not in this build".into());
+        }
+        Ok(())
+    }
+}
+
+/// `<out>.energy.png`.
+pub fn energy_png_path(out: &Path) -> PathBuf {
+    let mut s = out.as_os_str().to_owned();
+    s.push(".energy.png");
+    PathBuf::from(s)
+}
+
+/// Dictionary start: random training patches plus a little noise (no zero atoms), unit
+/// columns, `[k, n]`.
+fn init_dictionary(data: &[f32], k: usize, n: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
+    let count = data.len() / k;
+    let mut d = vec![0.0f32; k * n];
+    for j in 0..n {
+        let p = &data[(j % count) * k..(j % count + 1) * k];
+        for r in 0..k {
+            d[r * n + j] = p[r] + 0.1 * normal(rng);
+        }
+    }
+    for j in 0..n {
+        let norm = (0..k).map(|r| d[r * n + j].powi(2)).sum::<f32>().sqrt();
+        for r in 0..k {
+            d[r * n + j] /= norm;
+        }
+    }
+    d
+}
+
+/// Trains a PSD model on `be`, writing the checkpoint (and energy curve) after every epoch.
+pub fn train<B: Backend>(be: &B, o: &PsdOptions) -> Result<PsdModel> {
+    o.validate()?;
+    let ds = Dataset::open(&o.data)?;
+    let popts = PatchOptions {
+        size: o.patch,
+        contrast: o.contrast,
+    };
+    let patches = ds.sample(Part::Train, o.patches, &popts, o.seed)?;
+    let (k, n) = (o.patch * o.patch, o.atoms);
+    let mut rng = ChaCha8Rng::seed_from_u64(o.seed ^ 0x95D0);
+    let d0 = init_dictionary(&patches.data, k, n, &mut rng);
+    let p0 = Problem::new(be, &d0, k, n, o.lambda)?;
+    let mut enc = Encoder::new(
+        be,
+        o.encoder,
+        k,
+        n,
+        &init_values(o.encoder, &d0, k, n, o.lambda, p0.lipschitz),
+    )?;
+    let dspec = ParamSpec {
+        name: "dictionary",
+        len: k * n,
+        init: Init::Const(0.0),
+        decay: false,
+        constraint: Some(Constraint::UnitColumns { rows: k, cols: n }),
+    };
+    let mut dict = Param::new(be, dspec, &mut rng)?;
+    be.upload_into(&mut dict.value, &d0)?;
+    drop(p0);
+
+    let mut meta = PsdMeta {
+        encoder: o.encoder,
+        conv: false,
+        patch: o.patch,
+        channels: 1,
+        atoms: n,
+        lambda: o.lambda,
+        alpha: o.alpha,
+        contrast: o.contrast,
+        data_dir: o.data.clone(),
+        seed: o.seed,
+        epochs_done: 0,
+        train_patches: patches.len(),
+        history: Vec::new(),
+    };
+    let steps = patches.len().div_ceil(o.batch);
+    let solve = SolveOptions {
+        max_iter: 200,
+        tol: 1e-3,
+    };
+    let mut order: Vec<usize> = (0..patches.len()).collect();
+    let mut model = None;
+    for epoch in 1..=o.epochs {
+        let t0 = Instant::now();
+        let progress = (epoch - 1) as f32 / o.epochs.max(2).saturating_sub(1) as f32;
+        let lr = o.lr * (1.0 - 0.9 * progress);
+        order.shuffle(&mut rng);
+        let bar = if o.quiet {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new(steps as u64)
+        };
+        bar.set_style(
+            ProgressStyle::with_template("epoch {msg} [{bar:30}] {pos}/{len} {elapsed}<{eta}")
+                .map_err(|e| Error::Other(format!("progress bar template: {e}")))?
+                .progress_chars("=> "),
+        );
+        bar.set_message(format!("{epoch}/{}", o.epochs));
+        let (mut e_sum, mut g_sum, mut nz) = (0.0f64, 0.0f64, 0usize);
+        for (step, idx) in order.chunks(o.batch).enumerate() {
+            let batch = idx.len();
+            let mut host = Vec::with_capacity(batch * k);
+            for &i in idx {
+                host.extend_from_slice(patches.patch(i));
+            }
+            let x = be.upload(&host)?;
+            let x_sq = host.iter().map(|v| v * v).sum::<f32>() / batch as f32;
+            let mut trace = Trace::new(be, &enc, batch)?;
+            enc.forward(be, &x, &mut trace)?;
+            let dhost = be.download(&dict.value)?;
+            let p = Problem::new(be, &dhost, k, n, o.lambda)?;
+            let mut h = be.zeros(batch * n)?;
+            be.copy(trace.code(), &mut h)?;
+            fista(be, &p, &x, &mut h, batch, &solve)?;
+            let eh = energy(be, &p, &x, &h, batch)?;
+            let eg = energy(be, &p, &x, trace.code(), batch)?;
+            let e_batch: f64 = eh.iter().map(|&v| v as f64).sum();
+            if !e_batch.is_finite() {
+                return Err(Error::Diverged {
+                    epoch,
+                    step,
+                    loss: e_batch as f32,
+                });
+            }
+            e_sum += e_batch;
+            g_sum += eg.iter().map(|&v| v as f64).sum::<f64>();
+            let hh = be.download(&h)?;
+            nz += hh.iter().filter(|&&v| v != 0.0).count();
+            let h_sq = hh.iter().map(|v| v * v).sum::<f32>() / batch as f32;
+
+            // Encoder: gradient of the mean target w.r.t. its codes.
+            let inv = 1.0 / batch as f32;
+            let mut dcode = be.zeros(batch * n)?;
+            let mut curv = p.lipschitz;
+            if o.target != EncoderTarget::Regression {
+                // ∇E(g) = −(x − g Dᵀ) D + λ sign(g)
+                let mut r = be.zeros(batch * k)?;
+                be.copy(&x, &mut r)?;
+                be.gemm(
+                    false,
+                    true,
+                    batch,
+                    k,
+                    n,
+                    -1.0,
+                    trace.code(),
+                    &p.d,
+                    1.0,
+                    &mut r,
+                )?;
+                be.gemm(false, false, batch, n, k, -inv, &r, &p.d, 0.0, &mut dcode)?;
+                be.add_sign(o.lambda * inv, trace.code(), &mut dcode)?;
+            } else {
+                curv = 0.0;
+            }
+            if o.target != EncoderTarget::Energy {
+                // 2α(g − h*)
+                be.axpby(2.0 * o.alpha * inv, trace.code(), 1.0, &mut dcode)?;
+                be.axpby(-2.0 * o.alpha * inv, &h, 1.0, &mut dcode)?;
+                curv += 2.0 * o.alpha;
+            }
+            enc.backward(be, &x, &trace, &dcode)?;
+            let curv = curv.max(1e-6);
+            let lrs: Vec<f32> = enc
+                .params
+                .iter()
+                .map(|q| match q.name() {
+                    "weight" => lr / (curv * x_sq.max(1e-6)),
+                    "S" => lr / (curv * h_sq.max(1e-3)),
+                    _ => lr / curv,
+                })
+                .collect();
+            enc.sgd_update(be, &lrs, MOMENTUM)?;
+
+            // Dictionary: ∇ ½‖x − D h*‖² = −(x − h* Dᵀ)ᵀ h*, batch mean.
+            let mut r = be.zeros(batch * k)?;
+            be.copy(&x, &mut r)?;
+            be.gemm(false, true, batch, k, n, -1.0, &h, &p.d, 1.0, &mut r)?;
+            be.gemm(true, false, k, n, batch, -inv, &r, &h, 0.0, &mut dict.grad)?;
+            dict.sgd_update(be, lr / h_sq.max(1e-3), MOMENTUM, 0.0)?;
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let count = patches.len() as f64;
+        meta.epochs_done = epoch;
+        meta.history.push(PsdEpochLog {
+            epoch,
+            lr,
+            energy: (e_sum / count) as f32,
+            encoder_energy: (g_sum / count) as f32,
+            nonzero_fraction: (nz as f64 / (count * n as f64)) as f32,
+            seconds: t0.elapsed().as_secs_f32(),
+        });
+        let m = host_model(be, &meta, &dict, &enc)?;
+        m.save(&o.out)?;
+        energy_curve(&o.out, &meta)?;
+        if !o.quiet {
+            let l = meta.history.last().expect("just pushed");
+            println!(
+                "epoch {epoch}: E(x,h*) {:.4}  E(x,g(x)) {:.4}  ratio {:.4}  non-zeros {:.1}%  lr {:.3}  {:.1} s",
+                l.energy,
+                l.encoder_energy,
+                l.encoder_energy / l.energy,
+                100.0 * l.nonzero_fraction,
+                l.lr,
+                l.seconds
+            );
+        }
+        model = Some(m);
+    }
+    model.ok_or_else(|| Error::Other("no epoch ran".into()))
+}
+
+/// The host model from the training state.
+fn host_model<B: Backend>(
+    be: &B,
+    meta: &PsdMeta,
+    dict: &Param<B>,
+    enc: &Encoder<B>,
+) -> Result<PsdModel> {
+    let mut v = enc.values(be)?.into_iter();
+    let (weight, bias, scale) = (
+        v.next().unwrap_or_default(),
+        v.next().unwrap_or_default(),
+        v.next().unwrap_or_default(),
+    );
+    let lateral = v.next();
+    let (gain, theta) = match meta.encoder {
+        EncoderKind::Tanh => (Some(scale), None),
+        EncoderKind::Shrink | EncoderKind::Lista { .. } => (None, Some(scale)),
+    };
+    Ok(PsdModel {
+        meta: meta.clone(),
+        dictionary: be.download(&dict.value)?,
+        weight,
+        bias,
+        gain,
+        theta,
+        lateral,
+    })
+}
+
+/// Writes `<out>.energy.png`: mean energies per epoch.
+fn energy_curve(out: &Path, meta: &PsdMeta) -> Result<()> {
+    let pts = |f: fn(&PsdEpochLog) -> f32| -> Vec<(f64, f64)> {
+        meta.history
+            .iter()
+            .map(|l| (l.epoch as f64, f(l) as f64))
+            .collect()
+    };
+    let (fista_pts, enc_pts) = (pts(|l| l.energy), pts(|l| l.encoder_energy));
+    visualize::curve_png(
+        &energy_png_path(out),
+        &format!(
+            "PSD {} encoder, {} atoms, λ = {}",
+            meta.encoder, meta.atoms, meta.lambda
+        ),
+        &[
+            ("FISTA codes E(x, h*)", &fista_pts),
+            ("encoder E(x, g(x))", &enc_pts),
+        ],
+        "epoch",
+        "mean energy",
+    )
+}
