@@ -62,6 +62,33 @@ pub enum Error {
         /// The model's precision.
         precision: Precision,
     },
+    /// This build of kestrel-runtime was compiled without its `encoders` cargo feature, so
+    /// it has no kernels for the sparse-code encoder ops (`PatchNorm`, `Shrink`, `Gain`,
+    /// `Lista`, `Dictionary`); `layer` is the first such layer.
+    EncodersNotBuilt {
+        /// Layer index.
+        layer: usize,
+    },
+    /// [`sparse::Problem::new`](crate::sparse::Problem::new) needs a model whose last layer
+    /// is `Dictionary`; `layer` is the model's last layer.
+    NotDictionary {
+        /// Index of the last layer.
+        layer: usize,
+    },
+    /// A code vector (`h`) does not have the model's number of atoms.
+    CodeLength {
+        /// Atoms `n`.
+        expected: usize,
+        /// Elements given.
+        got: usize,
+    },
+    /// A scratch slice is shorter than the operation needs.
+    ScratchTooSmall {
+        /// Elements needed.
+        needed: usize,
+        /// Elements given.
+        got: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -103,6 +130,24 @@ impl fmt::Display for Error {
                      `{feature}` feature)"
                 )
             }
+            Error::EncodersNotBuilt { layer } => write!(
+                f,
+                "layer {layer}: this build of kestrel-runtime has no sparse-code encoder \
+                 kernels (built without its `encoders` feature)"
+            ),
+            Error::NotDictionary { layer } => write!(
+                f,
+                "layer {layer}: the model's last layer is not a dictionary, so it defines no \
+                 sparse-coding problem"
+            ),
+            Error::CodeLength { expected, got } => write!(
+                f,
+                "code vector has {got} elements, the dictionary has {expected} atoms"
+            ),
+            Error::ScratchTooSmall { needed, got } => write!(
+                f,
+                "scratch has {got} elements, the operation needs {needed}"
+            ),
         }
     }
 }

@@ -81,6 +81,8 @@ mod error;
 mod kernel_set;
 mod kernels;
 mod plan;
+#[cfg(all(feature = "encoders", feature = "f32"))]
+pub mod sparse;
 
 #[cfg(test)]
 mod tests;

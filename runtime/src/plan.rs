@@ -8,6 +8,8 @@ use crate::kernels::quantize::Source;
 use crate::kernels::{
     abs, avgpool, conv2d, fc, lcn, maxpool, quantize, relu, tanh, Elem, InPlace, Io,
 };
+#[cfg(feature = "encoders")]
+use crate::kernels::{gain, lista, patchnorm, shrink};
 use crate::{Error, KernelSet};
 
 /// Alignment of the arena and of every region in it, so that f32 and i32 views (and
@@ -94,12 +96,64 @@ pub struct Plan<'m, 'a> {
     arena_bytes: usize,
 }
 
-/// Element-wise layers overwrite their input buffer.
+/// Element-wise layers overwrite their input buffer (`Dictionary` is the identity).
 fn in_place(kind: &LayerKind<'_>) -> bool {
     matches!(
         kind,
-        LayerKind::Relu | LayerKind::Tanh { .. } | LayerKind::Abs { .. } | LayerKind::Flatten
+        LayerKind::Relu
+            | LayerKind::Tanh { .. }
+            | LayerKind::Abs { .. }
+            | LayerKind::Flatten
+            | LayerKind::PatchNorm { .. }
+            | LayerKind::Shrink { .. }
+            | LayerKind::Gain { .. }
+            | LayerKind::Dictionary { .. }
     )
+}
+
+/// The sparse-code encoder ops, which need the `encoders` feature.
+fn is_encoder(kind: &LayerKind<'_>) -> bool {
+    matches!(
+        kind,
+        LayerKind::PatchNorm { .. }
+            | LayerKind::Shrink { .. }
+            | LayerKind::Gain { .. }
+            | LayerKind::Lista { .. }
+            | LayerKind::Dictionary { .. }
+    )
+}
+
+/// [`kernel_scratch`] of the encoder ops (the same for every kernel set).
+#[cfg(feature = "encoders")]
+fn encoder_scratch(layer: &Layer<'_>, elem: Elem) -> Option<usize> {
+    let (ok, scratch) = match &layer.kind {
+        LayerKind::PatchNorm { .. } => (
+            patchnorm::supports(layer, elem),
+            patchnorm::scratch_len(layer, elem),
+        ),
+        LayerKind::Shrink { theta } => (
+            shrink::supports(theta, layer, elem),
+            shrink::scratch_len(layer, elem),
+        ),
+        LayerKind::Gain { rescale, .. } => (
+            gain::supports(rescale.is_some(), layer, elem),
+            gain::scratch_len(layer, elem),
+        ),
+        LayerKind::Lista { lateral, .. } => (
+            lista::supports(lateral, layer, elem),
+            lista::scratch_len(layer, elem),
+        ),
+        // The identity; its tensors are f32 in every precision (for `crate::sparse`).
+        LayerKind::Dictionary { .. } => (true, 0),
+        _ => (false, 0),
+    };
+    ok.then_some(scratch)
+}
+
+/// Without the `encoders` feature [`Plan::new`] refuses encoder layers before this.
+#[cfg(not(feature = "encoders"))]
+fn encoder_scratch(_layer: &Layer<'_>, _elem: Elem) -> Option<usize> {
+    None
 }
 
 /// Scratch bytes of `set`'s kernel for `layer`, or `None` if there is no kernel for it.
@@ -129,12 +183,11 @@ pub(crate) fn kernel_scratch(layer: &Layer<'_>, elem: Elem, set: KernelSet) -> O
         ),
         LayerKind::Lcn { .. } => (lcn::supports(layer, elem), lcn::scratch_len(layer, elem)),
         LayerKind::Flatten => (true, 0),
-        // The sparse-code encoder ops: kernels not written yet.
         LayerKind::PatchNorm { .. }
         | LayerKind::Shrink { .. }
         | LayerKind::Gain { .. }
         | LayerKind::Lista { .. }
-        | LayerKind::Dictionary { .. } => (false, 0),
+        | LayerKind::Dictionary { .. } => return encoder_scratch(layer, elem),
     };
     ok.then_some(scratch)
 }
@@ -239,6 +292,11 @@ impl<'m, 'a> Plan<'m, 'a> {
             return Err(Error::Unsupported { layer: INPUT });
         }
         let layers = model.layers();
+        if !cfg!(feature = "encoders") {
+            if let Some(layer) = layers.iter().position(|l| is_encoder(&l.kind)) {
+                return Err(Error::EncodersNotBuilt { layer });
+            }
+        }
         // `run_f32` dequantizes int8 outputs with the last layer's quantization.
         if elem == Elem::I8 && layers.last().and_then(|l| l.out_quant).is_none() {
             let layer = layers.len().saturating_sub(1);
@@ -306,13 +364,16 @@ impl<'m, 'a> Plan<'m, 'a> {
     ///
     /// ```text
     /// arena_bytes = max over layers of
-    ///     ⌈in⌉₁₆ + ⌈scratch⌉₁₆ + ⌈out⌉₁₆   (conv, linear, pooling, LCN)
-    ///     ⌈in⌉₁₆ + ⌈scratch⌉₁₆             (in place: ReLU, tanh, abs, flatten)
+    ///     ⌈in⌉₁₆ + ⌈scratch⌉₁₆ + ⌈out⌉₁₆   (conv, linear, pooling, LCN, LISTA)
+    ///     ⌈in⌉₁₆ + ⌈scratch⌉₁₆             (in place: ReLU, tanh, abs, flatten, patch
+    ///                                        norm, shrink, gain, dictionary)
     /// ```
     ///
     /// because buffers alternate between the two ends of the arena: the model input is
     /// written at the start, a layer whose input is at the start writes its output at the
-    /// end (and vice versa), and scratch (LCN's `2·H·W` f32, and whatever a SIMD variant asks for) sits between them.
+    /// end (and vice versa), and scratch (LCN's `2·H·W` f32, LISTA's second code buffer — `4·N` bytes in float models,
+    /// `5·N` in int8 ones, with its i32 row sums — and whatever a SIMD variant asks for)
+    /// sits between them.
     /// The output of the last layer is what [`Plan::run`] returns.
     pub fn arena_bytes(&self) -> usize {
         self.arena_bytes
@@ -508,9 +569,7 @@ impl<'m, 'a> Plan<'m, 'a> {
             | LayerKind::Shrink { .. }
             | LayerKind::Gain { .. }
             | LayerKind::Lista { .. }
-            | LayerKind::Dictionary { .. } => {
-                debug_assert!(false, "Plan::new refuses the encoder ops for now")
-            }
+            | LayerKind::Dictionary { .. } => self.run_encoder(layer, step, arena),
             LayerKind::Conv2d { geom, params } => {
                 let (io, scratch) = self.io(arena, layer, step);
                 conv2d::dispatch(geom, &params, layer, io, scratch)
@@ -532,5 +591,35 @@ impl<'m, 'a> Plan<'m, 'a> {
                 lcn::dispatch(size, eps, window, layer, io, typed_mut(scratch))
             }
         }
+    }
+}
+
+impl<'a> Plan<'_, 'a> {
+    /// Runs one sparse-code encoder layer.
+    #[cfg(feature = "encoders")]
+    fn run_encoder(&self, layer: &Layer<'a>, step: &Step, arena: &mut [u8]) {
+        match layer.kind {
+            LayerKind::PatchNorm { contrast } => {
+                patchnorm::dispatch(contrast, layer, self.in_place(arena, layer, step))
+            }
+            LayerKind::Shrink { theta } => {
+                shrink::dispatch(&theta, layer, self.in_place(arena, layer, step))
+            }
+            LayerKind::Gain { gain, rescale } => {
+                gain::dispatch(gain, rescale, layer, self.in_place(arena, layer, step))
+            }
+            LayerKind::Lista { steps, lateral } => {
+                let (io, scratch) = self.io(arena, layer, step);
+                lista::dispatch(steps, &lateral, layer, io, scratch)
+            }
+            LayerKind::Dictionary { .. } => {} // the identity
+            _ => debug_assert!(false, "only encoder layers come here"),
+        }
+    }
+
+    /// Without the `encoders` feature [`Plan::new`] refuses encoder layers.
+    #[cfg(not(feature = "encoders"))]
+    fn run_encoder(&self, _layer: &Layer<'a>, _step: &Step, _arena: &mut [u8]) {
+        debug_assert!(false, "Plan::new refuses encoder layers without `encoders`")
     }
 }

@@ -6,8 +6,8 @@ use std::{vec, vec::Vec};
 
 use kestrel_format::quant::{dequantize, quantize_f32, quantize_multiplier};
 use kestrel_format::{
-    encode, AlignedBuf, DataBuilder, InputSpec, LayerDesc, ModelDesc, Op, Precision, Provenance,
-    QParams, Requant, Shape,
+    encode, AlignedBuf, DataBuilder, InputSpec, LayerDesc, ListaQuant, ModelDesc, Op, Precision,
+    Provenance, QParams, Requant, Rescale, Shape,
 };
 
 /// SplitMix64: small, seeded, good enough for test data.
@@ -70,6 +70,23 @@ pub(crate) enum Spec {
         eps: f32,
     },
     Flatten,
+    /// Patch normalization, with contrast floor `eps` if `Some`.
+    PatchNorm {
+        contrast: Option<f32>,
+    },
+    /// Soft threshold with random thresholds.
+    Shrink,
+    /// Per-channel positive gains.
+    Gain,
+    /// LISTA on an `[n, 1, 1]` input.
+    Lista {
+        steps: u8,
+    },
+    /// The last layer: a random unit-norm dictionary of the model input's `k` by `n`
+    /// (the `[n, 1, 1]` input), with `lambda`.
+    Dictionary {
+        lambda: f32,
+    },
 }
 
 fn window_out(n: u32, k: u8, stride: u8, pad: u8) -> Option<u32> {
@@ -103,7 +120,14 @@ impl Spec {
                 window_out(w, k, stride, 0)?,
             )),
             Spec::Flatten => Some(Shape::new(c * h * w, 1, 1)),
-            Spec::Relu | Spec::Tanh | Spec::Abs | Spec::Lcn { .. } => Some(input),
+            Spec::Relu
+            | Spec::Tanh
+            | Spec::Abs
+            | Spec::Lcn { .. }
+            | Spec::PatchNorm { .. }
+            | Spec::Shrink
+            | Spec::Gain => Some(input),
+            Spec::Lista { .. } | Spec::Dictionary { .. } => (h == 1 && w == 1).then_some(input),
         }
     }
 }
@@ -328,6 +352,38 @@ pub(crate) fn build(precision: Precision, input: Shape, specs: &[Spec], seed: u6
                 (op, qo)
             }
             Spec::Flatten => (Op::Flatten, q),
+            Spec::PatchNorm { contrast } => {
+                let qo = q.map(|_| act_quant(&mut rng, 3.0));
+                (Op::PatchNorm { contrast }, qo)
+            }
+            Spec::Shrink => {
+                let c = shape.c as usize;
+                let theta = match q {
+                    Some(_) => data.i32(&(0..c).map(|_| rng.int(0, 40)).collect::<Vec<_>>()),
+                    None => data.f32(&rng.f32s(c, 0.0, 0.6)),
+                };
+                (Op::Shrink { theta }, q)
+            }
+            Spec::Gain => {
+                let g = rng.f32s(shape.c as usize, 0.3, 2.0);
+                let qo = q.map(|_| act_quant(&mut rng, 3.0));
+                let rescale = q.zip(qo).map(|(qi, qo)| {
+                    let real = g
+                        .iter()
+                        .map(|&g| g as f64 * qi.scale as f64 / qo.scale as f64);
+                    rescale(real, &mut data)
+                });
+                let gain = data.f32(&g);
+                (Op::Gain { gain, rescale }, qo)
+            }
+            Spec::Lista { steps } => {
+                let (op, qo) = lista(precision, shape.c as usize, steps, q, &mut rng, &mut data);
+                (op, qo)
+            }
+            Spec::Dictionary { lambda } => {
+                let op = dictionary(input.len(), shape.c as usize, lambda, &mut rng, &mut data);
+                (op, q)
+            }
         };
         let layer = LayerDesc {
             op,
@@ -339,6 +395,138 @@ pub(crate) fn build(precision: Precision, input: Shape, specs: &[Spec], seed: u6
         (shape, q) = (output, out_quant);
     }
     AlignedBuf::new(&encode(&desc, &data).expect("encodes"))
+}
+
+/// Per-channel rescalings of the given real multipliers.
+fn rescale(real: impl Iterator<Item = f64>, data: &mut DataBuilder) -> Rescale {
+    let (m, s): (Vec<i32>, Vec<i32>) = real
+        .map(|r| quantize_multiplier(r).expect("multiplier in range"))
+        .unzip();
+    Rescale {
+        multiplier: data.i32(&m),
+        shift: data.i32(&s),
+    }
+}
+
+/// A contracting random `S` (`|S[i,j]| ≤ 0.6/√n`, column-major) with thresholds; int8
+/// with per-row scales and the rescalings of `kestrel_format::Op::Lista`.
+fn lista(
+    precision: Precision,
+    n: usize,
+    steps: u8,
+    qb: Option<QParams>,
+    rng: &mut Rng,
+    data: &mut DataBuilder,
+) -> (Op, Option<QParams>) {
+    let bound = 0.6 / (n as f32).sqrt();
+    let s = rng.f32s(n * n, -bound, bound);
+    let theta = rng.f32s(n, 0.0, 0.4);
+    match (precision, qb) {
+        (Precision::Int8, Some(qb)) => {
+            let qh = act_quant(rng, 2.0);
+            let s_q: Vec<i8> = (0..n * n).map(|_| rng.int(-127, 127) as i8).collect();
+            let s_scale = rng
+                .f32s(n, bound * 0.5, bound * 1.5)
+                .iter()
+                .map(|v| v / 127.0)
+                .collect::<Vec<_>>();
+            let unit = |i: usize| s_scale[i] as f64 * qh.scale as f64; // accumulator unit
+            let theta_q: Vec<i32> = (0..n)
+                .map(|i| (theta[i] as f64 / unit(i)).round() as i32)
+                .collect();
+            let input = rescale((0..n).map(|i| qb.scale as f64 / unit(i)), data);
+            let output = rescale(s_scale.iter().map(|&v| v as f64), data);
+            let quant = ListaQuant {
+                s_scale: data.f32(&s_scale),
+                input,
+                output,
+            };
+            let op = Op::Lista {
+                s: data.i8(&s_q),
+                theta: data.i32(&theta_q),
+                steps,
+                quant: Some(quant),
+            };
+            (op, Some(qh))
+        }
+        (Precision::F16, _) => {
+            let op = Op::Lista {
+                s: data.f16(&s),
+                theta: data.f32(&theta),
+                steps,
+                quant: None,
+            };
+            (op, None)
+        }
+        _ => {
+            let op = Op::Lista {
+                s: data.f32(&s),
+                theta: data.f32(&theta),
+                steps,
+                quant: None,
+            };
+            (op, None)
+        }
+    }
+}
+
+/// The problem of a random `k × n` dictionary (unit-norm columns) in f64, as the format
+/// stores it: `D` row-major, `L = 1.01·‖DᵀD‖₂` (power iteration), `Dᵀ/L`, `I − DᵀD/L`.
+pub(crate) struct DictParams {
+    pub d: Vec<f32>,
+    pub lipschitz: f32,
+    pub weight: Vec<f32>,
+    pub s: Vec<f32>,
+}
+
+pub(crate) fn dict_params(k: usize, n: usize, rng: &mut Rng) -> DictParams {
+    let mut d: Vec<f64> = (0..k * n).map(|_| rng.f32(-1.0, 1.0) as f64).collect();
+    for j in 0..n {
+        let norm = (0..k)
+            .map(|r| d[r * n + j].powi(2))
+            .sum::<f64>()
+            .sqrt()
+            .max(1e-3);
+        for r in 0..k {
+            d[r * n + j] /= norm;
+        }
+    }
+    let gram: Vec<f64> = (0..n * n)
+        .map(|ij| (0..k).map(|r| d[r * n + ij / n] * d[r * n + ij % n]).sum())
+        .collect();
+    // A random start: with unit-norm columns a constant vector can be an eigenvector of
+    // the Gram matrix (always for n = 2), and not the largest.
+    let mut v: Vec<f64> = (0..n).map(|_| rng.f32(0.5, 1.5) as f64).collect();
+    let mut l = 0.0;
+    for _ in 0..300 {
+        let w: Vec<f64> = (0..n)
+            .map(|i| (0..n).map(|j| gram[i * n + j] * v[j]).sum())
+            .collect();
+        l = w.iter().map(|x| x * x).sum::<f64>().sqrt();
+        v = w.iter().map(|x| x / l.max(1e-30)).collect();
+    }
+    let l = (l * 1.01) as f32 as f64;
+    DictParams {
+        d: d.iter().map(|&v| v as f32).collect(),
+        lipschitz: l as f32,
+        weight: (0..n * k)
+            .map(|ik| (d[(ik % k) * n + ik / k] / l) as f32)
+            .collect(),
+        s: (0..n * n)
+            .map(|ij| ((ij / n == ij % n) as u8 as f64 - gram[ij] / l) as f32)
+            .collect(),
+    }
+}
+
+fn dictionary(k: usize, n: usize, lambda: f32, rng: &mut Rng, data: &mut DataBuilder) -> Op {
+    let p = dict_params(k, n, rng);
+    Op::Dictionary {
+        atoms: data.f32(&p.d),
+        lambda,
+        lipschitz: p.lipschitz,
+        fista_weight: data.f32(&p.weight),
+        fista_s: data.f32(&p.s),
+    }
 }
 
 /// A 16-byte aligned, zeroed arena of at least `len` bytes.

@@ -37,13 +37,21 @@ pub(crate) mod conv2d;
 #[cfg(any(kestrel_isa = "dsp", kestrel_isa = "mve"))]
 mod cortex_m;
 pub(crate) mod fc;
+#[cfg(feature = "encoders")]
+pub(crate) mod gain;
 pub(crate) mod lcn;
+#[cfg(feature = "encoders")]
+pub(crate) mod lista;
 pub(crate) mod lut;
 pub(crate) mod maxpool;
 #[cfg(kestrel_isa = "neon")]
 pub(crate) mod neon;
+#[cfg(feature = "encoders")]
+pub(crate) mod patchnorm;
 pub(crate) mod quantize;
 pub(crate) mod relu;
+#[cfg(feature = "encoders")]
+pub(crate) mod shrink;
 pub(crate) mod tanh;
 /// Helpers shared by the AVX2 variants (`<op>/x86.rs`).
 #[cfg(kestrel_isa = "avx2")]

@@ -68,3 +68,30 @@ fn plans_only_the_precisions_built() {
         }
     }
 }
+
+/// The `encoders` feature: without it an encoder model is refused naming its first
+/// encoder layer (here layer 1, after a linear layer); with it the model runs.
+#[test]
+fn encoders_only_with_their_feature() {
+    let specs = [
+        Spec::Linear { out: 6 },
+        Spec::Shrink,
+        Spec::Dictionary { lambda: 0.1 },
+    ];
+    for precision in PRECISIONS.into_iter().filter(|&p| built(p)) {
+        let buf = build(precision, INPUT, &specs, 2);
+        let model = Model::from_bytes(&buf).unwrap();
+        if cfg!(feature = "encoders") {
+            let x = random_input(INPUT, 2);
+            assert!(matches!(
+                run(&model, Input::Normalized(&x)),
+                Out::F32(_) | Out::I8(_)
+            ));
+        } else {
+            let err = Plan::new(&model).unwrap_err();
+            assert_eq!(err, Error::EncodersNotBuilt { layer: 1 }, "{precision:?}");
+            let set = crate::KernelSet::COMPILED;
+            assert_eq!(Plan::arena_bytes_for(&model, set), Err(err));
+        }
+    }
+}

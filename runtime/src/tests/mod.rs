@@ -9,10 +9,14 @@ use kestrel_format::{Model, Precision, Shape};
 use crate::testutil::{arena, build, bytes_mut, Rng, Spec};
 use crate::{Input, Output, Plan};
 
+#[cfg(feature = "encoders")]
+mod encoders;
 mod features;
 mod naive;
 mod ops;
 mod plan;
+#[cfg(all(feature = "encoders", feature = "f32"))]
+mod sparse;
 mod variants;
 
 /// Every precision, for table-driven loops.
@@ -67,7 +71,7 @@ fn check_layer(input: Shape, spec: Spec, seed: u64) {
             }
             Out::I8(y) => {
                 let codes = input_codes(&model, &x);
-                let lsb = if matches!(spec, Spec::Lcn { .. }) {
+                let lsb = if matches!(spec, Spec::Lcn { .. } | Spec::PatchNorm { .. }) {
                     1
                 } else {
                     0

@@ -4,7 +4,7 @@
 
 use std::{vec, vec::Vec};
 
-use kestrel_format::{Dense, Layer, LayerKind, QParams, Shape};
+use kestrel_format::{Dense, Lateral, Layer, LayerKind, QParams, Shape, Thresholds};
 
 fn dims(s: Shape) -> (usize, usize, usize) {
     (s.c as usize, s.h as usize, s.w as usize)
@@ -112,12 +112,64 @@ pub(crate) fn real_layer(layer: &Layer<'_>, x: &[f64]) -> Vec<f64> {
         }),
         LayerKind::Lcn { size, eps, window } => lcn(x, layer.input, size, eps as f64, window),
         LayerKind::Flatten => x.to_vec(),
-        LayerKind::PatchNorm { .. }
-        | LayerKind::Shrink { .. }
-        | LayerKind::Gain { .. }
-        | LayerKind::Lista { .. }
-        | LayerKind::Dictionary { .. } => panic!("no naive {} yet", layer.kind.name()),
+        LayerKind::PatchNorm { contrast } => patch_norm(x, contrast.map(|e| e as f64)),
+        LayerKind::Shrink { theta } => {
+            let Thresholds::F32(t) = theta else {
+                panic!("real shrink needs float thresholds")
+            };
+            let hw = x.len() / t.len();
+            (0..x.len())
+                .map(|n| shrink(x[n], t[n / hw] as f64))
+                .collect()
+        }
+        LayerKind::Gain { gain, .. } => {
+            let hw = x.len() / gain.len();
+            (0..x.len()).map(|n| gain[n / hw] as f64 * x[n]).collect()
+        }
+        LayerKind::Lista { steps, lateral } => lista(x, steps, lateral),
+        LayerKind::Dictionary { .. } => x.to_vec(),
     }
+}
+
+/// `sign(v)·max(|v| − t, 0)`.
+pub(crate) fn shrink(v: f64, t: f64) -> f64 {
+    v.signum() * (v.abs() - t).max(0.0)
+}
+
+/// Mean removal, then division by `max(RMS, eps)`, in f64.
+pub(crate) fn patch_norm(x: &[f64], eps: Option<f64>) -> Vec<f64> {
+    let n = x.len() as f64;
+    let m = x.iter().sum::<f64>() / n;
+    let v: Vec<f64> = x.iter().map(|v| v - m).collect();
+    let Some(eps) = eps else { return v };
+    let r = (v.iter().map(|v| v * v).sum::<f64>() / n).sqrt();
+    v.iter().map(|v| v / r.max(eps)).collect()
+}
+
+/// The LISTA recurrence in f64 on real `S` (f16 widened, int8 dequantized per row).
+fn lista(b: &[f64], steps: usize, lateral: Lateral<'_>) -> Vec<f64> {
+    let n = b.len();
+    let (s, theta): (Vec<f64>, Vec<f64>) = match lateral {
+        Lateral::F32 { s, theta } => (
+            s.iter().map(|&v| v as f64).collect(),
+            theta.iter().map(|&v| v as f64).collect(),
+        ),
+        Lateral::F16 { s, theta } => (
+            s.iter().map(|v| v.to_f64()).collect(),
+            theta.iter().map(|&v| v as f64).collect(),
+        ),
+        Lateral::I8 { .. } => panic!("int8 LISTA is checked on codes"),
+    };
+    let mut h: Vec<f64> = (0..n).map(|i| shrink(b[i], theta[i])).collect();
+    for _ in 0..steps {
+        h = (0..n)
+            .map(|i| {
+                let sh: f64 = (0..n).map(|j| s[j * n + i] * h[j]).sum();
+                shrink(b[i] + sh, theta[i])
+            })
+            .collect();
+    }
+    h
 }
 
 /// Pools every `k × k` window with `f`.
@@ -279,13 +331,84 @@ pub(crate) fn int8_layer(layer: &Layer<'_>, x: &[i8]) -> Vec<i8> {
                 .map(|&v| quantize(v, qo))
                 .collect()
         }
-        LayerKind::Flatten => x.to_vec(),
-        LayerKind::PatchNorm { .. }
-        | LayerKind::Shrink { .. }
-        | LayerKind::Gain { .. }
-        | LayerKind::Lista { .. }
-        | LayerKind::Dictionary { .. } => panic!("no naive {} yet", layer.kind.name()),
+        LayerKind::Flatten | LayerKind::Dictionary { .. } => x.to_vec(),
+        LayerKind::PatchNorm { .. } => {
+            let real: Vec<f64> = x.iter().map(|&q| dequantize(q, qi)).collect();
+            real_layer(layer, &real)
+                .iter()
+                .map(|&v| quantize(v, qo))
+                .collect()
+        }
+        LayerKind::Shrink { theta } => {
+            let Thresholds::I32(t) = theta else {
+                panic!("int8 shrink needs i32 thresholds")
+            };
+            let hw = x.len() / t.len();
+            let zp = qi.zero_point as i64;
+            (0..x.len())
+                .map(|n| {
+                    let d = x[n] as i64 - zp;
+                    let t = t[n / hw] as i64;
+                    (zp + d.signum() * (d.abs() - t).max(0)) as i8
+                })
+                .collect()
+        }
+        LayerKind::Gain { rescale, .. } => {
+            let (m, sh) = rescale.expect("int8 gain has a rescaling");
+            let hw = x.len() / m.len();
+            (0..x.len())
+                .map(|n| {
+                    let c = n / hw;
+                    let r = requantize(x[n] as i64 - qi.zero_point as i64, m[c], sh[c]);
+                    (qo.zero_point as i128 + r).clamp(-128, 127) as i8
+                })
+                .collect()
+        }
+        LayerKind::Lista { steps, lateral } => lista_s8(x, qi, qo, steps, lateral),
     }
+}
+
+/// The int8 LISTA formulas of `kestrel_format::Op::Lista` in wide integers.
+fn lista_s8(b: &[i8], qb: QParams, qh: QParams, steps: usize, lateral: Lateral<'_>) -> Vec<i8> {
+    let Lateral::I8 {
+        s,
+        theta,
+        in_multiplier,
+        in_shift,
+        out_multiplier,
+        out_shift,
+        ..
+    } = lateral
+    else {
+        panic!("int8 LISTA with float S")
+    };
+    let n = b.len();
+    let sat = |v: i128| v.clamp(i32::MIN as i128, i32::MAX as i128);
+    let b_acc: Vec<i128> = (0..n)
+        .map(|i| {
+            let d = b[i] as i64 - qb.zero_point as i64;
+            sat(requantize(d, in_multiplier[i], in_shift[i]))
+        })
+        .collect();
+    let out = |i: usize, acc: i128| {
+        let u = sat(b_acc[i] + acc);
+        let t = theta[i] as i128;
+        let v = u.signum() * (u.abs() - t).max(0);
+        let r = sat(requantize(v as i64, out_multiplier[i], out_shift[i]));
+        (qh.zero_point as i128 + r).clamp(-128, 127) as i8
+    };
+    let mut h: Vec<i8> = (0..n).map(|i| out(i, 0)).collect();
+    for _ in 0..steps {
+        h = (0..n)
+            .map(|i| {
+                let acc: i64 = (0..n)
+                    .map(|j| s[j * n + i] as i64 * (h[j] as i64 - qh.zero_point as i64))
+                    .sum();
+                out(i, acc as i32 as i128) // the i32 accumulator wraps
+            })
+            .collect();
+    }
+    h
 }
 
 /// Float comparison: `|got − want| ≤ tol + |want|·tol`.

@@ -134,7 +134,8 @@ fn random_chain(input: Shape, seed: u64, max: usize) -> Vec<Spec> {
             break;
         }
         let (a, b) = (rng.int(1, 4) as u8, rng.int(1, 3) as u8);
-        let spec = match rng.int(0, 8) {
+        let top = if cfg!(feature = "encoders") { 12 } else { 8 };
+        let spec = match rng.int(0, top) {
             0 => Spec::Conv {
                 oc: rng.int(1, 6) as u32,
                 kh: a,
@@ -154,7 +155,13 @@ fn random_chain(input: Shape, seed: u64, max: usize) -> Vec<Spec> {
                 size: 2 * b - 1,
                 eps: 0.1,
             },
-            _ => Spec::Flatten,
+            8 => Spec::Flatten,
+            9 => Spec::PatchNorm {
+                contrast: (b > 1).then_some(0.1),
+            },
+            10 => Spec::Shrink,
+            11 => Spec::Gain,
+            _ => Spec::Lista { steps: b },
         };
         if let Some(out) = spec.output(shape) {
             specs.push(spec);
@@ -172,7 +179,19 @@ fn expected_arena(precision: Precision, input: Shape, specs: &[Spec]) -> usize {
     for spec in specs {
         let out = spec.output(shape).unwrap();
         let live = match spec {
-            Spec::Relu | Spec::Tanh | Spec::Abs | Spec::Flatten => r16(shape.len() * e),
+            Spec::Relu
+            | Spec::Tanh
+            | Spec::Abs
+            | Spec::Flatten
+            | Spec::PatchNorm { .. }
+            | Spec::Shrink
+            | Spec::Gain
+            | Spec::Dictionary { .. } => r16(shape.len() * e),
+            // A second code buffer; int8 also N i32 row sums.
+            Spec::Lista { .. } => {
+                let scratch = shape.len() * if e == 1 { 5 } else { 4 };
+                r16(shape.len() * e) + r16(scratch) + r16(out.len() * e)
+            }
             Spec::Lcn { .. } => {
                 let scratch = 2 * (shape.h * shape.w) as usize * 4;
                 r16(shape.len() * e) + r16(scratch) + r16(out.len() * e)

@@ -1,0 +1,143 @@
+//! The LISTA recurrence (sparse-code encoders): `lista_f32`, `lista_f16`, `lista_s8`, built
+//! from one step kernel per type (`lista_step_*`), which [`crate::sparse`]'s FISTA shares.
+//!
+//! Input `b` and output `h` are the layer's two arena regions; the recurrence needs a third
+//! code buffer, the scratch. The steps alternate between `h` and the scratch, starting in
+//! whichever makes the last step land in `h`.
+
+// The spec. Where a variant replaces a kernel, only `crate::check` (tests) calls it.
+#[cfg_attr(not(kestrel_isa = "reference"), allow(dead_code))]
+pub(crate) mod reference;
+
+pub(crate) use reference as isa;
+
+use kestrel_format::{Lateral, Layer};
+
+pub(crate) use reference::ListaS8;
+
+use super::{Elem, Io};
+
+/// f32 / f16 `S` on f32 activations; int8 `S` on int8 activations with both quantizations.
+pub(crate) fn supports(lateral: &Lateral<'_>, layer: &Layer<'_>, elem: Elem) -> bool {
+    match lateral {
+        Lateral::F32 { .. } | Lateral::F16 { .. } => elem == Elem::F32,
+        Lateral::I8 { .. } => {
+            elem == Elem::I8 && layer.in_quant.is_some() && layer.out_quant.is_some()
+        }
+    }
+}
+
+/// Scratch bytes, the same for every kernel set: float, the second code buffer (`4·N`);
+/// int8, `N` i32 row accumulators then the second code buffer (`4·N + N`).
+/// Saturates (such a plan can never run).
+pub(crate) fn scratch_len(layer: &Layer<'_>, elem: Elem) -> usize {
+    let n = layer.input.len();
+    match elem {
+        Elem::F32 => n.saturating_mul(4),
+        Elem::I8 => n.saturating_mul(5),
+    }
+}
+
+/// Runs the layer: `io.x` is `b`, `io.y` receives `h`; `scratch` is [`scratch_len`] bytes
+/// (16-byte aligned, from the plan).
+pub(crate) fn dispatch(
+    steps: usize,
+    lateral: &Lateral<'_>,
+    layer: &Layer<'_>,
+    io: Io<'_>,
+    scratch: &mut [u8],
+) {
+    match (*lateral, io, layer.in_quant, layer.out_quant) {
+        #[cfg(feature = "f32")]
+        (Lateral::F32 { s, theta }, Io::F32 { x, y }, ..) => {
+            let step = |hi: &[f32], h: &mut [f32]| isa::lista_step_f32(s, x, theta, hi, h);
+            lista_float(step, x, theta, steps, y, cast_mut(scratch))
+        }
+        #[cfg(feature = "f32")]
+        (Lateral::F16 { s, theta }, Io::F32 { x, y }, ..) => {
+            let step = |hi: &[f32], h: &mut [f32]| isa::lista_step_f16(s, x, theta, hi, h);
+            lista_float(step, x, theta, steps, y, cast_mut(scratch))
+        }
+        #[cfg(feature = "int8")]
+        (
+            Lateral::I8 {
+                s,
+                theta,
+                in_multiplier,
+                in_shift,
+                out_multiplier,
+                out_shift,
+                ..
+            },
+            Io::S8 { x, y },
+            Some(qi),
+            Some(qo),
+        ) => {
+            let p = ListaS8 {
+                s,
+                theta,
+                in_multiplier,
+                in_shift,
+                out_multiplier,
+                out_shift,
+                zp_b: qi.zero_point,
+                zp_h: qo.zero_point,
+            };
+            let (acc, tmp) = scratch.split_at_mut(scratch.len().saturating_sub(y.len()));
+            lista_s8(&p, x, steps, y, cast_mut(acc), cast_mut(tmp))
+        }
+        _ => debug_assert!(false, "Plan::new admits only supported layers"),
+    }
+}
+
+/// A scratch region as `T`s: regions are 16-byte aligned and whole, so the cast cannot
+/// fail (the fallback only keeps the run loop free of panics).
+fn cast_mut<T: bytemuck::Pod>(b: &mut [u8]) -> &mut [T] {
+    let t = bytemuck::try_cast_slice_mut(b);
+    debug_assert!(t.is_ok(), "scratch is aligned and whole");
+    t.unwrap_or_default()
+}
+
+/// `h ← shrink_θ(b)`, then `steps` times `h ← step(h)`, alternating between `h` and `tmp`.
+pub(crate) fn lista_float(
+    step: impl Fn(&[f32], &mut [f32]),
+    b: &[f32],
+    theta: &[f32],
+    steps: usize,
+    h: &mut [f32],
+    tmp: &mut [f32],
+) {
+    debug_assert_eq!(tmp.len(), h.len());
+    let (mut cur, mut next) = if steps.is_multiple_of(2) {
+        (h, tmp)
+    } else {
+        (tmp, h)
+    };
+    isa::lista_first_f32(b, theta, cur);
+    for _ in 0..steps {
+        step(cur, next);
+        core::mem::swap(&mut cur, &mut next);
+    }
+}
+
+/// The int8 recurrence with `acc` (`[N]` i32) and `tmp` (`[N]`) as scratch.
+fn lista_s8(
+    p: &ListaS8<'_>,
+    b: &[i8],
+    steps: usize,
+    h: &mut [i8],
+    acc: &mut [i32],
+    tmp: &mut [i8],
+) {
+    debug_assert!(tmp.len() == h.len() && acc.len() == h.len());
+    let (mut cur, mut next) = if steps.is_multiple_of(2) {
+        (h, tmp)
+    } else {
+        (tmp, h)
+    };
+    isa::lista_first_s8(p, b, cur);
+    for _ in 0..steps {
+        isa::lista_step_s8(p, b, cur, acc, next);
+        core::mem::swap(&mut cur, &mut next);
+    }
+}
