@@ -5,7 +5,11 @@
 //! - `model.kmodel`: the model file;
 //! - `inputs.bin`: `n` images of `c·h·w` raw pixels each, back to back;
 //! - `expected.bin`: the host runtime's output for each image, back to back, as raw bytes
-//!   (`i8` codes for int8 models, little-endian `f32` otherwise).
+//!   (`i8` codes for int8 models, little-endian `f32` otherwise);
+//! - optionally, for sparse-code encoder models (last layer `Dictionary`), `fista.bin`: a
+//!   little-endian `u32` iteration count, then the host runtime's FISTA codes (that many
+//!   iterations from zero, little-endian `f32`, one code vector per image) — the firmware
+//!   runs the same FISTA on the device (feature `encoders`) and compares them byte for byte.
 //!
 //! The model is validated and planned here with the *host* build of `kestrel-format` and
 //! `kestrel-runtime`, so a model the runtime cannot run fails the build, and the arena's
@@ -85,10 +89,12 @@ fn generate() -> Result<(), String> {
         ));
     }
 
+    let fista = fista(&dir, &model, images)?;
     for (name, bytes) in [
         ("model.kmodel", &model_bytes),
         ("inputs.bin", &inputs),
         ("expected.bin", &expected),
+        ("fista.bin", &fista.expected),
     ] {
         let path = out.join(name);
         fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -110,7 +116,22 @@ fn generate() -> Result<(), String> {
          /// `IMAGES` images of `INPUT_LEN` pixels.\n\
          pub static INPUTS: &[u8] = include_bytes!({inputs});\n\
          /// The host runtime's outputs, `OUTPUT_BYTES` per image.\n\
-         pub static EXPECTED: &[u8] = include_bytes!({expected});\n",
+         pub static EXPECTED: &[u8] = include_bytes!({expected});\n\
+         /// FISTA iterations to run per image on the device (0: no FISTA, not an encoder).\n\
+         pub const FISTA_ITERATIONS: usize = {fista_iterations};\n\
+         /// Atoms (code length) of the model's dictionary (0 without FISTA).\n\
+         pub const FISTA_ATOMS: usize = {fista_atoms};\n\
+         /// Length of the preprocessed input FISTA works on (0 without FISTA).\n\
+         pub const FISTA_INPUT: usize = {fista_input};\n\
+         /// f32 scratch elements FISTA needs (0 without FISTA).\n\
+         pub const FISTA_SCRATCH: usize = {fista_scratch};\n\
+         /// The host runtime's FISTA codes, `4·FISTA_ATOMS` bytes per image.\n\
+         pub static FISTA_EXPECTED: &[u8] = include_bytes!({fista_expected});\n",
+        fista_iterations = fista.iterations,
+        fista_atoms = fista.atoms,
+        fista_input = fista.input,
+        fista_scratch = fista.scratch,
+        fista_expected = path("fista.bin"),
         arena = arena,
         set = set.name(),
         model = path("model.kmodel"),
@@ -119,4 +140,47 @@ fn generate() -> Result<(), String> {
     );
     let file = out.join("bundle.rs");
     fs::write(&file, rs).map_err(|e| format!("{}: {e}", file.display()))
+}
+
+/// The optional FISTA part of the bundle.
+struct Fista {
+    iterations: usize,
+    atoms: usize,
+    input: usize,
+    scratch: usize,
+    /// The expected codes (without the iteration count).
+    expected: Vec<u8>,
+}
+
+/// Reads `fista.bin` if the bundle has one and sizes FISTA's buffers from the model.
+fn fista(dir: &Path, model: &Model<'_>, images: usize) -> Result<Fista, String> {
+    let path = dir.join("fista.bin");
+    println!("cargo::rerun-if-changed={}", path.display());
+    if !path.exists() {
+        return Ok(Fista {
+            iterations: 0,
+            atoms: 0,
+            input: 0,
+            scratch: 0,
+            expected: Vec::new(),
+        });
+    }
+    let bytes = read(dir, "fista.bin")?;
+    let problem = kestrel_runtime::sparse::Problem::new(model)
+        .map_err(|e| format!("fista.bin is present but the model has no FISTA problem: {e}"))?;
+    let atoms = problem.atoms();
+    let want = 4 + images * atoms * 4;
+    if bytes.len() != want {
+        return Err(format!(
+            "fista.bin has {} bytes; a count and {images} codes of {atoms} f32 need {want}",
+            bytes.len()
+        ));
+    }
+    Ok(Fista {
+        iterations: u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize,
+        atoms,
+        input: problem.input_len(),
+        scratch: problem.scratch_len(),
+        expected: bytes[4..].to_vec(),
+    })
 }

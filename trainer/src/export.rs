@@ -136,17 +136,17 @@ fn quantize_weights(w: &[f32], out_c: usize) -> (Vec<i8>, Vec<f32>) {
 }
 
 /// int8 parameters of one convolution or linear layer.
-struct DenseS8 {
-    weight: Vec<i8>,
-    weight_scale: Vec<f32>,
-    bias: Vec<i32>,
-    multiplier: Vec<i32>,
-    shift: Vec<i32>,
+pub(crate) struct DenseS8 {
+    pub(crate) weight: Vec<i8>,
+    pub(crate) weight_scale: Vec<f32>,
+    pub(crate) bias: Vec<i32>,
+    pub(crate) multiplier: Vec<i32>,
+    pub(crate) shift: Vec<i32>,
 }
 
 /// Quantizes weights per output channel, biases to int32 in units of
 /// `in_scale · weight_scale[c]`, and the requantization `in_scale · weight_scale[c] / out_scale`.
-fn quantize_dense(
+pub(crate) fn quantize_dense(
     weight: &[f32],
     bias: &[f32],
     inq: QParams,
@@ -183,7 +183,7 @@ fn quantize_dense(
 }
 
 /// 256-entry table of `f` from `inq` codes to `outq` codes, indexed by `q + 128`.
-fn table(f: impl Fn(f32) -> f32, inq: QParams, outq: QParams) -> Vec<i8> {
+pub(crate) fn table(f: impl Fn(f32) -> f32, inq: QParams, outq: QParams) -> Vec<i8> {
     (-128i32..=127)
         .map(|q| {
             quantize_f32(

@@ -218,8 +218,36 @@ pub struct FirmwareReport {
     pub model_bytes: usize,
     /// SysTick frequency the firmware converted ticks with.
     pub tick_hz: u64,
+    /// Encoder models: the encoder against on-device FISTA to the same energy.
+    pub sparse: Option<SparseReport>,
     /// The firmware ELF.
     pub elf: PathBuf,
+}
+
+/// An encoder model's run against on-device FISTA (`kestrel firmware run` on a model whose
+/// last layer is `Dictionary`).
+#[derive(Debug, Clone, Serialize)]
+pub struct SparseReport {
+    /// FISTA iterations (from zero, the same for every patch) whose mean energy on the
+    /// embedded patches reaches the encoder's, found by the host runtime
+    /// ([`crate::encode::fista_to_match`]).
+    pub fista_iterations: usize,
+    /// Executed instructions of the encoder per patch (= the report's `instructions`).
+    pub encoder_instructions: u64,
+    /// Executed instructions of FISTA per patch (preprocessing and `Dᵀx/L` included), mean.
+    pub fista_instructions: u64,
+    /// `fista_instructions / encoder_instructions`.
+    pub speedup: f64,
+    /// Every patch's FISTA codes equal the host runtime's byte for byte.
+    pub fista_match: bool,
+}
+
+/// Whether `model` is a sparse-code encoder (its last layer is `Dictionary`).
+pub fn is_encoder(model: &Model<'_>) -> bool {
+    matches!(
+        model.layers().last().map(|l| &l.kind),
+        Some(kestrel_format::LayerKind::Dictionary { .. })
+    )
 }
 
 impl FirmwareReport {
@@ -271,6 +299,18 @@ impl FirmwareReport {
             "total: {} instructions, {} MACs, {:.2} instructions/MAC",
             self.instructions, self.macs, self.instructions_per_mac
         );
+        if let Some(sp) = &self.sparse {
+            let _ = writeln!(
+                s,
+                "encoder {} instructions/patch; on-device FISTA to the same energy: {} iterations, \
+                 {} instructions/patch (codes {} the host's) -> speedup {:.1}x",
+                sp.encoder_instructions,
+                sp.fista_iterations,
+                sp.fista_instructions,
+                if sp.fista_match { "match" } else { "DO NOT match" },
+                sp.speedup
+            );
+        }
         let _ = writeln!(
             s,
             ".text {} bytes (runtime + format {}), .rodata {} bytes, arena {} bytes, model {} bytes",
@@ -296,15 +336,35 @@ pub fn run(opts: &FirmwareOptions) -> Result<FirmwareReport> {
         source: e,
     })?;
     let info = inspect::inspect(&model)?;
-    let set = data::load(&opts.data, Split::Test)?;
-    if opts.n == 0 || opts.n > set.n {
-        return Err(Error::Other(format!(
-            "--n must be between 1 and {} (the test images in {})",
-            set.n,
-            opts.data.display()
-        )));
-    }
-    let set = set.take(opts.n);
+    let encoder = is_encoder(&model);
+    // Encoder models run on held-out patches of `data`, convnets on its first test images.
+    let (set, labels) = if encoder {
+        if opts.n == 0 {
+            return Err(Error::Other("--n must be at least 1".into()));
+        }
+        let patches = crate::encode::held_out_patches(&model, &opts.data, opts.n)?;
+        let k = model.input_shape().h as usize;
+        let set = data::Images {
+            n: patches.len(),
+            rows: k,
+            cols: k,
+            pixels: patches.concat(),
+            labels: Vec::new(),
+        };
+        (set, Vec::new())
+    } else {
+        let set = data::load(&opts.data, Split::Test)?;
+        if opts.n == 0 || opts.n > set.n {
+            return Err(Error::Other(format!(
+                "--n must be between 1 and {} (the test images in {})",
+                set.n,
+                opts.data.display()
+            )));
+        }
+        let set = set.take(opts.n);
+        let labels = set.labels.clone();
+        (set, labels)
+    };
     let (inputs, expected, host_predictions) = host_outputs(&model, &set)?;
 
     // Runs in this process share a bundle and an ELF per board: one at a time. (Separate
@@ -317,8 +377,22 @@ pub fn run(opts: &FirmwareOptions) -> Result<FirmwareReport> {
     write_if_changed(&bundle.join("model.kmodel"), &buf)?;
     write_if_changed(&bundle.join("inputs.bin"), &inputs)?;
     write_if_changed(&bundle.join("expected.bin"), &expected)?;
+    let fista_path = bundle.join("fista.bin");
+    let fista_iterations = if encoder {
+        let patches: Vec<Vec<u8>> = (0..set.n).map(|i| set.image(i).to_vec()).collect();
+        let (iterations, codes) = crate::encode::fista_to_match(&model, &patches)?;
+        let mut bytes = (iterations as u32).to_le_bytes().to_vec();
+        bytes.extend(codes.iter().flatten().flat_map(|v| v.to_le_bytes()));
+        write_if_changed(&fista_path, &bytes)?;
+        Some(iterations)
+    } else {
+        if fista_path.exists() {
+            std::fs::remove_file(&fista_path).map_err(|e| Error::io(&fista_path, e))?;
+        }
+        None
+    };
 
-    let elf = build(opts, &bundle, model.precision())?;
+    let elf = build(opts, &bundle, model.precision(), encoder)?;
     let out = run_qemu(opts, &elf)?;
     let device = parse_output(&out, model.layers().len())?;
     let text = text_sizes(&elf)?;
@@ -346,8 +420,23 @@ pub fn run(opts: &FirmwareOptions) -> Result<FirmwareReport> {
         .collect();
     let predictions: Vec<usize> = device.images.iter().map(|i| i.prediction).collect();
     let mismatched_bytes = device.images.iter().map(|i| i.mismatched_bytes).sum();
+    let sparse = fista_iterations.map(|iterations| {
+        let fista_instructions = mean(device.fista.iter().map(|f| f.instructions).sum());
+        SparseReport {
+            fista_iterations: iterations,
+            encoder_instructions: instructions,
+            fista_instructions,
+            speedup: fista_instructions as f64 / instructions.max(1) as f64,
+            fista_match: device.fista.len() == set.n
+                && device
+                    .fista
+                    .iter()
+                    .all(|f| f.matched && f.iterations == iterations),
+        }
+    });
     let outputs_match_host = device.status_ok
-        && device.images.len() == opts.n
+        && device.images.len() == set.n
+        && sparse.as_ref().is_none_or(|s| s.fista_match)
         && mismatched_bytes == 0
         && device.images.iter().all(|i| i.matched)
         && predictions == host_predictions;
@@ -360,7 +449,7 @@ pub fn run(opts: &FirmwareOptions) -> Result<FirmwareReport> {
         images: device.images.len(),
         predictions,
         host_predictions,
-        labels: set.labels.clone(),
+        labels,
         outputs_match_host,
         mismatched_bytes,
         instructions,
@@ -380,6 +469,7 @@ pub fn run(opts: &FirmwareOptions) -> Result<FirmwareReport> {
         arena_static_bytes: device.arena_static,
         model_bytes: model.file_len(),
         tick_hz: device.tick_hz,
+        sparse,
         elf,
     })
 }
@@ -432,7 +522,12 @@ fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// `cargo build --release` of the board crate with only `precision`'s runtime feature (so
 /// the image links no other precision's kernels); returns the ELF's path.
-fn build(opts: &FirmwareOptions, bundle: &Path, precision: Precision) -> Result<PathBuf> {
+fn build(
+    opts: &FirmwareOptions,
+    bundle: &Path,
+    precision: Precision,
+    encoder: bool,
+) -> Result<PathBuf> {
     let crate_dir = opts.examples_dir.join(opts.target.crate_dir());
     if !crate_dir.join("Cargo.toml").is_file() {
         return Err(Error::Other(format!(
@@ -452,8 +547,13 @@ fn build(opts: &FirmwareOptions, bundle: &Path, precision: Precision) -> Result<
             "--message-format=json-render-diagnostics",
             "--no-default-features",
             "--features",
-            runtime_feature(precision),
         ])
+        // Encoders add their kernels and on-device FISTA (f32, whatever the precision).
+        .arg(if encoder {
+            format!("{},f32,encoders", runtime_feature(precision))
+        } else {
+            runtime_feature(precision).to_string()
+        })
         .arg("--target-dir")
         .arg(&opts.build_dir)
         .env("KESTREL_FW_BUNDLE", bundle)
@@ -590,6 +690,14 @@ struct ImageLine {
     layers: Vec<u64>,
 }
 
+/// One `fista` line.
+#[derive(Debug, Clone, PartialEq)]
+struct FistaLine {
+    matched: bool,
+    iterations: usize,
+    instructions: u64,
+}
+
 /// Everything the firmware printed.
 #[derive(Debug, Clone, PartialEq)]
 struct DeviceRun {
@@ -598,6 +706,7 @@ struct DeviceRun {
     arena_static: usize,
     tick_hz: u64,
     images: Vec<ImageLine>,
+    fista: Vec<FistaLine>,
     /// Exit status 0 and a `done` line.
     status_ok: bool,
 }
@@ -625,6 +734,7 @@ fn parse_output(run: &QemuRun, layers: usize) -> Result<DeviceRun> {
         arena_static: 0,
         tick_hz: 0,
         images: Vec::new(),
+        fista: Vec::new(),
         status_ok: false,
     };
     let mut done = false;
@@ -655,6 +765,11 @@ fn parse_output(run: &QemuRun, layers: usize) -> Result<DeviceRun> {
                     layers: per_layer,
                 });
             }
+            "fista" => dev.fista.push(FistaLine {
+                matched: num(&f, "match")? == 1,
+                iterations: num(&f, "iterations")? as usize,
+                instructions: num(&f, "instructions")?,
+            }),
             "done" => done = true,
             "error" | "panic" | "hardfault" => return Err(fail(format!("firmware: {line}"))),
             _ => {}

@@ -12,8 +12,8 @@ use kestrel_trainer::export::Quant;
 use kestrel_trainer::psd::EncoderKind;
 use kestrel_trainer::train::TrainOptions;
 use kestrel_trainer::{
-    checkpoint, eval, export, export_onnx, firmware, gradcheck, inspect, psd, train, visualize,
-    Error, Result,
+    checkpoint, encode, eval, export, export_encoder, export_onnx, firmware, gradcheck, inspect,
+    psd, train, visualize, Error, Result,
 };
 
 #[derive(Parser)]
@@ -107,6 +107,22 @@ enum Cmd {
         /// Evaluate only the first N test images.
         #[arg(long)]
         limit: Option<usize>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run an exported sparse-code encoder on held-out patches, on the runtime, against
+    /// on-device FISTA: energies, sparsity, time per patch and the speedup.
+    Encode {
+        /// Encoder model file (from `kestrel export` of a PSD checkpoint).
+        #[arg(long)]
+        model: PathBuf,
+        /// MNIST-format directory or folder of PNG/JPEG pictures (held-out part used).
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data: PathBuf,
+        /// Held-out patches to measure.
+        #[arg(long, default_value_t = 1000)]
+        n: usize,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -370,6 +386,19 @@ fn run(cli: Cli) -> Result<()> {
             let Some(quant) = quant else {
                 usage("--format kestrel needs --quant int8|f16|f32");
             };
+            if checkpoint::Envelope::load(&checkpoint)?.kind == "psd" {
+                let m = psd::model::PsdModel::load(&checkpoint)?;
+                let bytes = export_encoder::export(&m, quant, calib.as_deref())?;
+                checkpoint::write_atomic(&out, &bytes)?;
+                println!(
+                    "wrote {} ({} bytes, {:?} {} encoder)",
+                    out.display(),
+                    bytes.len(),
+                    quant,
+                    m.meta.encoder
+                );
+                return Ok(());
+            }
             let ckpt = checkpoint::Checkpoint::load(&checkpoint)?;
             let calib = match calib {
                 Some(dir) => Some(data::load(&dir, Split::Train)?.take(export::CALIBRATION_IMAGES)),
@@ -388,6 +417,29 @@ fn run(cli: Cli) -> Result<()> {
                 bytes.len(),
                 quant
             );
+            Ok(())
+        }
+        Cmd::Encode {
+            model,
+            data,
+            n,
+            json,
+        } => {
+            let buf = eval::read_model(&model)?;
+            let m = Model::from_bytes(&buf).map_err(|e| Error::Model {
+                path: model.clone(),
+                source: e,
+            })?;
+            let patches = encode::held_out_patches(&m, &data, n)?;
+            let r = encode::measure(&m, &patches)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&r).map_err(|e| Error::Other(e.to_string()))?
+                );
+            } else {
+                println!("{}", r.table());
+            }
             Ok(())
         }
         Cmd::Eval {

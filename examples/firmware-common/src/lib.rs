@@ -26,6 +26,7 @@
 //! kestrel-firmware board=<name> impl=<kernels> images=<n> layers=<l> arena_bytes=<plan> arena_static=<built> model_bytes=<b>
 //! calibration instructions=<2n> ticks=<t> tick_hz=<hz> measured=<instructions> ok=<0|1>
 //! image <i> prediction=<class> match=<0|1> mismatched_bytes=<k> instructions=<total> input=<quantize> layers=<l0>,<l1>,…
+//! fista <i> match=<0|1> mismatched_bytes=<k> iterations=<it> instructions=<n>   (encoder models, per image)
 //! done matched=<m>/<n>
 //! ```
 //! or `error <message>` / `panic <message>` / `hardfault pc=<addr>`.
@@ -62,13 +63,32 @@ pub struct Board {
     pub tick_hz: u32,
 }
 
-/// The model's arena: [`bundle::ARENA_BYTES`] bytes, 16-byte aligned, sized at build time.
-pub struct Arena(Aligned16<[u8; bundle::ARENA_BYTES]>);
+/// The model's arena ([`bundle::ARENA_BYTES`] bytes, 16-byte aligned, sized at build time)
+/// and on-device FISTA's buffers (empty unless the bundle has FISTA codes).
+pub struct Arena {
+    model: Aligned16<[u8; bundle::ARENA_BYTES]>,
+    fista: FistaBuffers,
+}
+
+/// FISTA's preprocessed input, codes and scratch, sized by build.rs.
+#[cfg_attr(not(feature = "encoders"), allow(dead_code))]
+struct FistaBuffers {
+    x: [f32; bundle::FISTA_INPUT],
+    h: [f32; bundle::FISTA_ATOMS],
+    scratch: [f32; bundle::FISTA_SCRATCH],
+}
 
 impl Arena {
     /// A zeroed arena (it lands in `.bss`).
     pub const fn new() -> Arena {
-        Arena(Aligned16([0; bundle::ARENA_BYTES]))
+        Arena {
+            model: Aligned16([0; bundle::ARENA_BYTES]),
+            fista: FistaBuffers {
+                x: [0.0; bundle::FISTA_INPUT],
+                h: [0.0; bundle::FISTA_ATOMS],
+                scratch: [0.0; bundle::FISTA_SCRATCH],
+            },
+        }
     }
 }
 
@@ -94,6 +114,8 @@ pub enum Error {
         /// The static arena.
         got: usize,
     },
+    /// The bundle has FISTA codes to check but this build lacks the `encoders` feature.
+    EncodersNotBuilt,
     /// The calibration loop did not measure its own instruction count: QEMU is not running
     /// with `-icount shift=0`, or `tick_hz` is wrong.
     Clock {
@@ -114,6 +136,10 @@ impl fmt::Display for Error {
                 "this build's kernels ({}) plan a {needed}-byte arena; build.rs sized {got}",
                 kestrel_runtime::IMPL
             ),
+            Error::EncodersNotBuilt => write!(
+                f,
+                "the bundle has FISTA codes to check: build with the `encoders` feature"
+            ),
             Error::Clock { expected, measured } => write!(
                 f,
                 "calibration loop of {expected} instructions measured {measured}: run QEMU with \
@@ -129,7 +155,7 @@ impl core::error::Error for Error {}
 /// byte matched the host's, 1 otherwise.
 pub fn run(board: &Board, syst: SYST, arena: &mut Arena) -> ! {
     let clock = Clock::start(syst, board.tick_hz);
-    let ok = match run_all(board, &clock, &mut arena.0 .0) {
+    let ok = match run_all(board, &clock, arena) {
         Ok(all_match) => all_match,
         Err(e) => {
             hprintln!("error {}", e);
@@ -160,7 +186,8 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     exit(false)
 }
 
-fn run_all(board: &Board, clock: &Clock, arena: &mut [u8]) -> Result<bool, Error> {
+fn run_all(board: &Board, clock: &Clock, buffers: &mut Arena) -> Result<bool, Error> {
+    let arena = &mut buffers.model.0;
     use bundle::{ARENA_BYTES, EXPECTED, IMAGES, INPUTS, INPUT_LEN, OUTPUT_BYTES};
     let model = Model::from_bytes(bundle::MODEL).map_err(Error::Model)?;
     let plan = Plan::new(&model).map_err(Error::Runtime)?;
@@ -232,9 +259,58 @@ fn run_all(board: &Board, clock: &Clock, arena: &mut [u8]) -> Result<bool, Error
             clock.instructions(marks[0] - start),
             per_layer
         );
+        if bundle::FISTA_ITERATIONS > 0 {
+            let fista_ok = fista(&model, clock, &mut buffers.fista, i)?;
+            matched -= usize::from(mismatched == 0 && !fista_ok);
+        }
     }
     hprintln!("done matched={}/{}", matched, IMAGES);
     Ok(matched == IMAGES)
+}
+
+/// On-device FISTA on image `i` for [`bundle::FISTA_ITERATIONS`] iterations from zero
+/// (preprocessing and `Dᵀx/L` included in the count); prints
+/// `fista <i> match=<0|1> mismatched_bytes=<k> iterations=<it> instructions=<n>` and returns
+/// whether the codes equal the host runtime's byte for byte.
+#[cfg(feature = "encoders")]
+fn fista(model: &Model<'_>, clock: &Clock, b: &mut FistaBuffers, i: usize) -> Result<bool, Error> {
+    use bundle::{FISTA_ATOMS, FISTA_EXPECTED, FISTA_ITERATIONS, INPUTS, INPUT_LEN};
+    use kestrel_runtime::sparse::{FistaOptions, Problem};
+    let problem = Problem::new(model).map_err(Error::Runtime)?;
+    let input = &INPUTS[i * INPUT_LEN..][..INPUT_LEN];
+    let opts = FistaOptions {
+        max_iter: FISTA_ITERATIONS,
+        tol: 0.0,
+        target_energy: None,
+    };
+    let start = clock.now();
+    problem.preprocess(input, &mut b.x).map_err(Error::Runtime)?;
+    b.h.fill(0.0);
+    let stats = problem
+        .fista(&b.x, &mut b.h, &opts, &mut b.scratch)
+        .map_err(Error::Runtime)?;
+    let end = clock.now();
+    let want = &FISTA_EXPECTED[i * 4 * FISTA_ATOMS..][..4 * FISTA_ATOMS];
+    let bad: usize = b
+        .h
+        .iter()
+        .zip(want.chunks_exact(4))
+        .map(|(v, w)| v.to_le_bytes().iter().zip(w).filter(|(a, b)| a != b).count())
+        .sum();
+    hprintln!(
+        "fista {} match={} mismatched_bytes={} iterations={} instructions={}",
+        i,
+        u8::from(bad == 0),
+        bad,
+        stats.iterations,
+        clock.instructions(end - start)
+    );
+    Ok(bad == 0)
+}
+
+#[cfg(not(feature = "encoders"))]
+fn fista(_: &Model<'_>, _: &Clock, _: &mut FistaBuffers, _: usize) -> Result<bool, Error> {
+    Err(Error::EncodersNotBuilt)
 }
 
 /// Comma-separated instructions of each layer, from consecutive marks.

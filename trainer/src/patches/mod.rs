@@ -470,6 +470,18 @@ impl Dataset {
         Ok(self.cut(origins, opts))
     }
 
+    /// The raw pixels of the `K×K` patch at `o` (row-major), as a device's camera would
+    /// hand them to an exported encoder. `o` must come from this dataset with side `k`.
+    pub fn pixels(&self, o: &Origin, k: usize) -> Vec<u8> {
+        let p = &self.pictures[o.image];
+        (0..k)
+            .flat_map(|y| {
+                let start = (o.top + y) * p.cols + o.left;
+                p.pixels[start..start + k].iter().copied()
+            })
+            .collect()
+    }
+
     /// Cuts and preprocesses the patches at `origins` (already checked to fit), in parallel.
     fn cut(&self, origins: Vec<Origin>, opts: &PatchOptions) -> Patches {
         let k = opts.size;
