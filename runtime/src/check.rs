@@ -24,9 +24,13 @@
 use core::fmt;
 
 pub mod bench;
+#[cfg(feature = "encoders")]
+mod encoders;
 
 use kestrel_format::{ConvGeom, Dense, Layer, LayerKind, QParams, Shape};
 
+#[cfg(feature = "encoders")]
+use crate::kernels::lista;
 use crate::kernels::{avgpool, conv2d, fc, maxpool, DenseF, DenseS8, Dims, Elem};
 
 /// Work buffer [`run`] and [`bench::run`] need: every case's tensors fit in it. The
@@ -53,10 +57,32 @@ pub enum Kernel {
     MaxPoolF32,
     /// f32 average pooling.
     AvgPoolF32,
+    /// int8 LISTA step (`h ← shrink_θ(b + S·h)`), after the first shrink.
+    #[cfg(feature = "encoders")]
+    ListaS8,
+    /// f32 LISTA step, also FISTA's step ([`crate::sparse`]).
+    #[cfg(feature = "encoders")]
+    ListaF32,
 }
 
 impl Kernel {
+    /// Every kernel, int8 first (the encoder kernels last, where built).
+    #[cfg(feature = "encoders")]
+    pub const ALL: [Kernel; 10] = [
+        Kernel::Conv2dS8,
+        Kernel::FcS8,
+        Kernel::MaxPoolS8,
+        Kernel::AvgPoolS8,
+        Kernel::Conv2dF32,
+        Kernel::FcF32,
+        Kernel::MaxPoolF32,
+        Kernel::AvgPoolF32,
+        Kernel::ListaS8,
+        Kernel::ListaF32,
+    ];
+
     /// Every kernel, int8 first.
+    #[cfg(not(feature = "encoders"))]
     pub const ALL: [Kernel; 8] = [
         Kernel::Conv2dS8,
         Kernel::FcS8,
@@ -79,12 +105,18 @@ impl Kernel {
             Kernel::FcF32 => "fc_f32",
             Kernel::MaxPoolF32 => "maxpool_f32",
             Kernel::AvgPoolF32 => "avgpool_f32",
+            #[cfg(feature = "encoders")]
+            Kernel::ListaS8 => "lista_step_s8",
+            #[cfg(feature = "encoders")]
+            Kernel::ListaF32 => "lista_step_f32",
         }
     }
 
     const fn elem(self) -> Elem {
         match self {
             Kernel::Conv2dS8 | Kernel::FcS8 | Kernel::MaxPoolS8 | Kernel::AvgPoolS8 => Elem::I8,
+            #[cfg(feature = "encoders")]
+            Kernel::ListaS8 => Elem::I8,
             _ => Elem::F32,
         }
     }
@@ -192,6 +224,10 @@ pub fn runs_reference(kernel: Kernel) -> bool {
         Kernel::FcF32 => same!(fc, fc_f32),
         Kernel::MaxPoolF32 => same!(maxpool, maxpool_f32),
         Kernel::AvgPoolF32 => same!(avgpool, avgpool_f32),
+        #[cfg(feature = "encoders")]
+        Kernel::ListaS8 => same!(lista, lista_step_s8),
+        #[cfg(feature = "encoders")]
+        Kernel::ListaF32 => same!(lista, lista_step_f32),
     }
 }
 
@@ -211,6 +247,10 @@ pub fn run(kernel: Kernel, seed: u64, work: &mut [u8]) -> Result<Case, Mismatch>
     match kernel {
         Kernel::Conv2dS8 | Kernel::Conv2dF32 => conv(kernel, seed, &mut rng, &mut work),
         Kernel::FcS8 | Kernel::FcF32 => linear(kernel, seed, &mut rng, &mut work),
+        #[cfg(feature = "encoders")]
+        Kernel::ListaS8 => encoders::lista_s8(seed, &mut rng, &mut work),
+        #[cfg(feature = "encoders")]
+        Kernel::ListaF32 => encoders::lista_f32(seed, &mut rng, &mut work),
         _ => pool(kernel, seed, &mut rng, &mut work),
     }
 }

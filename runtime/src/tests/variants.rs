@@ -54,6 +54,12 @@ proptest! {
     fn maxpool_f32(seed: u64) { note(Kernel::MaxPoolF32); check(Kernel::MaxPoolF32, seed)?; }
     #[test]
     fn avgpool_f32(seed: u64) { note(Kernel::AvgPoolF32); check(Kernel::AvgPoolF32, seed)?; }
+    #[cfg(feature = "encoders")]
+    #[test]
+    fn lista_step_s8(seed: u64) { note(Kernel::ListaS8); check(Kernel::ListaS8, seed)?; }
+    #[cfg(feature = "encoders")]
+    #[test]
+    fn lista_step_f32(seed: u64) { note(Kernel::ListaF32); check(Kernel::ListaF32, seed)?; }
 }
 
 /// A build for a target with AVX-512 VNNI compiles the VNNI paths of the AVX2 kernels: the

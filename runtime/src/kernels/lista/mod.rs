@@ -9,7 +9,15 @@
 #[cfg_attr(not(kestrel_isa = "reference"), allow(dead_code))]
 pub(crate) mod reference;
 
+// The variant this build runs (see `kernels/fc/mod.rs`); `crate::check` proves it equal to
+// the reference. Kernel sets without a variant run the reference.
+#[cfg(kestrel_isa = "avx2")]
+pub(crate) mod x86;
+
+#[cfg(not(kestrel_isa = "avx2"))]
 pub(crate) use reference as isa;
+#[cfg(kestrel_isa = "avx2")]
+pub(crate) use x86 as isa;
 
 use kestrel_format::{Lateral, Layer};
 

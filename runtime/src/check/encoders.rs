@@ -1,0 +1,175 @@
+//! Cases for the LISTA recurrence's step kernels (`lista_step_s8`, `lista_step_f32`, the
+//! latter also FISTA's step): the first shrink, then one to three steps, reference and
+//! variant each feeding its own output forward, compared after every step. `Mismatch::index`
+//! is `step·N + i` (step 0 is the first shrink).
+
+use super::{compare_f32, compare_i8, shape, Carve, Case, Kernel, Mismatch, Rng};
+use crate::kernels::lista::{isa, reference, ListaS8};
+use crate::kernels::Dims;
+
+/// Code lengths around the SIMD blocks (8, 16, 64 rows) and the 128-atom encoders.
+fn atoms(rng: &mut Rng) -> usize {
+    match rng.below(3) {
+        0 => [128, 64, 16, 8, 17, 100][rng.below(6)],
+        1 => 1 + rng.below(20),
+        _ => 1 + rng.below(150),
+    }
+}
+
+fn case(kernel: Kernel, seed: u64, n: usize, zp: (i32, i32), scratch: usize) -> Case {
+    let d = shape(Dims { c: n, h: 1, w: 1 });
+    Case {
+        kernel,
+        seed,
+        input: d,
+        output: d,
+        k: (1, 1),
+        stride: 1,
+        pad: 0,
+        zp,
+        scratch,
+    }
+}
+
+/// Moves the first differing element's index to `step·N + i`.
+fn at_step(r: Result<Case, Mismatch>, step: usize, n: usize) -> Result<Case, Mismatch> {
+    r.map_err(|mut m| {
+        m.index += step * n;
+        m
+    })
+}
+
+pub(super) fn lista_s8(seed: u64, rng: &mut Rng, work: &mut Carve<'_>) -> Result<Case, Mismatch> {
+    let n = atoms(rng);
+    let steps = 1 + rng.below(3);
+    // `exact`: small `S`, unit requantization, so an accumulator off by one shows.
+    let exact = rng.below(4) == 0;
+    let extremes = !exact && rng.below(3) == 0;
+    let s = work.i8s(n * n, |_| {
+        if exact {
+            rng.int(-2, 2) as i8
+        } else {
+            rng.code(extremes)
+        }
+    });
+    let (unit_m, unit_s) = (1 << 30, 1); // real multiplier 1
+    let theta = work.i32s(n, |_| match rng.below(4) {
+        0 => 0,
+        1 => rng.int(0, 10),
+        _ => {
+            let bits = rng.int(0, 20);
+            rng.int(0, 1 << bits)
+        }
+    });
+    let mult = |rng: &mut Rng| {
+        if exact {
+            unit_m
+        } else {
+            rng.int(1 << 30, i32::MAX)
+        }
+    };
+    let in_multiplier = work.i32s(n, |_| mult(rng));
+    let out_multiplier = work.i32s(n, |_| mult(rng));
+    let shift = |rng: &mut Rng, lo: i32| {
+        if exact {
+            unit_s
+        } else if rng.below(8) == 0 {
+            rng.int(-31, 30)
+        } else {
+            rng.int(lo, 0)
+        }
+    };
+    let in_shift = work.i32s(n, |_| shift(rng, -4));
+    let out_shift = work.i32s(n, |_| shift(rng, -16));
+    let zp = |rng: &mut Rng| {
+        if rng.below(4) == 0 {
+            [-128, 127, 0][rng.below(3)]
+        } else {
+            rng.int(-128, 127)
+        }
+    };
+    let (zp_b, zp_h) = (zp(rng), zp(rng));
+    let p = ListaS8 {
+        s,
+        theta,
+        in_multiplier,
+        in_shift,
+        out_multiplier,
+        out_shift,
+        zp_b,
+        zp_h,
+    };
+    let b = work.i8s(n, |_| rng.code(extremes));
+    let case = case(Kernel::ListaS8, seed, n, (zp_b, zp_h), n * 4);
+    let (want, got, scratch) = work.outputs_i8(n, n * 4);
+    let (want_next, got_next, _) = work.outputs_i8(n, 0);
+    let acc: &mut [i32] = bytemuck::cast_slice_mut(scratch);
+    // The codes entering the first step: the first shrink of `b` (often mostly `zp_h`, so
+    // that the steps skip columns), or random codes with a random share at `zp_h`.
+    if rng.below(2) == 0 {
+        reference::lista_first_s8(&p, b, want);
+        isa::lista_first_s8(&p, b, got);
+        compare_i8(case, want, got)?;
+    } else {
+        let dense = rng.below(5); // quarters off zp_h: 0 (none) to 4 (all)
+        for (w, g) in want.iter_mut().zip(got.iter_mut()) {
+            let q = if rng.below(4) < dense {
+                rng.code(extremes)
+            } else {
+                zp_h as i8
+            };
+            (*w, *g) = (q, q);
+        }
+    }
+    let (mut want, mut got, mut want_next, mut got_next) = (want, got, want_next, got_next);
+    for step in 1..=steps {
+        // The reference sums row by row and leaves `acc` alone; the variant gets it full of
+        // the previous step's (or junk) values.
+        reference::lista_step_s8(&p, b, want, acc, want_next);
+        isa::lista_step_s8(&p, b, got, acc, got_next);
+        at_step(compare_i8(case, want_next, got_next), step, n)?;
+        core::mem::swap(&mut want, &mut want_next);
+        core::mem::swap(&mut got, &mut got_next);
+    }
+    Ok(case)
+}
+
+pub(super) fn lista_f32(seed: u64, rng: &mut Rng, work: &mut Carve<'_>) -> Result<Case, Mismatch> {
+    let n = atoms(rng);
+    let steps = 1 + rng.below(3);
+    // Like a LISTA `S` (or FISTA's `I − DᵀD/L`): small off-diagonal entries.
+    let scale = [1.0, 0.1, 0.01][rng.below(3)];
+    let s = work.f32s(n * n, |_| rng.f32() * scale);
+    let b = work.f32s(n, |_| rng.f32());
+    let theta = work.f32s(n, |_| match rng.below(4) {
+        0 => 0.0,
+        _ => (rng.f32() + 1.0) * 0.25,
+    });
+    let case = case(Kernel::ListaF32, seed, n, (0, 0), 0);
+    let (want, got, _) = work.outputs_f32(n, 0);
+    let (want_next, got_next, _) = work.outputs_f32(n, 0);
+    if rng.below(2) == 0 {
+        reference::lista_first_f32(b, theta, want);
+        isa::lista_first_f32(b, theta, got);
+        compare_f32(case, want, got)?;
+    } else {
+        // FISTA's extrapolated codes: dense, with exact zeros and −0.0 among them.
+        for (w, g) in want.iter_mut().zip(got.iter_mut()) {
+            let v = match rng.below(6) {
+                0 => 0.0,
+                1 => -0.0,
+                _ => rng.f32(),
+            };
+            (*w, *g) = (v, v);
+        }
+    }
+    let (mut want, mut got, mut want_next, mut got_next) = (want, got, want_next, got_next);
+    for step in 1..=steps {
+        reference::lista_step_f32(s, b, theta, want, want_next);
+        isa::lista_step_f32(s, b, theta, got, got_next);
+        at_step(compare_f32(case, want_next, got_next), step, n)?;
+        core::mem::swap(&mut want, &mut want_next);
+        core::mem::swap(&mut got, &mut got_next);
+    }
+    Ok(case)
+}
