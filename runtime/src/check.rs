@@ -26,6 +26,8 @@ use core::fmt;
 pub mod bench;
 #[cfg(feature = "encoders")]
 mod encoders;
+#[cfg(feature = "encoders")]
+pub use encoders::{bench as bench_encoder, EncoderShape};
 
 use kestrel_format::{ConvGeom, Dense, Layer, LayerKind, QParams, Shape};
 

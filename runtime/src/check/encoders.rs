@@ -173,3 +173,130 @@ pub(super) fn lista_f32(seed: u64, rng: &mut Rng, work: &mut Carve<'_>) -> Resul
     }
     Ok(case)
 }
+
+/// One int8 step: `(h_in, acc, h)`.
+type StepS8<'a> = dyn Fn(&[i8], &mut [i32], &mut [i8]) + 'a;
+
+/// A timed encoder kernel shape ([`bench`]): trained-encoder-like sizes, 128 atoms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EncoderShape {
+    /// int8 `lista:3`: the first shrink and three `lista_step_s8`, 128 atoms, codes about
+    /// one in four off the zero point.
+    ListaS8x128,
+    /// One f32 step on 128 atoms, a quarter of the code non-zero (a LISTA step).
+    ListaF32x128,
+    /// One FISTA iteration's matrix-vector step: `lista_step_f32` on 128 atoms with a
+    /// dense extrapolated code (every entry non-zero, FISTA's worst case).
+    FistaF32x128,
+}
+
+impl EncoderShape {
+    /// Every timed encoder shape.
+    pub const ALL: [EncoderShape; 3] = [
+        EncoderShape::ListaS8x128,
+        EncoderShape::ListaF32x128,
+        EncoderShape::FistaF32x128,
+    ];
+
+    /// A short description.
+    pub const fn name(self) -> &'static str {
+        match self {
+            EncoderShape::ListaS8x128 => "lista_s8 128 atoms, first shrink + 3 steps",
+            EncoderShape::ListaF32x128 => "lista_step_f32 128 atoms, 25% non-zero",
+            EncoderShape::FistaF32x128 => "FISTA step (lista_step_f32) 128 atoms, dense",
+        }
+    }
+}
+
+/// Times the reference and then this build's variant on `shape` (like
+/// [`super::bench::run`]: `time(f)` runs `f` and returns the ticks it took; `macs` counts
+/// the multiply-accumulates a dense code would need).
+///
+/// # Panics
+/// If `work` is shorter than [`super::WORK_BYTES`].
+pub fn bench(
+    shape: EncoderShape,
+    work: &mut [u8],
+    time: &mut dyn FnMut(&mut dyn FnMut()) -> u32,
+) -> super::bench::Timing {
+    assert!(
+        work.len() >= super::WORK_BYTES,
+        "bench needs WORK_BYTES of work"
+    );
+    let mut rng = Rng::new(0x6c69_7374_6100 ^ shape as u64);
+    let mut work = Carve::new(work);
+    let n = 128;
+    match shape {
+        EncoderShape::ListaS8x128 => {
+            let s = work.i8s(n * n, |_| (rng.next_u64() as i8) / 4);
+            let theta = work.i32s(n, |_| rng.int(0, 2000));
+            let one = work.i32s(n, |_| rng.int(1 << 30, i32::MAX));
+            let shifts = work.i32s(n, |_| rng.int(-10, -6));
+            let p = ListaS8 {
+                s,
+                theta,
+                in_multiplier: one,
+                in_shift: work.i32s(n, |_| 0),
+                out_multiplier: one,
+                out_shift: shifts,
+                zp_b: 0,
+                zp_h: -128,
+            };
+            // b codes such that about a quarter of the first shrink is off zp_h.
+            let b = work.i8s(n, |_| match rng.below(4) {
+                0 => rng.int(-128, 127) as i8,
+                _ => 0,
+            });
+            let (want, got, scratch) = work.outputs_i8(n, n * 4);
+            let (want2, got2, _) = work.outputs_i8(n, 0);
+            let acc: &mut [i32] = bytemuck::cast_slice_mut(scratch);
+            let run = |step: &StepS8<'_>, h: &mut [i8], tmp: &mut [i8], acc: &mut [i32]| {
+                reference::lista_first_s8(&p, b, tmp);
+                step(tmp, acc, h);
+                step(h, acc, tmp);
+                step(tmp, acc, h);
+            };
+            let r =
+                |hi: &[i8], a: &mut [i32], h: &mut [i8]| reference::lista_step_s8(&p, b, hi, a, h);
+            let v = |hi: &[i8], a: &mut [i32], h: &mut [i8]| isa::lista_step_s8(&p, b, hi, a, h);
+            let reference = time(&mut || run(&r, want, want2, acc));
+            let variant = time(&mut || run(&v, got, got2, acc));
+            super::bench::Timing {
+                macs: (3 * n * n) as u64,
+                outputs: n as u64,
+                reference,
+                variant,
+                scratch: n * 5,
+                equal: want == got,
+            }
+        }
+        EncoderShape::ListaF32x128 | EncoderShape::FistaF32x128 => {
+            let dense = shape == EncoderShape::FistaF32x128;
+            let s = work.f32s(n * n, |_| rng.f32() * 0.05);
+            let b = work.f32s(n, |_| rng.f32());
+            let theta = work.f32s(n, |_| 0.1);
+            let h_in = work.f32s(n, |_| {
+                if dense || rng.below(4) == 0 {
+                    rng.f32()
+                } else {
+                    0.0
+                }
+            });
+            let (want, got, _) = work.outputs_f32(n, 0);
+            let reference = time(&mut || reference::lista_step_f32(s, b, theta, h_in, want));
+            let variant = time(&mut || isa::lista_step_f32(s, b, theta, h_in, got));
+            let equal = want
+                .iter()
+                .zip(got.iter())
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            super::bench::Timing {
+                macs: (n * n) as u64,
+                outputs: n as u64,
+                reference,
+                variant,
+                scratch: 0,
+                equal,
+            }
+        }
+    }
+}
