@@ -65,12 +65,15 @@ pub enum Kernel {
     /// f32 LISTA step, also FISTA's step ([`crate::sparse`]).
     #[cfg(feature = "encoders")]
     ListaF32,
+    /// f32 LISTA step with an f16 `S`.
+    #[cfg(feature = "encoders")]
+    ListaF16,
 }
 
 impl Kernel {
     /// Every kernel, int8 first (the encoder kernels last, where built).
     #[cfg(feature = "encoders")]
-    pub const ALL: [Kernel; 10] = [
+    pub const ALL: [Kernel; 11] = [
         Kernel::Conv2dS8,
         Kernel::FcS8,
         Kernel::MaxPoolS8,
@@ -81,6 +84,7 @@ impl Kernel {
         Kernel::AvgPoolF32,
         Kernel::ListaS8,
         Kernel::ListaF32,
+        Kernel::ListaF16,
     ];
 
     /// Every kernel, int8 first.
@@ -111,6 +115,8 @@ impl Kernel {
             Kernel::ListaS8 => "lista_step_s8",
             #[cfg(feature = "encoders")]
             Kernel::ListaF32 => "lista_step_f32",
+            #[cfg(feature = "encoders")]
+            Kernel::ListaF16 => "lista_step_f16",
         }
     }
 
@@ -230,6 +236,8 @@ pub fn runs_reference(kernel: Kernel) -> bool {
         Kernel::ListaS8 => same!(lista, lista_step_s8),
         #[cfg(feature = "encoders")]
         Kernel::ListaF32 => same!(lista, lista_step_f32),
+        #[cfg(feature = "encoders")]
+        Kernel::ListaF16 => same!(lista, lista_step_f16),
     }
 }
 
@@ -252,7 +260,9 @@ pub fn run(kernel: Kernel, seed: u64, work: &mut [u8]) -> Result<Case, Mismatch>
         #[cfg(feature = "encoders")]
         Kernel::ListaS8 => encoders::lista_s8(seed, &mut rng, &mut work),
         #[cfg(feature = "encoders")]
-        Kernel::ListaF32 => encoders::lista_f32(seed, &mut rng, &mut work),
+        Kernel::ListaF32 => encoders::lista_float::<f32>(kernel, seed, &mut rng, &mut work),
+        #[cfg(feature = "encoders")]
+        Kernel::ListaF16 => encoders::lista_float::<half::f16>(kernel, seed, &mut rng, &mut work),
         _ => pool(kernel, seed, &mut rng, &mut work),
     }
 }

@@ -1,5 +1,5 @@
-//! Cases for the LISTA recurrence's step kernels (`lista_step_s8`, `lista_step_f32`, the
-//! latter also FISTA's step): the first shrink, then one to three steps, reference and
+//! Cases for the LISTA recurrence's step kernels (`lista_step_s8`, `lista_step_f32`, also
+//! FISTA's step, and `lista_step_f16`): the first shrink, then one to three steps, reference and
 //! variant each feeding its own output forward, compared after every step. `Mismatch::index`
 //! is `step·N + i` (step 0 is the first shrink).
 
@@ -134,18 +134,52 @@ pub(super) fn lista_s8(seed: u64, rng: &mut Rng, work: &mut Carve<'_>) -> Result
     Ok(case)
 }
 
-pub(super) fn lista_f32(seed: u64, rng: &mut Rng, work: &mut Carve<'_>) -> Result<Case, Mismatch> {
+/// A float step kernel: `(s, b, theta, h_in, h)`.
+type StepFloat<W> = fn(&[W], &[f32], &[f32], &[f32], &mut [f32]);
+
+/// A float `S` element type with a step kernel.
+pub(super) trait FloatS: bytemuck::Pod {
+    fn from_f32(v: f32) -> Self;
+    fn steps() -> [StepFloat<Self>; 2];
+}
+
+impl FloatS for f32 {
+    fn from_f32(v: f32) -> Self {
+        v
+    }
+    fn steps() -> [StepFloat<f32>; 2] {
+        [reference::lista_step_f32, isa::lista_step_f32]
+    }
+}
+
+impl FloatS for half::f16 {
+    fn from_f32(v: f32) -> Self {
+        half::f16::from_f32(v)
+    }
+    fn steps() -> [StepFloat<half::f16>; 2] {
+        [reference::lista_step_f16, isa::lista_step_f16]
+    }
+}
+
+/// `ListaF32` (`W = f32`) or `ListaF16` (`W = f16`).
+pub(super) fn lista_float<W: FloatS>(
+    kernel: Kernel,
+    seed: u64,
+    rng: &mut Rng,
+    work: &mut Carve<'_>,
+) -> Result<Case, Mismatch> {
     let n = atoms(rng);
     let steps = 1 + rng.below(3);
     // Like a LISTA `S` (or FISTA's `I − DᵀD/L`): small off-diagonal entries.
     let scale = [1.0, 0.1, 0.01][rng.below(3)];
-    let s = work.f32s(n * n, |_| rng.f32() * scale);
+    let s: &[W] = work.typed(n * n, |_| W::from_f32(rng.f32() * scale));
+    let [ref_step, isa_step] = W::steps();
     let b = work.f32s(n, |_| rng.f32());
     let theta = work.f32s(n, |_| match rng.below(4) {
         0 => 0.0,
         _ => (rng.f32() + 1.0) * 0.25,
     });
-    let case = case(Kernel::ListaF32, seed, n, (0, 0), 0);
+    let case = case(kernel, seed, n, (0, 0), 0);
     let (want, got, _) = work.outputs_f32(n, 0);
     let (want_next, got_next, _) = work.outputs_f32(n, 0);
     if rng.below(2) == 0 {
@@ -165,8 +199,8 @@ pub(super) fn lista_f32(seed: u64, rng: &mut Rng, work: &mut Carve<'_>) -> Resul
     }
     let (mut want, mut got, mut want_next, mut got_next) = (want, got, want_next, got_next);
     for step in 1..=steps {
-        reference::lista_step_f32(s, b, theta, want, want_next);
-        isa::lista_step_f32(s, b, theta, got, got_next);
+        ref_step(s, b, theta, want, want_next);
+        isa_step(s, b, theta, got, got_next);
         at_step(compare_f32(case, want_next, got_next), step, n)?;
         core::mem::swap(&mut want, &mut want_next);
         core::mem::swap(&mut got, &mut got_next);

@@ -60,6 +60,9 @@ proptest! {
     #[cfg(feature = "encoders")]
     #[test]
     fn lista_step_f32(seed: u64) { note(Kernel::ListaF32); check(Kernel::ListaF32, seed)?; }
+    #[cfg(feature = "encoders")]
+    #[test]
+    fn lista_step_f16(seed: u64) { note(Kernel::ListaF16); check(Kernel::ListaF16, seed)?; }
 }
 
 /// A build for a target with AVX-512 VNNI compiles the VNNI paths of the AVX2 kernels: the

@@ -1,5 +1,6 @@
 //! x86-64 AVX2 LISTA steps: `lista_step_s8` and `lista_step_f32` (the latter also FISTA's
-//! step, [`crate::sparse`]); the first shrinks and `lista_step_f16` are the reference's.
+//! step, [`crate::sparse`]) and, where the target has F16C, `lista_step_f16` (the f32 step
+//! with `S` widened by `vcvtph2ps`); the first shrinks are the reference's.
 //!
 //! Shapes as in `reference.rs`: `S` column-major `[N, N]` (`s[j·N + i] = S[i, j]`), so
 //! column `j` is `N` contiguous values, one per row. Both steps vectorize across rows `i`
@@ -26,8 +27,13 @@ use core::arch::x86_64::*;
 
 use super::reference::{self, ListaS8};
 use crate::kernels::shrink::reference::shrink1_f32;
+use crate::kernels::Widen;
+#[cfg(target_feature = "f16c")]
+use half::f16;
 
-pub(crate) use reference::{lista_first_f32, lista_first_s8, lista_step_f16};
+#[cfg(not(target_feature = "f16c"))]
+pub(crate) use reference::lista_step_f16;
+pub(crate) use reference::{lista_first_f32, lista_first_s8};
 
 /// One int8 step, equal to [`reference::lista_step_s8`] bit for bit (module docs); `acc`
 /// (`[N]` i32) is scratch.
@@ -131,6 +137,46 @@ fn add_pair(
 /// One float step, f32 `S`, equal to [`reference::lista_step_f32`] bit for bit (module
 /// docs). Also FISTA's step.
 pub(crate) fn lista_step_f32(s: &[f32], b: &[f32], theta: &[f32], h_in: &[f32], h: &mut [f32]) {
+    step_float(s, b, theta, h_in, h)
+}
+
+/// One float step, f16 `S` widened on the fly (F16C `vcvtph2ps`, exact like the
+/// reference's widening), equal to [`reference::lista_step_f16`] bit for bit. Only where
+/// the target has F16C (every AVX2 CPU has; a target that does not say so gets the
+/// reference).
+#[cfg(target_feature = "f16c")]
+pub(crate) fn lista_step_f16(s: &[f16], b: &[f32], theta: &[f32], h_in: &[f32], h: &mut [f32]) {
+    step_float(s, b, theta, h_in, h)
+}
+
+/// A column element the AVX2 step loads eight of at a time as f32.
+trait Load8: Widen {
+    /// Eight elements from `p`, widened to f32.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 (and F16C for `f16`); `p` must point to 8 readable elements.
+    unsafe fn load8(p: *const Self) -> __m256;
+}
+
+impl Load8 for f32 {
+    #[inline(always)]
+    unsafe fn load8(p: *const f32) -> __m256 {
+        // SAFETY: the caller's contract.
+        unsafe { _mm256_loadu_ps(p) }
+    }
+}
+
+#[cfg(target_feature = "f16c")]
+impl Load8 for f16 {
+    #[inline(always)]
+    unsafe fn load8(p: *const f16) -> __m256 {
+        // SAFETY: the caller's contract: 8 f16s are 16 readable bytes; F16C is a target
+        // feature of this build.
+        unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p.cast())) }
+    }
+}
+
+fn step_float<W: Load8>(s: &[W], b: &[f32], theta: &[f32], h_in: &[f32], h: &mut [f32]) {
     let n = h.len();
     debug_assert!(s.len() == n * n && b.len() == n && theta.len() == n && h_in.len() == n);
     let full = n / 8 * 8;
@@ -147,10 +193,10 @@ pub(crate) fn lista_step_f32(s: &[f32], b: &[f32], theta: &[f32], h_in: &[f32], 
         // rows `r0 .. r0 + 8·blocks` lie inside `full ≤ n`.
         unsafe {
             match blocks {
-                8 => step_f32_avx2::<8>(s, b, theta, h_in, h, r0),
-                4 => step_f32_avx2::<4>(s, b, theta, h_in, h, r0),
-                2 => step_f32_avx2::<2>(s, b, theta, h_in, h, r0),
-                _ => step_f32_avx2::<1>(s, b, theta, h_in, h, r0),
+                8 => step_f32_avx2::<W, 8>(s, b, theta, h_in, h, r0),
+                4 => step_f32_avx2::<W, 4>(s, b, theta, h_in, h, r0),
+                2 => step_f32_avx2::<W, 2>(s, b, theta, h_in, h, r0),
+                _ => step_f32_avx2::<W, 1>(s, b, theta, h_in, h, r0),
             }
         }
         r0 += 8 * blocks;
@@ -160,20 +206,20 @@ pub(crate) fn lista_step_f32(s: &[f32], b: &[f32], theta: &[f32], h_in: &[f32], 
         let mut acc = 0.0f32;
         for (j, &hj) in h_in.iter().enumerate() {
             if hj != 0.0 {
-                acc += s[j * n + i] * hj;
+                acc += s[j * n + i].widen() * hj;
             }
         }
         h[i] = shrink1_f32(b[i] + acc, theta[i]);
     }
 }
 
-/// Rows `r0 .. r0 + 8·B` of the f32 step.
+/// Rows `r0 .. r0 + 8·B` of the float step.
 ///
 /// # Safety
 /// The CPU must support AVX2, and `r0 + 8·B ≤ h.len()`.
 #[target_feature(enable = "avx2")]
-unsafe fn step_f32_avx2<const B: usize>(
-    s: &[f32],
+unsafe fn step_f32_avx2<W: Load8, const B: usize>(
+    s: &[W],
     b: &[f32],
     theta: &[f32],
     h_in: &[f32],
@@ -188,8 +234,9 @@ unsafe fn step_f32_avx2<const B: usize>(
             let col = &s[j * n + r0..][..8 * B];
             let hv = _mm256_set1_ps(hj);
             for (k, acc) in acc.iter_mut().enumerate() {
-                // SAFETY: `col` has `8·B` f32s.
-                let sv = unsafe { _mm256_loadu_ps(col.as_ptr().add(8 * k)) };
+                // SAFETY: `col` has `8·B` elements; AVX2 (and F16C where `W` is f16) by
+                // this function's contract.
+                let sv = unsafe { W::load8(col.as_ptr().add(8 * k)) };
                 *acc = _mm256_add_ps(*acc, _mm256_mul_ps(sv, hv));
             }
         }
