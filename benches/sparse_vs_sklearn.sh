@@ -7,7 +7,7 @@
 # 2. Learning: Kestrel learn_dictionary vs MiniBatchDictionaryLearning, each run from scratch
 #    for EPOCHS epochs; held-out mean energy with converged (lasso_cd) codes vs wall time; the
 #    ratio of times to reach the lowest held-out energy every method reaches.
-#   benches/sparse_vs_sklearn.sh [DATA_DIR]   (LAMBDA=0.5 REPEATS=5 EPOCHS=1,2,4,8 ALGOS=cd,lars)
+#   benches/sparse_vs_sklearn.sh [DATA_DIR]   (LAMBDA=0.5 REPEATS=5 EPOCHS=1,2,4,8 ALGOS=cd)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! python3 -c "import sklearn, numpy" 2> /dev/null; then
@@ -18,7 +18,7 @@ DATA=${1:-/usr/share/datasets/fashion-mnist}
 LAMBDA=${LAMBDA:-0.5}
 REPEATS=${REPEATS:-5}
 EPOCHS=${EPOCHS:-1,2,4,8}
-ALGOS=${ALGOS:-cd,lars}
+ALGOS=${ALGOS:-cd}
 OUT=${OUT:-target/sparse-vs-sklearn}
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 RAYON_NUM_THREADS=1
 mkdir -p "$OUT"
