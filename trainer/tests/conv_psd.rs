@@ -11,7 +11,8 @@ use kestrel_trainer::config::Arch;
 use kestrel_trainer::nn::Network;
 use kestrel_trainer::patches::FloatImage;
 use kestrel_trainer::psd::conv::{
-    conv_fista, train_conv_psd, ConvDict, ConvFistaOptions, ConvNonlin, ConvPsdOptions,
+    conv_fista, encode_images, encoder_loss_grad, train_conv_psd, ConvDict, ConvEncoderParams,
+    ConvFistaOptions, ConvNonlin, ConvPsdOptions,
 };
 use kestrel_trainer::psd::{EncoderKind, PsdMeta, PsdModel};
 use kestrel_trainer::train::{init_first_conv, InitFrom, InitScale};
@@ -406,4 +407,88 @@ fn init_from_sets_the_first_convolution() {
     assert!("0".parse::<InitScale>().is_err() && "x".parse::<InitScale>().is_err());
     assert_eq!("std".parse::<InitScale>().unwrap(), InitScale::Std);
     assert_eq!("0.5".parse::<InitScale>().unwrap(), InitScale::Factor(0.5));
+}
+
+/// The encoder's backward pass against central differences of its loss, for every tensor
+/// (tanh: weight, bias, gain; shrink: weight, bias, θ).
+#[test]
+fn conv_encoder_gradient_matches_finite_differences() {
+    let be = Cpu::new();
+    let (c, n, k, rows, cols, batch) = (2, 3, 3, 6, 5, 2);
+    let x = noise(21, batch * c * rows * cols);
+    let target = noise(22, batch * n * rows * cols);
+    for nonlin in [ConvNonlin::Tanh, ConvNonlin::Shrink] {
+        let scale = match nonlin {
+            ConvNonlin::Tanh => noise(23, n).iter().map(|v| 1.0 + 0.5 * v).collect(),
+            ConvNonlin::Shrink => vec![0.2, 0.05, 0.3],
+        };
+        let p = ConvEncoderParams {
+            nonlin,
+            channels: c,
+            kernel: k,
+            atoms: n,
+            weight: noise(24, n * c * k * k).iter().map(|v| 0.5 * v).collect(),
+            bias: noise(25, n).iter().map(|v| 0.2 * v).collect(),
+            scale,
+        };
+        let g = encoder_loss_grad(&be, &p, rows, cols, batch, &x, &target, 0.7).unwrap();
+        let loss = |q: &ConvEncoderParams| {
+            encoder_loss_grad(&be, q, rows, cols, batch, &x, &target, 0.7)
+                .unwrap()
+                .loss
+        };
+        let eps = 1e-3f32;
+        let mut checked = 0;
+        for (which, analytic) in [(0, &g.weight), (1, &g.bias), (2, &g.scale)] {
+            for i in 0..analytic.len() {
+                let at = |delta: f32| {
+                    let mut q = p.clone();
+                    let t = match which {
+                        0 => &mut q.weight,
+                        1 => &mut q.bias,
+                        _ => &mut q.scale,
+                    };
+                    t[i] += delta;
+                    loss(&q)
+                };
+                let fd = (at(eps) - at(-eps)) / (2.0 * eps as f64);
+                // Shrink has kinks at |u| = θ: skip where the one-sided slopes disagree.
+                let (right, left) = (
+                    (at(eps) - loss(&p)) / eps as f64,
+                    (loss(&p) - at(-eps)) / eps as f64,
+                );
+                if (right - left).abs() > 1e-2 * (1.0 + fd.abs()) {
+                    continue;
+                }
+                let a = analytic[i] as f64;
+                assert!(
+                    (a - fd).abs() <= 2e-3 + 1e-2 * fd.abs(),
+                    "{nonlin:?} tensor {which} [{i}]: analytic {a} vs finite difference {fd}"
+                );
+                checked += 1;
+            }
+        }
+        let total = g.weight.len() + g.bias.len() + g.scale.len();
+        assert!(
+            checked * 10 >= total * 9,
+            "{nonlin:?}: only {checked} of {total} checked"
+        );
+    }
+    // Bad lengths are typed errors.
+    let p = ConvEncoderParams {
+        nonlin: ConvNonlin::Tanh,
+        channels: 1,
+        kernel: 3,
+        atoms: 2,
+        weight: vec![0.0; 17],
+        bias: vec![0.0; 2],
+        scale: vec![1.0; 2],
+    };
+    let e = encode_images(&be, &p, 5, 5, 1, &[0.0; 25])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("weight") && e.contains("17") && e.contains("18"),
+        "{e}"
+    );
 }

@@ -491,6 +491,130 @@ impl<B: Backend> Encoder<B> {
     }
 }
 
+/// The encoder's regression loss `(α / batch)·‖g(x) − target‖²` and its gradients, as the
+/// training step computes them (the same forward, `dcode` and backward).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvEncoderGrads {
+    /// The loss, summed in f64 from the f32 codes.
+    pub loss: f64,
+    /// `∂loss/∂W`, `[n, c, K, K]`.
+    pub weight: Vec<f32>,
+    /// `∂loss/∂b`, `[n]`.
+    pub bias: Vec<f32>,
+    /// `∂loss/∂gain` (tanh) or `∂loss/∂θ` (shrink), `[n]`.
+    pub scale: Vec<f32>,
+}
+
+/// The convolutional encoder's parameters on the host, for [`encoder_loss_grad`] and
+/// [`encode_images`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvEncoderParams {
+    /// Nonlinearity.
+    pub nonlin: ConvNonlin,
+    /// Input channels.
+    pub channels: usize,
+    /// Filter side (odd).
+    pub kernel: usize,
+    /// Maps `n`.
+    pub atoms: usize,
+    /// `[n, c, K, K]`.
+    pub weight: Vec<f32>,
+    /// `[n]`.
+    pub bias: Vec<f32>,
+    /// `gain` (tanh) or `θ` (shrink), `[n]`.
+    pub scale: Vec<f32>,
+}
+
+impl ConvEncoderParams {
+    fn upload<B: Backend>(&self, be: &B) -> Result<Encoder<B>> {
+        let (n, flen) = (self.atoms, self.channels * self.kernel * self.kernel);
+        for (name, t, len) in [
+            ("weight", &self.weight, n * flen),
+            ("bias", &self.bias, n),
+            ("scale", &self.scale, n),
+        ] {
+            if t.len() != len {
+                return Err(Error::Sparse {
+                    field: format!("convolutional encoder {name}"),
+                    message: format!("{} values, expected {len}", t.len()),
+                });
+            }
+        }
+        Ok(Encoder {
+            nonlin: self.nonlin,
+            weight: Slot::new(be, &self.weight)?,
+            bias: Slot::new(be, &self.bias)?,
+            scale: Slot::new(be, &self.scale)?,
+        })
+    }
+}
+
+/// `g(x)` for `batch` images `x [batch, c, rows, cols]`: code maps `[batch, n, rows, cols]`.
+pub fn encode_images<B: Backend>(
+    be: &B,
+    p: &ConvEncoderParams,
+    rows: usize,
+    cols: usize,
+    batch: usize,
+    x: &[f32],
+) -> Result<Vec<f32>> {
+    check_geometry(p.channels, p.atoms, p.kernel, rows, cols)?;
+    let s = conv_shape(p.channels, rows, cols, p.atoms, p.kernel);
+    check_len("images", batch * s.in_len(), x.len())?;
+    let enc = p.upload(be)?;
+    let pass = enc.forward(be, &s, batch, &be.upload(x)?)?;
+    be.download(&pass.code)
+}
+
+fn check_len(what: &str, expected: usize, got: usize) -> Result<()> {
+    if expected != got {
+        return Err(Error::Sparse {
+            field: format!("convolutional encoder {what}"),
+            message: format!("{got} values, expected {expected}"),
+        });
+    }
+    Ok(())
+}
+
+/// [`ConvEncoderGrads`] of `p` on `batch` images `x` against `target` code maps.
+#[allow(clippy::too_many_arguments)]
+pub fn encoder_loss_grad<B: Backend>(
+    be: &B,
+    p: &ConvEncoderParams,
+    rows: usize,
+    cols: usize,
+    batch: usize,
+    x: &[f32],
+    target: &[f32],
+    alpha: f32,
+) -> Result<ConvEncoderGrads> {
+    check_geometry(p.channels, p.atoms, p.kernel, rows, cols)?;
+    let s = conv_shape(p.channels, rows, cols, p.atoms, p.kernel);
+    check_len("images", batch * s.in_len(), x.len())?;
+    check_len("target codes", batch * s.out_len(), target.len())?;
+    let mut enc = p.upload(be)?;
+    let xt = be.upload(x)?;
+    let pass = enc.forward(be, &s, batch, &xt)?;
+    let code = be.download(&pass.code)?;
+    let norm = 1.0 / batch as f32;
+    let loss = code
+        .iter()
+        .zip(target)
+        .map(|(g, z)| (*g as f64 - *z as f64).powi(2))
+        .sum::<f64>()
+        * (alpha * norm) as f64;
+    let z = be.upload(target)?;
+    let mut dcode = duplicate(be, &pass.code)?;
+    be.axpby(-2.0 * alpha * norm, &z, 2.0 * alpha * norm, &mut dcode)?;
+    enc.backward(be, &s, batch, &xt, &pass, &dcode)?;
+    Ok(ConvEncoderGrads {
+        loss,
+        weight: be.download(&enc.weight.grad)?,
+        bias: be.download(&enc.bias.grad)?,
+        scale: be.download(&enc.scale.grad)?,
+    })
+}
+
 /// Settings of a convolutional PSD run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConvPsdOptions {
