@@ -358,6 +358,8 @@ fn init_from_sets_the_first_convolution() {
     let bias = net.params().unwrap()[0].get("bias").unwrap().to_vec();
     let want: Vec<f32> = b.iter().map(|v| v - 0.05).collect();
     assert_eq!(bias, want);
+    // --init-scale 1 (the default): the first convolution's weights are exactly the encoder's.
+    assert_eq!(net.params().unwrap()[0].get("weight").unwrap(), &w[..]);
 
     // Typed errors: wrong filter count, a dense PSD, a convnet checkpoint, a bad scale.
     let wrong = dir.path().join("wrong.ckpt");
@@ -491,4 +493,114 @@ fn conv_encoder_gradient_matches_finite_differences() {
         e.contains("weight") && e.contains("17") && e.contains("18"),
         "{e}"
     );
+}
+
+fn kestrel(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kestrel"))
+        .args(args)
+        .output()
+        .expect("kestrel runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// The CLI end to end: `psd train --conv` on a folder of pictures, `visualize`, then
+/// `train --arch lenet --init-from` (good checkpoint, a convnet's, mismatched filters).
+#[test]
+fn cli_conv_psd_then_init_from() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |name: &str| tmp.path().join(name).to_string_lossy().into_owned();
+    let pics = tmp.path().join("pics");
+    std::fs::create_dir(&pics).unwrap();
+    for (i, im) in stroke_images(6, 9).iter().enumerate() {
+        image::GrayImage::from_fn(12, 12, |x, y| {
+            image::Luma([(im.data[(y * 12 + x) as usize] * 120.0).min(255.0) as u8])
+        })
+        .save(pics.join(format!("s{i}.png")))
+        .unwrap();
+    }
+    let psd = |atoms: &str, out: &str| {
+        kestrel(&[
+            "psd",
+            "train",
+            "--data",
+            &p("pics"),
+            "--conv",
+            "--patch",
+            "5",
+            "--atoms",
+            atoms,
+            "--encoder",
+            "shrink",
+            "--epochs",
+            "2",
+            "--out",
+            &p(out),
+        ])
+    };
+    let (ok, stdout, stderr) = psd("12", "conv.ckpt");
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("epoch   2/2"), "{stdout}");
+    let m = PsdModel::load(&tmp.path().join("conv.ckpt")).unwrap();
+    assert!(m.meta.conv && m.meta.atoms == 12 && m.meta.patch == 5 && m.meta.epochs_done == 2);
+    assert_eq!(m.weight.len(), 12 * 25);
+    assert!(tmp.path().join("conv.ckpt.energy.png").is_file());
+    let (ok, stdout, stderr) = kestrel(&[
+        "visualize",
+        "--checkpoint",
+        &p("conv.ckpt"),
+        "--out",
+        &p("f.png"),
+    ]);
+    assert!(
+        ok && stdout.contains("convolutional dictionary"),
+        "{stdout} {stderr}"
+    );
+
+    let data = std::env::var("KESTREL_DATA")
+        .unwrap_or_else(|_| kestrel_trainer::data::DEFAULT_DATA_DIR.into());
+    let train = |init: &str, out: &str| {
+        kestrel(&[
+            "train",
+            "--arch",
+            "lenet",
+            "--data",
+            &data,
+            "--epochs",
+            "1",
+            "--limit",
+            "200",
+            "--validation",
+            "50",
+            "--out",
+            &p(out),
+            "--init-from",
+            &p(init),
+        ])
+    };
+    let (ok, stdout, stderr) = train("conv.ckpt", "lenet.ckpt");
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("layer 0 (conv2d) initialized from") && stdout.contains("conv.ckpt"),
+        "{stdout}"
+    );
+    // A convnet checkpoint and mismatched filters are typed errors naming the file.
+    let (ok, _, stderr) = train("lenet.ckpt", "x.ckpt");
+    assert!(
+        !ok && stderr.contains("lenet.ckpt") && stderr.contains("a convnet checkpoint"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = psd("8", "eight.ckpt");
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) = train("eight.ckpt", "x.ckpt");
+    assert!(
+        !ok && stderr.contains("eight.ckpt")
+            && stderr.contains("[12, 1, 5, 5]")
+            && stderr.contains("[8, 1, 5, 5]"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked") && !tmp.path().join("x.ckpt").exists());
 }

@@ -16,7 +16,10 @@
 //! Training alternates: `z*` by FISTA on `E` warm-started from `g(x)` (step `1/L`,
 //! `L = L_A + 2α` with `L_A` from power iteration on `AᵀA`), then one SGD step (momentum 0.9)
 //! on the decoder (reconstruction gradient, filters renormalized) and on the encoder
-//! (regression `α‖z* − g(x)‖²`). Gradients are means over the images and pixels of a batch.
+//! (regression `α‖z* − g(x)‖²`). Gradients are means over the images and pixels of a batch;
+//! each step is the learning rate times the tensor's inverse curvature (as in dense PSD):
+//! decoder `1 / (K²·mean z²)` per pixel over all maps, encoder filters
+//! `1 / (2α·K²·mean x²)`, bias and gain / θ `1 / 2α`.
 //!
 //! Inputs are normalized like the convnet's: `(p/255 − mean) / std` with the training
 //! part's pixel statistics ([`Dataset::images`]), so the encoder filters apply unchanged to
@@ -478,8 +481,9 @@ impl<B: Backend> Encoder<B> {
         )
     }
 
-    fn step(&mut self, be: &B, lr: f32) -> Result<()> {
-        self.weight.step(be, lr)?;
+    /// One step: `lr_w` on the filters, `lr` on bias and gain / θ.
+    fn step(&mut self, be: &B, lr_w: f32, lr: f32) -> Result<()> {
+        self.weight.step(be, lr_w)?;
         self.bias.step(be, lr)?;
         self.scale.step(be, lr)?;
         if self.nonlin == ConvNonlin::Shrink {
@@ -634,9 +638,10 @@ pub struct ConvPsdOptions {
     pub seed: u64,
     /// Images per SGD step.
     pub batch: usize,
-    /// Encoder learning rate, decayed linearly to 10% over the run (like `dict_lr`).
+    /// Encoder learning rate, a fraction of each encoder tensor's inverse curvature, decayed
+    /// linearly to 10% over the run (like `dict_lr`).
     pub lr: f32,
-    /// Decoder learning rate.
+    /// Decoder learning rate, a fraction of the decoder's inverse curvature.
     pub dict_lr: f32,
     /// FISTA's stopping rule during training (warm-started from the encoder).
     pub fista: ConvFistaOptions,
@@ -655,8 +660,8 @@ impl Default for ConvPsdOptions {
             epochs: 3,
             seed: 1,
             batch: 16,
-            lr: 0.002,
-            dict_lr: 0.05,
+            lr: 0.1,
+            dict_lr: 0.1,
             fista: ConvFistaOptions::default(),
             quiet: true,
         }
@@ -909,8 +914,16 @@ pub fn train_conv_psd<B: Backend>(
                 });
             }
 
-            // Gradients of the batch's mean energy per image.
-            let norm = 1.0 / b as f32;
+            // Gradients of the batch's mean energy per image pixel; steps are fractions of
+            // each tensor's inverse curvature (as in dense PSD), so one learning rate fits
+            // every image size, filter side and λ.
+            let pixels = (b * rows * cols) as f32;
+            let norm = 1.0 / pixels;
+            let window = (k * k) as f32;
+            // Mean squared norm of a K×K input window (all channels), and of a K×K window of
+            // all code maps: the curvatures of the encoder filters and of the decoder.
+            let x_win = window * host_x.iter().map(|v| v * v).sum::<f32>() / pixels;
+            let z_win = window * zh.iter().map(|v| v * v).sum::<f32>() / pixels;
             // Decoder: ∂/∂D ½‖x − A z‖² = −dw of conv2d_bwd(x = residual, dy = z).
             let mut r = be.zeros(b * s.in_len())?;
             p.reconstruct(be, b, &z, &mut r)?;
@@ -924,11 +937,12 @@ pub fn train_conv_psd<B: Backend>(
 
             let decay = 1.0 - 0.9 * step as f32 / total_steps.max(1) as f32;
             lr = o.lr * decay;
-            d.step(be, o.dict_lr * decay)?;
+            d.step(be, o.dict_lr * decay / z_win.max(1e-3))?;
             let mut host_d = be.download(&d.value)?;
             normalize_filters(&mut host_d, flen);
             be.upload_into(&mut d.value, &host_d)?;
-            enc.step(be, lr)?;
+            let curv = (2.0 * o.alpha).max(1e-6);
+            enc.step(be, lr / (curv * x_win.max(1e-6)), lr / curv)?;
             step += 1;
         }
         let log = ConvEpochLog {

@@ -421,9 +421,9 @@ pub const CONV_DEFAULT_BATCH: usize = 16;
 
 /// `kestrel psd train --conv`: convolutional PSD ([`super::conv`]) on the first
 /// `o.patches` whole training images (`(p/255 − mean) / std` with the training part's pixel
-/// statistics; no contrast normalization), `o.patch` the (odd) filter side. The encoder's
-/// learning rate is `0.02·lr`, the decoder's `0.5·lr` (plain SGD steps on per-image means;
-/// the default `--lr 0.1` gives 0.002 and 0.05). Writes the checkpoint (`meta.conv = true`)
+/// statistics; no contrast normalization), `o.patch` the (odd) filter side. `--lr` is a
+/// fraction of each tensor's inverse curvature for the encoder and the decoder alike (see
+/// [`super::conv`]). Writes the checkpoint (`meta.conv = true`)
 /// and its energy curve after every epoch.
 pub fn train_conv<B: Backend>(be: &B, o: &PsdOptions) -> Result<PsdModel> {
     use super::conv::{train_conv_psd, ConvNonlin, ConvPsdOptions};
@@ -454,8 +454,8 @@ pub fn train_conv<B: Backend>(be: &B, o: &PsdOptions) -> Result<PsdModel> {
         } else {
             o.batch
         },
-        lr: 0.02 * o.lr,
-        dict_lr: 0.5 * o.lr,
+        lr: o.lr,
+        dict_lr: o.lr,
         quiet: o.quiet,
         ..ConvPsdOptions::default()
     };
