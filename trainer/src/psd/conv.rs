@@ -857,6 +857,19 @@ pub fn train_conv_psd<B: Backend>(
             (0f64, 0f64, 0usize, 0usize, 0usize);
         let mut lr = o.lr;
         let mut i = 0;
+        let bar = if o.quiet {
+            indicatif::ProgressBar::hidden()
+        } else {
+            indicatif::ProgressBar::new(order.len() as u64)
+        };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "epoch {msg} [{bar:30}] {pos}/{len} images {elapsed}<{eta}",
+            )
+            .map_err(|e| Error::Other(format!("progress bar template: {e}")))?
+            .progress_chars("=> "),
+        );
+        bar.set_message(format!("{}/{}", epoch + 1, o.epochs));
         while i < order.len() {
             let (rows, cols) = (images[order[i]].rows, images[order[i]].cols);
             let mut j = i;
@@ -944,7 +957,9 @@ pub fn train_conv_psd<B: Backend>(
             let curv = (2.0 * o.alpha).max(1e-6);
             enc.step(be, lr / (curv * x_win.max(1e-6)), lr / curv)?;
             step += 1;
+            bar.inc(b as u64);
         }
+        bar.finish_and_clear();
         let log = ConvEpochLog {
             epoch: epoch + 1,
             lr,
