@@ -185,7 +185,8 @@ enum PsdCmd {
         /// tanh, shrink or lista:T (T in 1..=255).
         #[arg(long)]
         encoder: String,
-        /// Convolutional PSD on whole images.
+        /// Convolutional PSD on whole images: --patch is the (odd) filter side, --patches
+        /// the number of training images, --batch images per step (16 if left at default).
         #[arg(long)]
         conv: bool,
         /// Passes over the training patches.
