@@ -54,6 +54,7 @@ pub fn trained_lenet() -> &'static Checkpoint {
             limit: None,
             resume: None,
             quiet: true,
+            init_from: None,
         };
         train(kestrel_trainer::backend::cpu::Cpu::new(), &opts).expect("training runs")
     })

@@ -192,6 +192,34 @@ pub enum Error {
         /// Expected vs got.
         message: String,
     },
+    /// `kestrel train --init-from` names a checkpoint that is not a convolutional PSD.
+    #[error(
+        "{path}: --init-from needs a convolutional PSD checkpoint (from `kestrel psd train \
+         --conv`), this is {found}"
+    )]
+    InitFromKind {
+        /// The checkpoint.
+        path: PathBuf,
+        /// What it is instead (`a convnet checkpoint`, `a dense PSD checkpoint`).
+        found: String,
+    },
+    /// `kestrel train --init-from`: the encoder filters do not fit the first convolution.
+    #[error(
+        "{path}: --init-from: {arch}'s first convolution (layer {layer}) has weights \
+         [out, in, k, k] = {expected:?}, the checkpoint's encoder filters are {got:?}"
+    )]
+    InitFromShape {
+        /// The checkpoint.
+        path: PathBuf,
+        /// The architecture's name.
+        arch: String,
+        /// Index of the first convolution.
+        layer: usize,
+        /// The convolution's weight shape.
+        expected: [usize; 4],
+        /// The checkpoint's `[atoms, channels, K, K]`.
+        got: [usize; 4],
+    },
     /// Anything else, with a message.
     #[error("{0}")]
     Other(String),

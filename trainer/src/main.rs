@@ -70,6 +70,14 @@ enum Cmd {
         /// Resume from a checkpoint.
         #[arg(long)]
         resume: Option<PathBuf>,
+        /// Initialize the first convolution from a convolutional PSD checkpoint
+        /// (`kestrel psd train --conv`), then train as usual.
+        #[arg(long)]
+        init_from: Option<PathBuf>,
+        /// Factor on the --init-from filters and bias, or `std` to rescale them to the
+        /// random init's standard deviation.
+        #[arg(long, default_value = "1")]
+        init_scale: String,
         /// auto, cpu or cuda[:N].
         #[arg(long, default_value = "auto")]
         device: String,
@@ -193,7 +201,8 @@ enum PsdCmd {
         /// tanh, shrink or lista:T (T in 1..=255).
         #[arg(long)]
         encoder: String,
-        /// Convolutional PSD on whole images.
+        /// Convolutional PSD on whole images: --patch is the (odd) filter side, --patches
+        /// the number of training images, --batch images per step (16 if left at default).
         #[arg(long)]
         conv: bool,
         /// Passes over the training patches.
@@ -324,6 +333,8 @@ fn run(cli: Cli) -> Result<()> {
             validation,
             limit,
             resume,
+            init_from,
+            init_scale,
             device,
             threads: t,
         } => {
@@ -346,6 +357,13 @@ fn run(cli: Cli) -> Result<()> {
                 limit,
                 resume,
                 quiet: false,
+                init_from: match init_from {
+                    Some(path) => Some(train::InitFrom {
+                        path,
+                        scale: init_scale.parse()?,
+                    }),
+                    None => None,
+                },
             };
             // `check` lets through only what this build can run, which today is the CPU.
             let device = device.parse::<Device>()?.check()?;

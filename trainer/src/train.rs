@@ -15,7 +15,7 @@ use crate::checkpoint::{Checkpoint, EpochLog};
 use crate::config::{Arch, TrainConfig};
 use crate::data::{self, Augment, Images, Normalize, Split};
 use crate::error::{Error, Result};
-use crate::nn::{mix, Network};
+use crate::nn::{mix, weight_std, Network, Op};
 
 /// What to train and where to put it.
 #[derive(Debug, Clone)]
@@ -34,6 +34,150 @@ pub struct TrainOptions {
     pub resume: Option<PathBuf>,
     /// No progress bar or per-epoch lines.
     pub quiet: bool,
+    /// Initialize the first convolution from a convolutional PSD encoder (not with `resume`).
+    pub init_from: Option<InitFrom>,
+}
+
+/// How `--init-scale` rescales the PSD encoder's filters (and bias) for the convnet.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum InitScale {
+    /// Multiply by this factor (`1` keeps the PSD filters as they are).
+    Factor(f32),
+    /// Rescale so the filters' RMS equals the random init's standard deviation for that
+    /// layer ([`crate::nn::weight_std`], He or LeCun).
+    Std,
+}
+
+impl std::str::FromStr for InitScale {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        if s == "std" {
+            return Ok(InitScale::Std);
+        }
+        match s.parse::<f32>() {
+            Ok(f) if f > 0.0 && f.is_finite() => Ok(InitScale::Factor(f)),
+            _ => Err(Error::Config {
+                path: "--init-scale".into(),
+                message: format!("expected a positive number or `std`, got {s:?}"),
+            }),
+        }
+    }
+}
+
+/// `kestrel train --init-from <psd checkpoint> [--init-scale S]`: the seed's layer-wise
+/// protocol, unsupervised pretraining of the first layer, then supervised fine-tuning.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InitFrom {
+    /// A `psd` checkpoint with `conv = true`.
+    pub path: PathBuf,
+    /// Rescaling of the filters.
+    pub scale: InitScale,
+}
+
+/// What [`init_first_conv`] did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InitReport {
+    /// Index of the first convolution.
+    pub layer: usize,
+    /// The factor the filters and bias were multiplied by.
+    pub factor: f32,
+}
+
+/// The encoder tensors of a convolutional PSD checkpoint: its shape `[n, c, K, K]`,
+/// `weight`, and the bias the convolution gets: `b` for tanh encoders, `b − θ` for shrinkage
+/// ones (so a ReLU after the convolution computes the positive half of `shrink_θ(W ⋆ x + b)`).
+/// The checkpoint is read and checked by [`PsdModel::from_envelope`](crate::psd::PsdModel);
+/// another kind or a dense PSD is an [`Error::InitFromKind`] naming the file.
+pub fn psd_encoder_filters(path: &Path) -> Result<([usize; 4], Vec<f32>, Vec<f32>)> {
+    let env = crate::checkpoint::Envelope::load(path)?;
+    if env.kind != crate::psd::KIND_PSD {
+        return Err(Error::InitFromKind {
+            path: path.to_path_buf(),
+            found: format!("a {} checkpoint", env.kind),
+        });
+    }
+    let m = crate::psd::PsdModel::from_envelope(env, path)?;
+    if !m.meta.conv {
+        return Err(Error::InitFromKind {
+            path: path.to_path_buf(),
+            found: format!(
+                "a dense (patch) PSD checkpoint ({}×{} patches, {} atoms)",
+                m.meta.patch, m.meta.patch, m.meta.atoms
+            ),
+        });
+    }
+    if m.lateral.is_some() {
+        return Err(Error::InitFromKind {
+            path: path.to_path_buf(),
+            found: format!(
+                "a {} PSD checkpoint (LISTA has no convolution form)",
+                m.meta.encoder
+            ),
+        });
+    }
+    let shape = [m.meta.atoms, m.meta.channels, m.meta.patch, m.meta.patch];
+    let mut bias = m.bias;
+    if let Some(theta) = &m.theta {
+        bias.iter_mut().zip(theta).for_each(|(b, t)| *b -= t);
+    }
+    Ok((shape, m.weight, bias))
+}
+
+/// Sets the first convolution of `net` from the convolutional PSD encoder at `init.path`
+/// (weights and bias, times the [`InitScale`] factor). Typed errors: a checkpoint that is
+/// not a convolutional PSD ([`Error::InitFromKind`]), filters whose `[out, in, k, k]` differ
+/// from the convolution's ([`Error::InitFromShape`]), an architecture without convolution.
+pub fn init_first_conv<B: Backend>(net: &mut Network<B>, init: &InitFrom) -> Result<InitReport> {
+    let (got, weight, bias) = psd_encoder_filters(&init.path)?;
+    let ops: Vec<Op> = net.layers().iter().map(|l| l.op).collect();
+    let Some((layer, s)) = ops.iter().enumerate().find_map(|(i, op)| match op {
+        Op::Conv2d(s) => Some((i, *s)),
+        _ => None,
+    }) else {
+        return Err(Error::NoFilters {
+            path: init.path.clone(),
+            message: format!(
+                "architecture {} has no convolution to initialize",
+                net.arch().name
+            ),
+        });
+    };
+    let expected = [s.out_c, s.in_c, s.kernel, s.kernel];
+    if expected != got {
+        return Err(Error::InitFromShape {
+            path: init.path.clone(),
+            arch: net.arch().name.clone(),
+            layer,
+            expected,
+            got,
+        });
+    }
+    let factor = match init.scale {
+        InitScale::Factor(f) => f,
+        InitScale::Std => {
+            let rms = (weight.iter().map(|v| (*v as f64).powi(2)).sum::<f64>()
+                / weight.len() as f64)
+                .sqrt();
+            if rms > 0.0 {
+                (weight_std(&ops, layer) as f64 / rms) as f32
+            } else {
+                1.0
+            }
+        }
+    };
+    let mut params = net.params()?;
+    for entry in params.iter_mut().filter(|p| p.layer == layer) {
+        for t in &mut entry.tensors {
+            let src = match t.name.as_str() {
+                "weight" => &weight,
+                "bias" => &bias,
+                _ => continue,
+            };
+            t.data = src.iter().map(|v| v * factor).collect();
+        }
+    }
+    net.set_params(&params)?;
+    Ok(InitReport { layer, factor })
 }
 
 /// Index of the largest value (first on ties).
@@ -145,6 +289,23 @@ pub fn train<B: Backend>(backend: B, opts: &TrainOptions) -> Result<Checkpoint> 
     let mut train_idx = train_idx.to_vec();
     let val_idx = val_idx.to_vec();
 
+    if let Some(init) = &opts.init_from {
+        if opts.resume.is_some() {
+            return Err(Error::Config {
+                path: init.path.clone(),
+                message: "--init-from starts a new run; it cannot be combined with --resume".into(),
+            });
+        }
+        let r = init_first_conv(&mut net, init)?;
+        if !opts.quiet {
+            println!(
+                "layer {} (conv2d) initialized from {} (filters and bias × {:.4})",
+                r.layer,
+                init.path.display(),
+                r.factor
+            );
+        }
+    }
     let mut ckpt = match &opts.resume {
         Some(path) => {
             let c = Checkpoint::load(path)?;

@@ -197,10 +197,11 @@ fn bad_input_is_a_typed_error_and_writes_nothing() {
             &["a.png", "cannot decode"],
         ),
         (
-            &[],
+            &[("--encoder", "lista:2")],
             &["--conv"],
-            &["--conv", "convolutional PSD is not in this build"],
+            &["--encoder", "lista:2", "not supported with --conv"],
         ),
+        (&[("--patch", "4")], &["--conv"], &["--patch", "4", "odd"]),
     ];
     for (over, flags, want) in cases {
         let (ok, _, stderr) = train(over, flags);

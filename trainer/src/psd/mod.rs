@@ -8,8 +8,11 @@
 //!   primitives, forward and backward;
 //! - [`train`]: joint training (codes inferred by FISTA warm-started from `g(x)`, then one
 //!   step on the decoder and the encoder), the energy curve beside the checkpoint;
+//! - [`conv`]: convolutional PSD on whole images (convolutional dictionary, FISTA and
+//!   encoder), whose encoder initializes a convnet's first convolution (`--init-from`);
 //! - [`eval`]: energies of the encoder's codes against converged FISTA on held-out patches.
 
+pub mod conv;
 pub mod encoder;
 pub mod eval;
 pub mod model;

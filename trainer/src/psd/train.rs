@@ -177,7 +177,25 @@ impl PsdOptions {
             }
         }
         if self.conv {
-            return bad("--conv", "convolutional PSD is not in this build".into());
+            if let EncoderKind::Lista { .. } = self.encoder {
+                return bad(
+                    "--encoder",
+                    format!(
+                        "{}: LISTA is not supported with --conv (use tanh or shrink)",
+                        self.encoder
+                    ),
+                );
+            }
+            if self.patch.is_multiple_of(2) {
+                return bad(
+                    "--patch",
+                    format!(
+                        "{}: convolutional filters need an odd side (code maps are aligned \
+                         with the image by padding (K − 1) / 2)",
+                        self.patch
+                    ),
+                );
+            }
         }
         Ok(())
     }
@@ -213,6 +231,9 @@ fn init_dictionary(data: &[f32], k: usize, n: usize, rng: &mut ChaCha8Rng) -> Ve
 /// Trains a PSD model on `be`, writing the checkpoint (and energy curve) after every epoch.
 pub fn train<B: Backend>(be: &B, o: &PsdOptions) -> Result<PsdModel> {
     o.validate()?;
+    if o.conv {
+        return train_conv(be, o);
+    }
     let ds = Dataset::open(&o.data)?;
     let popts = PatchOptions {
         size: o.patch,
@@ -392,6 +413,90 @@ pub fn train<B: Backend>(be: &B, o: &PsdOptions) -> Result<PsdModel> {
         model = Some(m);
     }
     model.ok_or_else(|| Error::Other("no epoch ran".into()))
+}
+
+/// Mini-batch of `--conv` training when `--batch` is left at [`DEFAULT_BATCH`] (whole
+/// images per step rather than patches).
+pub const CONV_DEFAULT_BATCH: usize = 16;
+
+/// `kestrel psd train --conv`: convolutional PSD ([`super::conv`]) on the first
+/// `o.patches` whole training images (`(p/255 − mean) / std` with the training part's pixel
+/// statistics; no contrast normalization), `o.patch` the (odd) filter side. `--lr` is a
+/// fraction of each tensor's inverse curvature for the encoder and the decoder alike (see
+/// [`super::conv`]). Writes the checkpoint (`meta.conv = true`)
+/// and its energy curve after every epoch.
+pub fn train_conv<B: Backend>(be: &B, o: &PsdOptions) -> Result<PsdModel> {
+    use super::conv::{train_conv_psd, ConvNonlin, ConvPsdOptions};
+    let ds = Dataset::open(&o.data)?;
+    let norm = ds.pixel_stats(Part::Train);
+    let mut images = ds.images(Part::Train, &norm);
+    images.truncate(o.patches);
+    let nonlin = match o.encoder {
+        EncoderKind::Tanh => ConvNonlin::Tanh,
+        EncoderKind::Shrink => ConvNonlin::Shrink,
+        EncoderKind::Lista { .. } => {
+            return Err(Error::Config {
+                path: "--encoder".into(),
+                message: format!("{}: LISTA is not supported with --conv", o.encoder),
+            })
+        }
+    };
+    let co = ConvPsdOptions {
+        kernel: o.patch,
+        atoms: o.atoms,
+        lambda: o.lambda,
+        alpha: o.alpha,
+        nonlin,
+        epochs: o.epochs,
+        seed: o.seed,
+        batch: if o.batch == DEFAULT_BATCH {
+            CONV_DEFAULT_BATCH
+        } else {
+            o.batch
+        },
+        lr: o.lr,
+        dict_lr: o.lr,
+        quiet: o.quiet,
+        ..ConvPsdOptions::default()
+    };
+    let mut meta = PsdMeta {
+        encoder: o.encoder,
+        conv: true,
+        patch: o.patch,
+        channels: 1,
+        atoms: o.atoms,
+        lambda: o.lambda,
+        alpha: o.alpha,
+        contrast: None,
+        data_dir: o.data.clone(),
+        seed: o.seed,
+        epochs_done: 0,
+        train_patches: images.len(),
+        history: Vec::new(),
+    };
+    let mut last = None;
+    train_conv_psd(be, &images, 1, &co, |m| {
+        let l = m
+            .history
+            .last()
+            .copied()
+            .ok_or_else(|| Error::Other("no epoch ran".into()))?;
+        meta.epochs_done = l.epoch;
+        meta.history.push(PsdEpochLog {
+            epoch: l.epoch,
+            lr: l.lr,
+            energy: l.energy,
+            encoder_energy: l.encoder_energy,
+            nonzero_fraction: l.nonzero_fraction,
+            seconds: l.seconds,
+        });
+        let model = m.to_model(meta.clone());
+        model.save(&o.out)?;
+        energy_curve(&o.out, &meta)?;
+        last = Some(model);
+        Ok(())
+    })?;
+    last.ok_or_else(|| Error::Other("no epoch ran".into()))
 }
 
 /// The host model from the training state.
