@@ -96,7 +96,9 @@ fn exported_encoders_run_on_the_runtime_and_beat_their_fista_budget() {
             "{q:?}: relative reconstruction error {}",
             r.reconstruction_error
         );
-        let it = r.fista_iterations_to_match.expect("FISTA reaches the encoder");
+        let it = r
+            .fista_iterations_to_match
+            .expect("FISTA reaches the encoder");
         assert!(it >= 2, "{q:?}: FISTA matched in {it} iterations");
         let rel = (r.encoder_energy - f32r.encoder_energy).abs() / f32r.encoder_energy;
         match q {
@@ -116,9 +118,16 @@ fn int8_encoder_and_fista_on_cortex_m_match_the_host() {
         let opts = FirmwareOptions::new(target, file(Quant::Int8), data_dir(), 2);
         let r = firmware::run(&opts).unwrap_or_else(|e| panic!("firmware run {target:?}: {e}"));
         println!("{}", r.table());
-        assert!(r.outputs_match_host, "{target:?}: {} bytes differ", r.mismatched_bytes);
+        assert!(
+            r.outputs_match_host,
+            "{target:?}: {} bytes differ",
+            r.mismatched_bytes
+        );
         let s = r.sparse.as_ref().expect("an encoder model reports FISTA");
-        assert!(s.fista_match, "{target:?}: on-device FISTA differs from the host's");
+        assert!(
+            s.fista_match,
+            "{target:?}: on-device FISTA differs from the host's"
+        );
         assert!(s.fista_iterations >= 2, "{s:?}");
         assert!(
             s.speedup > 1.0,
