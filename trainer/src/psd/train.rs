@@ -8,7 +8,7 @@
 //!    is measured against);
 //! 3. the encoder steps on the mean of its target ([`EncoderTarget`]): the energy of its own
 //!    codes `E(x, g(x))` (default: lower energies in calibration and in
-//!    `docs/benches/psd.md`), the regression `α‖h* − g(x)‖²`, or both;
+//!    `docs/BENCHMARKS.md`), the regression `α‖h* − g(x)‖²`, or both;
 //! 4. the dictionary steps on `½‖x − D h*‖²` and its columns are renormalized to unit length.
 //!
 //! Step sizes are fractions of each parameter's inverse curvature, so one `--lr` fits every
