@@ -1,6 +1,6 @@
 //! `kestrel`: a thin command line over the `kestrel_trainer` library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -317,6 +317,19 @@ fn threads(n: Option<usize>) {
     }
 }
 
+/// Parses a model file read by [`eval::read_model`] (typed error naming the file).
+fn parse_model<'b>(buf: &'b kestrel_format::AlignedBuf, path: &Path) -> Result<Model<'b>> {
+    Model::from_bytes(buf).map_err(|e| Error::Model {
+        path: path.to_path_buf(),
+        source: e,
+    })
+}
+
+/// `r` as one line of JSON.
+fn json_line(r: &impl serde::Serialize) -> Result<String> {
+    serde_json::to_string(r).map_err(|e| Error::Other(e.to_string()))
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Train {
@@ -444,17 +457,11 @@ fn run(cli: Cli) -> Result<()> {
             json,
         } => {
             let buf = eval::read_model(&model)?;
-            let m = Model::from_bytes(&buf).map_err(|e| Error::Model {
-                path: model.clone(),
-                source: e,
-            })?;
+            let m = parse_model(&buf, &model)?;
             let patches = encode::held_out_patches(&m, &data, n)?;
             let r = encode::measure(&m, &patches)?;
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string(&r).map_err(|e| Error::Other(e.to_string()))?
-                );
+                println!("{}", json_line(&r)?);
             } else {
                 println!("{}", r.table());
             }
@@ -467,20 +474,14 @@ fn run(cli: Cli) -> Result<()> {
             json,
         } => {
             let buf = eval::read_model(&model)?;
-            let m = Model::from_bytes(&buf).map_err(|e| Error::Model {
-                path: model.clone(),
-                source: e,
-            })?;
+            let m = parse_model(&buf, &model)?;
             let mut set = data::load(&data, Split::Test)?;
             if let Some(n) = limit {
                 set = set.take(n);
             }
             let r = eval::evaluate(&m, &set)?;
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string(&r).map_err(|e| Error::Other(e.to_string()))?
-                );
+                println!("{}", json_line(&r)?);
             } else {
                 println!(
                     "{}: {} accuracy {:.2}% ({}/{}) on the runtime ({} kernels); latency mean {:.1} µs, median {:.1} µs; arena {} bytes; model {} bytes",
@@ -500,10 +501,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Inspect { model, json } => {
             let buf = eval::read_model(&model)?;
-            let m = Model::from_bytes(&buf).map_err(|e| Error::Model {
-                path: model.clone(),
-                source: e,
-            })?;
+            let m = parse_model(&buf, &model)?;
             let r = inspect::inspect(&m)?;
             if json {
                 println!(
@@ -538,10 +536,7 @@ fn run(cli: Cli) -> Result<()> {
             opts.timeout = std::time::Duration::from_secs(timeout);
             let r = firmware::run(&opts)?;
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string(&r).map_err(|e| Error::Other(e.to_string()))?
-                );
+                println!("{}", json_line(&r)?);
             } else {
                 print!("{}", r.table());
             }
@@ -679,10 +674,7 @@ fn run_psd(cmd: PsdCmd) -> Result<()> {
                 n,
             )?;
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string(&r).map_err(|e| Error::Other(e.to_string()))?
-                );
+                println!("{}", json_line(&r)?);
             } else {
                 println!(
                     "{}: {} encoder on {} held-out patches: energy {:.4} vs converged FISTA {:.4} (ratio {:.4}); relative reconstruction error {:.4} (FISTA {:.4}); non-zeros {:.1}% (FISTA {:.1}%, {} iterations{})",

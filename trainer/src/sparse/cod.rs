@@ -20,7 +20,7 @@
 
 use rayon::prelude::*;
 
-use super::{check_call, correlations, Problem, SolveOptions, SolveStats, TINY};
+use super::{correlations, start, Problem, SolveOptions, SolveStats, TINY};
 use crate::backend::Backend;
 use crate::error::Result;
 
@@ -35,12 +35,8 @@ pub fn cod<B: Backend>(
     batch: usize,
     o: &SolveOptions,
 ) -> Result<SolveStats> {
-    check_call(be, p, x, h, batch, Some(o))?;
-    if batch == 0 {
-        return Ok(SolveStats {
-            iterations: 0,
-            converged: true,
-        });
+    if let Some(done) = start(be, p, x, h, batch, o)? {
+        return Ok(done);
     }
     let n = p.n;
     let c = be.download(&correlations(be, p, x, batch)?)?;

@@ -234,6 +234,23 @@ pub struct SolveStats {
     pub converged: bool,
 }
 
+/// Validates a solver call ([`check_call`]) and answers it at once when there is
+/// nothing to solve (`batch = 0`: converged in 0 iterations).
+fn start<B: Backend>(
+    be: &B,
+    p: &Problem<B>,
+    x: &B::Tensor,
+    h: &B::Tensor,
+    batch: usize,
+    o: &SolveOptions,
+) -> Result<Option<SolveStats>> {
+    check_call(be, p, x, h, batch, Some(o))?;
+    Ok((batch == 0).then_some(SolveStats {
+        iterations: 0,
+        converged: true,
+    }))
+}
+
 /// Validates a solver call: tensor lengths against `batch`, the options.
 fn check_call<B: Backend>(
     be: &B,

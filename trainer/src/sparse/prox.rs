@@ -5,7 +5,7 @@
 //! few elementwise ops, and the stopping test, which downloads `2·batch` floats (the
 //! per-sample `‖h − h_prev‖²` and `‖h‖²`).
 
-use super::{check_call, correlations, Problem, SolveOptions, SolveStats, TINY};
+use super::{correlations, start, Problem, SolveOptions, SolveStats, TINY};
 use crate::backend::{Backend, Thresh};
 use crate::error::Result;
 
@@ -73,12 +73,8 @@ pub fn ista<B: Backend>(
     batch: usize,
     o: &SolveOptions,
 ) -> Result<SolveStats> {
-    check_call(be, p, x, h, batch, Some(o))?;
-    if batch == 0 {
-        return Ok(SolveStats {
-            iterations: 0,
-            converged: true,
-        });
+    if let Some(done) = start(be, p, x, h, batch, o)? {
+        return Ok(done);
     }
     let n = p.n;
     let c = correlations(be, p, x, batch)?;
@@ -113,12 +109,8 @@ pub fn fista<B: Backend>(
     batch: usize,
     o: &SolveOptions,
 ) -> Result<SolveStats> {
-    check_call(be, p, x, h, batch, Some(o))?;
-    if batch == 0 {
-        return Ok(SolveStats {
-            iterations: 0,
-            converged: true,
-        });
+    if let Some(done) = start(be, p, x, h, batch, o)? {
+        return Ok(done);
     }
     let n = p.n;
     let c = correlations(be, p, x, batch)?;
