@@ -28,7 +28,7 @@ use kestrel_format::{
 use crate::error::{Error, Result};
 use crate::export::{qparams, quantize_dense, table, Quant};
 use crate::patches::{normalize_patch, unit, Dataset, Part, PatchOptions};
-use crate::psd::model::{EncoderKind, PsdModel};
+use crate::psd::model::{shrink, EncoderKind, PsdModel};
 
 /// Training patches used for int8 calibration.
 pub const CALIBRATION_PATCHES: usize = 2000;
@@ -65,16 +65,6 @@ struct Trace {
     t: Vec<f32>,
     /// Every code vector the encoder writes (each LISTA step's; the final one last).
     h: Vec<Vec<f32>>,
-}
-
-fn shrink(v: f32, theta: f32) -> f32 {
-    if v > theta {
-        v - theta
-    } else if v < -theta {
-        v + theta
-    } else {
-        0.0
-    }
 }
 
 /// The dense encoder after the gain sign is folded into `W` and `b` (see the module docs).
