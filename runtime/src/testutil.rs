@@ -400,7 +400,7 @@ pub(crate) fn build(precision: Precision, input: Shape, specs: &[Spec], seed: u6
 /// Per-channel rescalings of the given real multipliers.
 fn rescale(real: impl Iterator<Item = f64>, data: &mut DataBuilder) -> Rescale {
     let (m, s): (Vec<i32>, Vec<i32>) = real
-        .map(|r| quantize_multiplier(r).expect("multiplier in range"))
+        .map(|r| quantize_multiplier(r).unwrap_or_else(|| panic!("multiplier {r} out of range")))
         .unzip();
     Rescale {
         multiplier: data.i32(&m),
@@ -423,7 +423,12 @@ fn lista(
     let theta = rng.f32s(n, 0.0, 0.4);
     match (precision, qb) {
         (Precision::Int8, Some(qb)) => {
-            let qh = act_quant(rng, 2.0);
+            // The codes live on the input's scale: after a chain of dense layers that scale
+            // can be large, and a fixed code scale would put the input rescaling
+            // (`qb.scale / (s_scale·qh.scale)`) past what a multiplier can express.
+            let grow = (qb.scale / 0.02).max(1.0);
+            let mut qh = act_quant(rng, 2.0);
+            qh.scale *= grow;
             let s_q: Vec<i8> = (0..n * n).map(|_| rng.int(-127, 127) as i8).collect();
             let s_scale = rng
                 .f32s(n, bound * 0.5, bound * 1.5)
@@ -432,7 +437,7 @@ fn lista(
                 .collect::<Vec<_>>();
             let unit = |i: usize| s_scale[i] as f64 * qh.scale as f64; // accumulator unit
             let theta_q: Vec<i32> = (0..n)
-                .map(|i| (theta[i] as f64 / unit(i)).round() as i32)
+                .map(|i| (theta[i] as f64 * grow as f64 / unit(i)).round() as i32)
                 .collect();
             let input = rescale((0..n).map(|i| qb.scale as f64 / unit(i)), data);
             let output = rescale(s_scale.iter().map(|&v| v as f64), data);
