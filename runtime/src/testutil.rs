@@ -366,7 +366,13 @@ pub(crate) fn build(precision: Precision, input: Shape, specs: &[Spec], seed: u6
             }
             Spec::Gain => {
                 let g = rng.f32s(shape.c as usize, 0.3, 2.0);
-                let qo = q.map(|_| act_quant(&mut rng, 3.0));
+                // The output follows the input's scale (see `lista`), so the rescaling
+                // stays expressible after a chain of dense layers.
+                let qo = q.map(|qi| {
+                    let mut qo = act_quant(&mut rng, 3.0);
+                    qo.scale *= (qi.scale / 0.02).max(1.0);
+                    qo
+                });
                 let rescale = q.zip(qo).map(|(qi, qo)| {
                     let real = g
                         .iter()
