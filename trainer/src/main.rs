@@ -226,6 +226,15 @@ enum PsdCmd {
         /// Base learning rate (fraction of each parameter's inverse curvature).
         #[arg(long, default_value_t = psd::train::DEFAULT_LR, allow_negative_numbers = true)]
         lr: f32,
+        /// Encoder-only epochs after the joint ones, dictionary frozen (dense PSD; Adam).
+        #[arg(long, default_value_t = psd::train::DEFAULT_ENCODER_EPOCHS)]
+        encoder_epochs: usize,
+        /// Adam step of the encoder-only epochs (cosine decay to zero).
+        #[arg(long, default_value_t = psd::train::DEFAULT_ENCODER_LR, allow_negative_numbers = true)]
+        encoder_lr: f32,
+        /// Training patches of the encoder-only epochs (a fresh sample).
+        #[arg(long, default_value_t = psd::train::DEFAULT_ENCODER_PATCHES)]
+        encoder_patches: usize,
         /// Encoder objective: energy, regression or both.
         #[arg(long, default_value = "energy")]
         target: String,
@@ -627,6 +636,9 @@ fn run_psd(cmd: PsdCmd) -> Result<()> {
             patches,
             batch,
             lr,
+            encoder_epochs,
+            encoder_lr,
+            encoder_patches,
             target,
             no_contrast,
             threads: t,
@@ -641,6 +653,9 @@ fn run_psd(cmd: PsdCmd) -> Result<()> {
             o.patches = patches;
             o.batch = batch;
             o.lr = lr;
+            o.encoder_epochs = encoder_epochs;
+            o.encoder_lr = encoder_lr;
+            o.encoder_patches = encoder_patches;
             o.target = target.parse()?;
             if no_contrast {
                 o.contrast = None;

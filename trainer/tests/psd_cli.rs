@@ -67,17 +67,32 @@ fn train_eval_visualize_gradcheck() {
         "50",
         "--seed",
         "3",
+        "--encoder-epochs",
+        "4",
+        "--encoder-lr",
+        "3e-3",
         "--out",
         &s(&ck),
     ]);
     assert!(ok, "psd train failed: {stderr}");
     assert!(
-        stdout.contains("2 epochs") && stdout.contains("lista:2"),
+        stdout.contains("6 epochs") && stdout.contains("lista:2"),
         "{stdout}"
     );
-    assert!(stdout.contains("epoch 2:"), "{stdout}");
+    assert!(
+        stdout.contains("epoch 2:") && stdout.contains("encoder epoch 4:"),
+        "{stdout}"
+    );
     let m = kestrel_trainer::psd::PsdModel::load(&ck).unwrap();
-    assert_eq!((m.meta.epochs_done, m.meta.history.len()), (2, 2));
+    assert_eq!((m.meta.epochs_done, m.meta.history.len()), (6, 6));
+    // The encoder-only epochs: dictionary frozen (one FISTA energy), the encoder's own
+    // energy going down.
+    let h = &m.meta.history;
+    assert_eq!(h[2].energy, h[5].energy);
+    assert!(
+        h[5].encoder_energy < h[2].encoder_energy,
+        "encoder epochs did not lower E(x, g(x)): {h:?}"
+    );
     assert_eq!(m.lateral.as_ref().map(Vec::len), Some(144));
     let png = std::fs::read(tmp.path().join("psd.ckpt.energy.png")).unwrap();
     assert_eq!(&png[1..4], b"PNG");
@@ -170,6 +185,7 @@ fn bad_input_is_a_typed_error_and_writes_nothing() {
         (&[("--lambda", "-1")], &[], &["--lambda"]),
         (&[("--lambda", "NaN")], &[], &["--lambda", "finite"]),
         (&[("--atoms", "0")], &[], &["--atoms"]),
+        (&[("--encoder-lr", "0")], &[], &["--encoder-lr", "> 0"]),
         (&[("--patch", "17")], &[], &["--patch 17", "16×16"]),
         (
             &[("--encoder", "lista:0")],

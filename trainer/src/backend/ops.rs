@@ -238,6 +238,22 @@ pub trait Backend: Send + Sync {
         decay: f32,
     ) -> Result<()>;
 
+    /// Adam (Kingma & Ba 2015) with bias correction, `t ≥ 1` the step number:
+    /// `m ← β₁·m + (1 − β₁)·g`, `v ← β₂·v + (1 − β₂)·g²`,
+    /// `w ← w − lr · (m / (1 − β₁ᵗ)) / (√(v / (1 − β₂ᵗ)) + ε)`.
+    #[allow(clippy::too_many_arguments)]
+    fn adam_update(
+        &self,
+        w: &mut Self::Tensor,
+        m: &mut Self::Tensor,
+        v: &mut Self::Tensor,
+        g: &Self::Tensor,
+        lr: f32,
+        betas: (f32, f32),
+        eps: f32,
+        t: u32,
+    ) -> Result<()>;
+
     // ---- Linear algebra and elementwise primitives (sparse coding, PSD, LISTA) ----
 
     /// `c ← α·op(a)·op(b) + β·c`, row-major: `op(a)` is `m × k` (`a` stored `[m, k]`, or

@@ -16,6 +16,15 @@
 //! constant of `DᵀD`, plus `2α` with regression), so `W` steps by `lr / (L·mean‖x‖²)`, `b`,
 //! `θ` and gains by `lr / L`, `S` by `lr / (L·mean‖h*‖²)`, and `D` by `lr / mean‖h*‖²`
 //! (batch means). `lr` decays linearly to a tenth over the run; momentum 0.9.
+//!
+//! Then `encoder_epochs` encoder-only epochs with the dictionary frozen (the dense encoder's
+//! final fit, as in LISTA's own protocol: a fixed dictionary, the encoder trained to
+//! convergence). These need no FISTA when the target is the energy, so they are cheap and
+//! run on a fresh, larger sample (`encoder_patches`, which narrows the gap between training
+//! and held-out energies); they use Adam (step `encoder_lr`, cosine decay to zero): plain SGD
+//! moves LISTA's `S` and `θ` too slowly (`docs/BENCHMARKS.md`). FISTA codes for the frozen
+//! dictionary are computed once: the reference energy in the log (first 10,000 patches) and,
+//! for the regression target, of every patch.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -48,6 +57,16 @@ pub const DEFAULT_LR: f32 = 0.1;
 pub const DEFAULT_ALPHA: f32 = 1.0;
 /// Momentum of every parameter.
 pub const MOMENTUM: f32 = 0.9;
+/// Default encoder-only epochs after the joint ones (dictionary frozen).
+pub const DEFAULT_ENCODER_EPOCHS: usize = 50;
+/// Default training patches of the encoder-only epochs.
+pub const DEFAULT_ENCODER_PATCHES: usize = 100_000;
+/// Default Adam step of the encoder-only epochs.
+pub const DEFAULT_ENCODER_LR: f32 = 1e-3;
+/// Patches whose FISTA codes give the encoder-only epochs' reference energy (energy target).
+const REFERENCE_PATCHES: usize = 10_000;
+/// Adam's `(β₁, β₂)` and `ε` in the encoder-only epochs.
+const ADAM: ((f32, f32), f32) = ((0.9, 0.999), 1e-8);
 
 /// What the encoder is trained on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -105,6 +124,12 @@ pub struct PsdOptions {
     pub batch: usize,
     /// Base learning rate.
     pub lr: f32,
+    /// Encoder-only epochs after the joint ones (dense PSD).
+    pub encoder_epochs: usize,
+    /// Adam step of the encoder-only epochs.
+    pub encoder_lr: f32,
+    /// Training patches of the encoder-only epochs (a fresh sample).
+    pub encoder_patches: usize,
     /// Contrast normalization floor (`None`: mean removal only).
     pub contrast: Option<f32>,
     /// The encoder's objective.
@@ -136,6 +161,9 @@ impl PsdOptions {
             patches: DEFAULT_PATCHES,
             batch: DEFAULT_BATCH,
             lr: DEFAULT_LR,
+            encoder_epochs: DEFAULT_ENCODER_EPOCHS,
+            encoder_lr: DEFAULT_ENCODER_LR,
+            encoder_patches: DEFAULT_ENCODER_PATCHES,
             contrast: Some(DEFAULT_CONTRAST_EPS),
             target: EncoderTarget::default(),
             quiet: false,
@@ -162,14 +190,17 @@ impl PsdOptions {
                 format!("{}: α must be a finite number ≥ 0", self.alpha),
             );
         }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return bad("--lr", format!("{}: must be a finite number > 0", self.lr));
+        for (flag, v) in [("--lr", self.lr), ("--encoder-lr", self.encoder_lr)] {
+            if !(v.is_finite() && v > 0.0) {
+                return bad(flag, format!("{v}: must be a finite number > 0"));
+            }
         }
         for (flag, v) in [
             ("--atoms", self.atoms),
             ("--patch", self.patch),
             ("--epochs", self.epochs),
             ("--patches", self.patches),
+            ("--encoder-patches", self.encoder_patches),
             ("--batch", self.batch),
         ] {
             if v == 0 {
@@ -289,17 +320,7 @@ pub fn train<B: Backend>(be: &B, o: &PsdOptions) -> Result<PsdModel> {
         let progress = (epoch - 1) as f32 / o.epochs.max(2).saturating_sub(1) as f32;
         let lr = o.lr * (1.0 - 0.9 * progress);
         order.shuffle(&mut rng);
-        let bar = if o.quiet {
-            ProgressBar::hidden()
-        } else {
-            ProgressBar::new(steps as u64)
-        };
-        bar.set_style(
-            ProgressStyle::with_template("epoch {msg} [{bar:30}] {pos}/{len} {elapsed}<{eta}")
-                .map_err(|e| Error::Other(format!("progress bar template: {e}")))?
-                .progress_chars("=> "),
-        );
-        bar.set_message(format!("{epoch}/{}", o.epochs));
+        let bar = progress_bar(o, steps, format!("{epoch}/{}", o.epochs))?;
         let (mut e_sum, mut g_sum, mut nz) = (0.0f64, 0.0f64, 0usize);
         for (step, idx) in order.chunks(o.batch).enumerate() {
             let batch = idx.len();
@@ -333,38 +354,9 @@ pub fn train<B: Backend>(be: &B, o: &PsdOptions) -> Result<PsdModel> {
             let h_sq = hh.iter().map(|v| v * v).sum::<f32>() / batch as f32;
 
             // Encoder: gradient of the mean target w.r.t. its codes.
-            let inv = 1.0 / batch as f32;
             let mut dcode = be.zeros(batch * n)?;
-            let mut curv = p.lipschitz;
-            if o.target != EncoderTarget::Regression {
-                // ∇E(g) = −(x − g Dᵀ) D + λ sign(g)
-                let mut r = be.zeros(batch * k)?;
-                be.copy(&x, &mut r)?;
-                be.gemm(
-                    false,
-                    true,
-                    batch,
-                    k,
-                    n,
-                    -1.0,
-                    trace.code(),
-                    &p.d,
-                    1.0,
-                    &mut r,
-                )?;
-                be.gemm(false, false, batch, n, k, -inv, &r, &p.d, 0.0, &mut dcode)?;
-                be.add_sign(o.lambda * inv, trace.code(), &mut dcode)?;
-            } else {
-                curv = 0.0;
-            }
-            if o.target != EncoderTarget::Energy {
-                // 2α(g − h*)
-                be.axpby(2.0 * o.alpha * inv, trace.code(), 1.0, &mut dcode)?;
-                be.axpby(-2.0 * o.alpha * inv, &h, 1.0, &mut dcode)?;
-                curv += 2.0 * o.alpha;
-            }
+            let curv = code_grad(be, o, &p, &x, trace.code(), &h, batch, &mut dcode)?;
             enc.backward(be, &x, &trace, &dcode)?;
-            let curv = curv.max(1e-6);
             let lrs: Vec<f32> = enc
                 .params
                 .iter()
@@ -377,6 +369,7 @@ pub fn train<B: Backend>(be: &B, o: &PsdOptions) -> Result<PsdModel> {
             enc.sgd_update(be, &lrs, MOMENTUM)?;
 
             // Dictionary: ∇ ½‖x − D h*‖² = −(x − h* Dᵀ)ᵀ h*, batch mean.
+            let inv = 1.0 / batch as f32;
             let mut r = be.zeros(batch * k)?;
             be.copy(&x, &mut r)?;
             be.gemm(false, true, batch, k, n, -1.0, &h, &p.d, 1.0, &mut r)?;
@@ -412,7 +405,214 @@ pub fn train<B: Backend>(be: &B, o: &PsdOptions) -> Result<PsdModel> {
         }
         model = Some(m);
     }
+    // A larger, fresh sample for the encoder-only epochs (no FISTA per step there): it
+    // narrows the gap between training and held-out energies.
+    let patches = if o.encoder_epochs > 0 {
+        ds.sample(Part::Train, o.encoder_patches, &popts, o.seed ^ 0xE0C0)?
+    } else {
+        patches
+    };
+    if let Some(m) = train_encoder(be, o, &patches, &dict, &mut enc, &mut meta, &mut rng)? {
+        model = Some(m);
+    }
     model.ok_or_else(|| Error::Other("no epoch ran".into()))
+}
+
+/// `dcode ← ∂/∂g` of the batch-mean encoder target ([`PsdOptions::target`]) at codes `g` of
+/// `x [batch, k]` (`h*` the inferred codes, read by the regression term). Returns the
+/// target's curvature in the code (`L`, plus `2α` with regression), at least `1e-6`.
+#[allow(clippy::too_many_arguments)]
+fn code_grad<B: Backend>(
+    be: &B,
+    o: &PsdOptions,
+    p: &Problem<B>,
+    x: &B::Tensor,
+    g: &B::Tensor,
+    h: &B::Tensor,
+    batch: usize,
+    dcode: &mut B::Tensor,
+) -> Result<f32> {
+    let (k, n) = (p.k, p.n);
+    let inv = 1.0 / batch as f32;
+    be.fill(dcode, 0.0)?;
+    let mut curv = 0.0;
+    if o.target != EncoderTarget::Regression {
+        // ∇E(g) = −(x − g Dᵀ) D + λ sign(g)
+        let mut r = be.zeros(batch * k)?;
+        be.copy(x, &mut r)?;
+        be.gemm(false, true, batch, k, n, -1.0, g, &p.d, 1.0, &mut r)?;
+        be.gemm(false, false, batch, n, k, -inv, &r, &p.d, 0.0, dcode)?;
+        be.add_sign(o.lambda * inv, g, dcode)?;
+        curv = p.lipschitz;
+    }
+    if o.target != EncoderTarget::Energy {
+        // 2α(g − h*)
+        be.axpby(2.0 * o.alpha * inv, g, 1.0, dcode)?;
+        be.axpby(-2.0 * o.alpha * inv, h, 1.0, dcode)?;
+        curv += 2.0 * o.alpha;
+    }
+    Ok(curv.max(1e-6))
+}
+
+/// The encoder-only epochs (module docs): `d` frozen, Adam on the encoder's target, the
+/// checkpoint written after every epoch. Appends to `meta.history` (the FISTA energy of the
+/// frozen dictionary in `energy`, the same on every line).
+#[allow(clippy::too_many_arguments)]
+fn train_encoder<B: Backend>(
+    be: &B,
+    o: &PsdOptions,
+    patches: &crate::patches::Patches,
+    dict: &Param<B>,
+    enc: &mut Encoder<B>,
+    meta: &mut PsdMeta,
+    rng: &mut ChaCha8Rng,
+) -> Result<Option<PsdModel>> {
+    if o.encoder_epochs == 0 {
+        return Ok(None);
+    }
+    let (k, n) = (o.patch * o.patch, o.atoms);
+    let count = patches.len();
+    let dhost = be.download(&dict.value)?;
+    let p = Problem::new(be, &dhost, k, n, o.lambda)?;
+    let upload = |idx: &[usize]| -> Result<(B::Tensor, Vec<f32>)> {
+        let mut host = Vec::with_capacity(idx.len() * k);
+        for &i in idx {
+            host.extend_from_slice(patches.patch(i));
+        }
+        Ok((be.upload(&host)?, host))
+    };
+
+    // FISTA codes for the frozen dictionary, warm-started from the encoder: of every patch
+    // when they are the regression target, else of the first REFERENCE_PATCHES (the log's
+    // reference energy only).
+    let t0 = Instant::now();
+    let solve = SolveOptions {
+        max_iter: 500,
+        tol: 1e-4,
+    };
+    let all: Vec<usize> = (0..count).collect();
+    let solved = if o.target == EncoderTarget::Energy {
+        count.min(REFERENCE_PATCHES)
+    } else {
+        count
+    };
+    let mut hstar = vec![0.0f32; solved * n];
+    let (mut e_ref, mut nz) = (0.0f64, 0usize);
+    for idx in all[..solved].chunks(o.batch) {
+        let (x, _) = upload(idx)?;
+        let mut trace = Trace::new(be, enc, idx.len())?;
+        enc.forward(be, &x, &mut trace)?;
+        let mut h = be.zeros(idx.len() * n)?;
+        be.copy(trace.code(), &mut h)?;
+        fista(be, &p, &x, &mut h, idx.len(), &solve)?;
+        e_ref += energy(be, &p, &x, &h, idx.len())?
+            .iter()
+            .map(|&v| v as f64)
+            .sum::<f64>();
+        let hh = be.download(&h)?;
+        nz += hh.iter().filter(|&&v| v != 0.0).count();
+        hstar[idx[0] * n..(idx[0] + idx.len()) * n].copy_from_slice(&hh);
+    }
+    let e_ref = (e_ref / solved as f64) as f32;
+    let nonzero_fraction = (nz as f64 / (solved * n) as f64) as f32;
+    let mut setup = t0.elapsed().as_secs_f32();
+
+    let mut moments = enc
+        .params
+        .iter()
+        .map(|q| Ok((be.zeros(q.spec.len)?, be.zeros(q.spec.len)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let steps = count.div_ceil(o.batch);
+    let total = (o.encoder_epochs * steps) as f32;
+    let mut order = all;
+    let mut t = 0u32;
+    let mut model = None;
+    for epoch in 1..=o.encoder_epochs {
+        let t0 = Instant::now();
+        order.shuffle(rng);
+        let bar = progress_bar(o, steps, format!("encoder {epoch}/{}", o.encoder_epochs))?;
+        let (mut g_sum, mut lr) = (0.0f64, o.encoder_lr);
+        for (step, idx) in order.chunks(o.batch).enumerate() {
+            let batch = idx.len();
+            let (x, _) = upload(idx)?;
+            let mut trace = Trace::new(be, enc, batch)?;
+            enc.forward(be, &x, &mut trace)?;
+            let eg: f64 = energy(be, &p, &x, trace.code(), batch)?
+                .iter()
+                .map(|&v| v as f64)
+                .sum();
+            if !eg.is_finite() {
+                return Err(Error::Diverged {
+                    epoch: o.epochs + epoch,
+                    step,
+                    loss: eg as f32,
+                });
+            }
+            g_sum += eg;
+            let h = if o.target == EncoderTarget::Energy {
+                be.zeros(0)?
+            } else {
+                let mut hh = Vec::with_capacity(batch * n);
+                for &i in idx {
+                    hh.extend_from_slice(&hstar[i * n..(i + 1) * n]);
+                }
+                be.upload(&hh)?
+            };
+            let mut dcode = be.zeros(batch * n)?;
+            code_grad(be, o, &p, &x, trace.code(), &h, batch, &mut dcode)?;
+            enc.backward(be, &x, &trace, &dcode)?;
+            // Cosine decay from `encoder_lr` to zero over all encoder steps.
+            lr = o.encoder_lr * 0.5 * (1.0 + (std::f32::consts::PI * t as f32 / total).cos());
+            t += 1;
+            for (q, (m, v)) in enc.params.iter_mut().zip(&mut moments) {
+                be.adam_update(&mut q.value, m, v, &q.grad, lr, ADAM.0, ADAM.1, t)?;
+                q.project(be)?;
+            }
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        meta.epochs_done += 1;
+        meta.history.push(PsdEpochLog {
+            epoch: meta.epochs_done,
+            lr,
+            energy: e_ref,
+            encoder_energy: (g_sum / count as f64) as f32,
+            nonzero_fraction,
+            seconds: t0.elapsed().as_secs_f32() + std::mem::take(&mut setup),
+        });
+        let m = host_model(be, meta, dict, enc)?;
+        m.save(&o.out)?;
+        energy_curve(&o.out, meta)?;
+        if !o.quiet {
+            let l = meta.history.last().expect("just pushed");
+            println!(
+                "encoder epoch {epoch}: E(x,h*) {:.4}  E(x,g(x)) {:.4}  ratio {:.4}  lr {:.2e}  {:.1} s",
+                l.energy,
+                l.encoder_energy,
+                l.encoder_energy / l.energy,
+                l.lr,
+                l.seconds
+            );
+        }
+        model = Some(m);
+    }
+    Ok(model)
+}
+
+/// A progress bar over `steps` mini-batches (hidden with `quiet`).
+fn progress_bar(o: &PsdOptions, steps: usize, msg: String) -> Result<ProgressBar> {
+    let bar = if o.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(steps as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("epoch {msg} [{bar:30}] {pos}/{len} {elapsed}<{eta}")
+            .map_err(|e| Error::Other(format!("progress bar template: {e}")))?
+            .progress_chars("=> "),
+    );
+    bar.set_message(msg);
+    Ok(bar)
 }
 
 /// Mini-batch of `--conv` training when `--batch` is left at [`DEFAULT_BATCH`] (whole

@@ -227,6 +227,21 @@ impl Backend for Cpu {
         Ok(())
     }
 
+    fn adam_update(
+        &self,
+        w: &mut Vec<f32>,
+        m: &mut Vec<f32>,
+        v: &mut Vec<f32>,
+        g: &Vec<f32>,
+        lr: f32,
+        betas: (f32, f32),
+        eps: f32,
+        t: u32,
+    ) -> Result<()> {
+        sgd::adam_update(w, m, v, g, lr, betas, eps, t);
+        Ok(())
+    }
+
     fn gemm(
         &self,
         ta: bool,
