@@ -26,14 +26,19 @@ use kestrel_format::{
 };
 
 use super::{finish, rescale, Range};
+use crate::backend::cpu::Cpu;
 use crate::data::Normalize;
 use crate::error::{Error, Result};
 use crate::export::{qparams, quantize_dense, table, Quant};
 use crate::patches::{Dataset, Part, Region};
+use crate::psd::conv::{encode_images, ConvEncoderParams, ConvNonlin};
 use crate::psd::model::{shrink, EncoderKind, PsdModel};
 
 /// Whole training images used for int8 calibration (the first ones of the training part).
 pub const CALIBRATION_IMAGES: usize = 500;
+
+/// Images per batch of the calibration pass.
+const CALIBRATION_BATCH: usize = 50;
 
 /// The exported model's input: the training pixel statistics and the image size.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -99,13 +104,23 @@ fn input_from(ds: &Dataset) -> Result<ConvInput> {
 /// size: what int8 calibration runs the float encoder on.
 pub fn calibration_images(dir: &Path, input: &ConvInput) -> Result<Vec<Vec<u8>>> {
     let ds = Dataset::open(dir)?;
-    Ok(ds
+    let images: Vec<Vec<u8>> = ds
         .regions(Part::Train)
         .iter()
         .filter(|r| (r.rows, r.cols) == (input.rows, input.cols))
         .take(CALIBRATION_IMAGES)
         .map(|r| region_pixels(&ds, r))
-        .collect())
+        .collect();
+    if images.is_empty() {
+        return Err(Error::Config {
+            path: dir.to_path_buf(),
+            message: format!(
+                "no training images of {}×{} (the exported input size) to calibrate int8 on",
+                input.rows, input.cols
+            ),
+        });
+    }
+    Ok(images)
 }
 
 /// The convolutional encoder after validation, the gain sign folded into the filters.
@@ -120,7 +135,7 @@ struct Conv<'m> {
     scale: Vec<f32>,
 }
 
-/// The float encoder's intermediate values on one image.
+/// The float encoder's intermediate values on a batch of images.
 struct Trace {
     /// `W ⋆ x + b`, `[n, H, W]`.
     u: Vec<f32>,
@@ -240,44 +255,32 @@ impl<'m> Conv<'m> {
         })
     }
 
-    /// The float encoder on one raw image of `input`'s size.
-    fn trace(&self, input: &ConvInput, raw: &[u8]) -> Trace {
-        let (rows, cols, k, c) = (input.rows, input.cols, self.k, self.c);
-        let pad = (k / 2) as isize;
-        let x: Vec<f32> = raw.iter().map(|&p| input.norm.apply(p)).collect();
-        let plane = rows * cols;
-        let mut u = vec![0f32; self.n * plane];
-        for j in 0..self.n {
-            for y in 0..rows {
-                for xx in 0..cols {
-                    let mut acc = self.bias[j];
-                    for ci in 0..c {
-                        for ky in 0..k {
-                            let iy = y as isize + ky as isize - pad;
-                            if iy < 0 || iy >= rows as isize {
-                                continue;
-                            }
-                            for kx in 0..k {
-                                let ix = xx as isize + kx as isize - pad;
-                                if ix < 0 || ix >= cols as isize {
-                                    continue;
-                                }
-                                acc += self.weight[((j * c + ci) * k + ky) * k + kx]
-                                    * x[ci * plane + iy as usize * cols + ix as usize];
-                            }
-                        }
-                    }
-                    u[j * plane + y * cols + xx] = acc;
-                }
-            }
-        }
+    /// The float encoder on raw images of `input`'s size (one after another in `raw`), on
+    /// the trainer's CPU backend: `u` is the convolution of a shrink encoder with `θ = 0`
+    /// (`shrink_0(u) = u`) and the folded filters.
+    fn trace(&self, input: &ConvInput, raw: &[&[u8]]) -> Result<Trace> {
+        let x: Vec<f32> = raw
+            .iter()
+            .flat_map(|im| im.iter().map(|&p| input.norm.apply(p)))
+            .collect();
+        let params = ConvEncoderParams {
+            nonlin: ConvNonlin::Shrink,
+            channels: self.c,
+            kernel: self.k,
+            atoms: self.n,
+            weight: self.weight.clone(),
+            bias: self.bias.clone(),
+            scale: vec![0.0; self.n],
+        };
+        let u = encode_images(&Cpu::new(), &params, input.rows, input.cols, raw.len(), &x)?;
+        let plane = input.rows * input.cols;
         let (t, h) = match self.m.meta.encoder {
             EncoderKind::Tanh => {
                 let t: Vec<f32> = u.iter().map(|v| v.tanh()).collect();
                 let h = t
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| v * self.scale[i / plane])
+                    .map(|(i, v)| v * self.scale[i / plane % self.n])
                     .collect();
                 (t, h)
             }
@@ -285,12 +288,12 @@ impl<'m> Conv<'m> {
                 let h = u
                     .iter()
                     .enumerate()
-                    .map(|(i, &v)| shrink(v, self.scale[i / plane]))
+                    .map(|(i, &v)| shrink(v, self.scale[i / plane % self.n]))
                     .collect();
                 (Vec::new(), h)
             }
         };
-        Trace { u, t, h }
+        Ok(Trace { u, t, h })
     }
 }
 
@@ -334,14 +337,15 @@ pub fn export_conv(
                 ));
             }
             let mut r = [Range::EMPTY; 3];
-            for (i, raw) in calib.iter().enumerate() {
-                if raw.len() != image_len {
-                    return Err(Error::Other(format!(
-                        "calibration image {i} has {} pixels, expected {image_len} ({c}×{rows}×{cols})",
-                        raw.len()
-                    )));
-                }
-                let t = enc.trace(input, raw);
+            if let Some((i, raw)) = calib.iter().enumerate().find(|(_, v)| v.len() != image_len) {
+                return Err(Error::Other(format!(
+                    "calibration image {i} has {} pixels, expected {image_len} ({c}×{rows}×{cols})",
+                    raw.len()
+                )));
+            }
+            let images: Vec<&[u8]> = calib.iter().map(Vec::as_slice).collect();
+            for chunk in images.chunks(CALIBRATION_BATCH) {
+                let t = enc.trace(input, chunk)?;
                 r[0].add(&t.u);
                 r[1].add(&t.t);
                 r[2].add(&t.h);
