@@ -309,6 +309,12 @@ fn malformed_conv_checkpoints_are_typed_errors() {
     let e = export_psd(&fixed(EncoderKind::Shrink), Quant::F32, &[]).unwrap_err();
     assert!(e.to_string().contains("export_conv"), "{e}");
 
+    // `psd eval` checks the encoder tensors before it opens any data.
+    let mut m = fixed(EncoderKind::Tanh);
+    m.gain = None;
+    let e = kestrel_trainer::psd::eval::evaluate(&Cpu::new(), &m, Some(Path::new(DATA)), 2);
+    assert_eq!(field_of(e.unwrap_err()), "gain");
+
     // int8 without calibration images.
     let e = export_conv(&fixed(EncoderKind::Tanh), Quant::Int8, &input, &[]).unwrap_err();
     assert!(e.to_string().contains("calibration"), "{e}");

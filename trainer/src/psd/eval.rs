@@ -32,7 +32,8 @@ pub const FISTA_TOL: f32 = 1e-5;
 /// Converged FISTA's iteration cap.
 pub const FISTA_MAX_ITER: usize = 5000;
 
-/// Per-patch means over the held-out patches.
+/// Per-patch means over the held-out patches (per-image means for convolutional
+/// checkpoints).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PsdEval {
     /// Patches measured.
@@ -84,7 +85,8 @@ fn reconstruction(model: &PsdModel, x: &[f32], h: &[f32]) -> f64 {
 }
 
 /// Measures `model` on `n` held-out patches of `data` (default: the directory it was
-/// trained on), drawn with [`EVAL_SEED`] and normalized as in training.
+/// trained on), drawn with [`EVAL_SEED`] and normalized as in training; a convolutional
+/// checkpoint on the first `n` whole held-out images (see the module docs).
 pub fn evaluate<B: Backend>(
     be: &B,
     model: &PsdModel,
