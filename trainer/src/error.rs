@@ -51,6 +51,15 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A PSD checkpoint's tensors or settings do not fit together (export and eval of
+    /// convolutional encoders).
+    #[error("PSD checkpoint: {field}: {message}")]
+    PsdCheckpoint {
+        /// The tensor or setting at fault (`weight`, `gain`, `theta[3]`, `patch`).
+        field: String,
+        /// Expected vs got.
+        message: String,
+    },
     /// A model file failed validation.
     #[error("{path}: {source}")]
     Model {

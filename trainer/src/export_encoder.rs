@@ -7,6 +7,7 @@
 //! | `tanh` | `PatchNorm` → `Linear` → `Tanh` → `Gain` → `Dictionary` |
 //! | `shrink` | `PatchNorm` → `Linear` → `Shrink` → `Dictionary` |
 //! | `lista:T` | `PatchNorm` → `Linear` → `Lista { steps: T }` → `Dictionary` |
+//! | `--conv` tanh / shrink | `Conv2d` → `Tanh` → `Gain` / `Conv2d` → `Shrink`, whole images ([`conv`]) |
 //!
 //! The model takes raw pixels (`x = p/255`: input mean 0, std 1) and repeats the training
 //! preprocessing in its `PatchNorm` layer, so a device feeds camera pixels as they are. The
@@ -29,6 +30,8 @@ use crate::error::{Error, Result};
 use crate::export::{qparams, quantize_dense, table, Quant};
 use crate::patches::{normalize_patch, unit, Dataset, Part, PatchOptions};
 use crate::psd::model::{shrink, EncoderKind, PsdModel};
+
+pub mod conv;
 
 /// Training patches used for int8 calibration.
 pub const CALIBRATION_PATCHES: usize = 2000;
@@ -88,7 +91,7 @@ impl<'m> Dense<'m> {
         };
         if m.meta.conv {
             return Err(Error::Other(
-                "PSD checkpoint: a convolutional encoder is exported by export_encoder::conv"
+                "PSD checkpoint: a convolutional encoder is exported by export_encoder::conv::export_conv"
                     .into(),
             ));
         }
@@ -566,7 +569,12 @@ pub(crate) fn finish(desc: &ModelDesc<'_>, data: &DataBuilder) -> Result<Vec<u8>
 
 /// `kestrel export` of a PSD checkpoint: int8 calibrates on training patches of `calib_dir`
 /// (default: the checkpoint's data directory).
+///
+/// A convolutional checkpoint (`meta.conv`) goes to [`conv::export`].
 pub fn export(m: &PsdModel, quant: Quant, calib_dir: Option<&std::path::Path>) -> Result<Vec<u8>> {
+    if m.meta.conv {
+        return conv::export(m, quant, calib_dir);
+    }
     let calib = match quant {
         Quant::Int8 => calibration_patches(m, calib_dir)?,
         _ => Vec::new(),

@@ -245,7 +245,8 @@ enum PsdCmd {
         #[arg(long)]
         threads: Option<usize>,
     },
-    /// Encoder vs converged FISTA on held-out patches (trainer float path).
+    /// Encoder vs converged FISTA on held-out patches, or whole images for `--conv`
+    /// checkpoints (trainer float path).
     Eval {
         /// Checkpoint from `kestrel psd train`.
         #[arg(long)]
@@ -253,9 +254,10 @@ enum PsdCmd {
         /// Data directory (default: the one it was trained on).
         #[arg(long)]
         data: Option<PathBuf>,
-        /// Held-out patches.
-        #[arg(long, default_value_t = psd::eval::DEFAULT_EVAL_PATCHES)]
-        n: usize,
+        /// Held-out patches (default 5000), or whole held-out images for a `--conv`
+        /// checkpoint (default 100).
+        #[arg(long)]
+        n: Option<usize>,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -682,6 +684,11 @@ fn run_psd(cmd: PsdCmd) -> Result<()> {
             json,
         } => {
             let m = psd::PsdModel::load(&checkpoint)?;
+            let n = n.unwrap_or(if m.meta.conv {
+                psd::eval::DEFAULT_EVAL_IMAGES
+            } else {
+                psd::eval::DEFAULT_EVAL_PATCHES
+            });
             let r = psd::eval::evaluate(
                 &kestrel_trainer::backend::cpu::Cpu::new(),
                 &m,
@@ -692,10 +699,11 @@ fn run_psd(cmd: PsdCmd) -> Result<()> {
                 println!("{}", json_line(&r)?);
             } else {
                 println!(
-                    "{}: {} encoder on {} held-out patches: energy {:.4} vs converged FISTA {:.4} (ratio {:.4}); relative reconstruction error {:.4} (FISTA {:.4}); non-zeros {:.1}% (FISTA {:.1}%, {} iterations{})",
+                    "{}: {} encoder on {} held-out {}: energy {:.4} vs converged FISTA {:.4} (ratio {:.4}); relative reconstruction error {:.4} (FISTA {:.4}); non-zeros {:.1}% (FISTA {:.1}%, {} iterations{})",
                     checkpoint.display(),
                     r.encoder,
                     r.n,
+                    if m.meta.conv { "images" } else { "patches" },
                     r.encoder_energy,
                     r.fista_energy,
                     r.ratio,
