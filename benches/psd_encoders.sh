@@ -5,13 +5,16 @@
 # of energy ratios (encoder / converged FISTA) and speedups (FISTA time to the encoder's energy
 # / encoder time), measured in the same process. With FIRMWARE=1, also the Cortex-M4 and M55
 # instruction counts (`kestrel firmware run`) of the int8 and f32 models.
-#   benches/psd_encoders.sh [DATA_DIR]   (ENCODERS="tanh shrink lista:1 lista:3" N=1000 by default)
+#   benches/psd_encoders.sh [DATA_DIR]   (ENCODERS="tanh shrink lista:1 lista:3" N=1000 by default;
+#   LAMBDA=1.0 trains with that λ instead of the default)
 # A native build (`-C target-cpu=native`) is used so the host kernels match this CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-/usr/share/datasets/fashion-mnist}
 ENCODERS=${ENCODERS:-tanh shrink lista:1 lista:3}
 N=${N:-1000}
+LAMBDA_ARGS=()
+[ -n "${LAMBDA:-}" ] && LAMBDA_ARGS=(--lambda "$LAMBDA")
 OUT=${OUT:-target/psd-bench}
 mkdir -p "$OUT"
 RUSTFLAGS="-C target-cpu=native" cargo build --release -q -p kestrel-trainer --target-dir target/native
@@ -20,7 +23,7 @@ echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 printf '%-9s %-5s %9s %9s %7s %9s %10s %6s %8s\n' encoder quant enc_E fista_E ratio enc_us fista_us iters speedup
 for enc in $ENCODERS; do
   ck="$OUT/psd-${enc/:/}.ckpt"
-  [ -f "$ck" ] || $K psd train --data "$DATA" --patch 9 --atoms 128 --encoder "$enc" --out "$ck" > "$OUT/train-${enc/:/}.log"
+  [ -f "$ck" ] || $K psd train --data "$DATA" --patch 9 --atoms 128 --encoder "$enc" "${LAMBDA_ARGS[@]}" --out "$ck" > "$OUT/train-${enc/:/}.log"
   for q in f32 f16 int8; do
     m="$OUT/psd-${enc/:/}-$q.kmodel"
     $K export --checkpoint "$ck" --quant "$q" --out "$m" > /dev/null

@@ -35,6 +35,8 @@ fn trained() -> &'static (PsdModel, Vec<(Quant, PathBuf)>) {
         );
         o.epochs = 6;
         o.patches = 5000;
+        o.encoder_epochs = 10;
+        o.encoder_patches = 20_000;
         o.quiet = true;
         let m = train(&Cpu::new(), &o).expect("psd train");
         let files = [Quant::F32, Quant::F16, Quant::Int8]
@@ -70,7 +72,7 @@ fn measure(q: Quant) -> EncodeReport {
 #[test]
 fn exported_encoders_run_on_the_runtime_and_beat_their_fista_budget() {
     let (m, _) = trained();
-    assert_eq!(m.meta.history.len(), 6);
+    assert_eq!(m.meta.history.len(), 6 + 10); // joint epochs, then encoder-only ones
     let f32r = measure(Quant::F32);
     for (q, r) in [
         (Quant::F32, f32r.clone()),

@@ -499,16 +499,22 @@ pub fn export_psd(m: &PsdModel, quant: Quant, calib: &[Vec<u8>]) -> Result<Vec<u
         },
         layers,
         classes: heapless::Vec::new(),
-        provenance: Provenance {
-            arch: &name,
-            dataset: &dataset,
-            train_samples: m.meta.train_patches.min(u32::MAX as usize) as u32,
-            epochs: m.meta.epochs_done as u32,
-            float_accuracy: f32::NAN,
-            trainer: concat!("kestrel ", env!("CARGO_PKG_VERSION")),
-        },
+        provenance: provenance(m, &name, &dataset),
     };
     finish(&desc, &data)
+}
+
+/// The provenance of an exported encoder: `name` as its arch, the checkpoint's data
+/// directory, training patches (or images) and epochs.
+pub(crate) fn provenance<'a>(m: &PsdModel, name: &'a str, dataset: &'a str) -> Provenance<'a> {
+    Provenance {
+        arch: name,
+        dataset,
+        train_samples: m.meta.train_patches.min(u32::MAX as usize) as u32,
+        epochs: m.meta.epochs_done.min(u32::MAX as usize) as u32,
+        float_accuracy: f32::NAN,
+        trainer: concat!("kestrel ", env!("CARGO_PKG_VERSION")),
+    }
 }
 
 /// int8 `Lista` tensors: `S` per-row symmetric int8 (column-major), thresholds in each row's

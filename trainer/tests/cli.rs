@@ -1,20 +1,10 @@
 //! The `kestrel` command line, end to end on a small slice of the real data: the names and
 //! JSON keys scripts rely on.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
+use common::kestrel;
 
-fn kestrel(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kestrel"))
-        .args(args)
-        .output()
-        .expect("kestrel runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
+use std::path::PathBuf;
 
 fn data() -> String {
     let dir = std::env::var("KESTREL_DATA")

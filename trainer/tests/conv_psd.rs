@@ -2,6 +2,9 @@
 //! solver on the unrolled problem, training lowering the energy, and `--init-from` setting a
 //! convnet's first convolution (with its typed errors).
 
+mod common;
+use common::kestrel;
+
 use std::path::Path;
 
 use kestrel_trainer::backend::cpu::Cpu;
@@ -493,18 +496,6 @@ fn conv_encoder_gradient_matches_finite_differences() {
         e.contains("weight") && e.contains("17") && e.contains("18"),
         "{e}"
     );
-}
-
-fn kestrel(args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kestrel"))
-        .args(args)
-        .output()
-        .expect("kestrel runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
 }
 
 /// The CLI end to end: `psd train --conv` on a folder of pictures, `visualize`, then

@@ -7,8 +7,10 @@
 //! Malformed checkpoints are typed errors naming the field; `kestrel export` and
 //! `kestrel psd eval` work on a conv checkpoint file.
 
+mod common;
+use common::kestrel;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use kestrel_format::{AlignedBuf, Model, Precision};
 use kestrel_runtime::{Input, Plan};
@@ -318,18 +320,6 @@ fn malformed_conv_checkpoints_are_typed_errors() {
     // int8 without calibration images.
     let e = export_conv(&fixed(EncoderKind::Tanh), Quant::Int8, &input, &[]).unwrap_err();
     assert!(e.to_string().contains("calibration"), "{e}");
-}
-
-fn kestrel(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kestrel"))
-        .args(args)
-        .output()
-        .expect("kestrel runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
 }
 
 #[test]

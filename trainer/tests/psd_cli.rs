@@ -2,22 +2,12 @@
 //! `kestrel gradcheck --encoder`, end to end on tiny generated pictures; bad input gives
 //! typed errors naming the flag or file, and no checkpoint.
 
+mod common;
+use common::{kestrel, s};
+
 use std::path::Path;
-use std::process::Command;
 
 use kestrel_trainer::checkpoint::Envelope;
-
-fn kestrel(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kestrel"))
-        .args(args)
-        .output()
-        .expect("kestrel runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
 
 /// Twelve 16×16 gray PNGs with oriented stripes and blobs (some structure to learn).
 fn pictures(dir: &Path) {
@@ -33,10 +23,6 @@ fn pictures(dir: &Path) {
         .save(dir.join(format!("p{i:02}.png")))
         .unwrap();
     }
-}
-
-fn s(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
 }
 
 #[test]
@@ -71,6 +57,8 @@ fn train_eval_visualize_gradcheck() {
         "4",
         "--encoder-lr",
         "3e-3",
+        "--encoder-patches",
+        "600",
         "--out",
         &s(&ck),
     ]);

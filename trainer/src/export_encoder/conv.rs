@@ -21,8 +21,7 @@
 use std::path::Path;
 
 use kestrel_format::{
-    DataBuilder, InputSpec, LayerDesc, ModelDesc, Op, Precision, Provenance, QParams, Requant,
-    Shape,
+    DataBuilder, InputSpec, LayerDesc, ModelDesc, Op, Precision, QParams, Requant, Shape,
 };
 
 use super::{finish, rescale, Range};
@@ -467,14 +466,7 @@ pub fn export_conv(
         },
         layers,
         classes: heapless::Vec::new(),
-        provenance: Provenance {
-            arch: &name,
-            dataset: &dataset,
-            train_samples: m.meta.train_patches.min(u32::MAX as usize) as u32,
-            epochs: m.meta.epochs_done as u32,
-            float_accuracy: f32::NAN,
-            trainer: concat!("kestrel ", env!("CARGO_PKG_VERSION")),
-        },
+        provenance: super::provenance(m, &name, &dataset),
     };
     finish(&desc, &data)
 }

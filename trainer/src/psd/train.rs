@@ -379,18 +379,15 @@ pub fn train<B: Backend>(be: &B, o: &PsdOptions) -> Result<PsdModel> {
         }
         bar.finish_and_clear();
         let count = patches.len() as f64;
-        meta.epochs_done = epoch;
-        meta.history.push(PsdEpochLog {
+        let log = PsdEpochLog {
             epoch,
             lr,
             energy: (e_sum / count) as f32,
             encoder_energy: (g_sum / count) as f32,
             nonzero_fraction: (nz as f64 / (count * n as f64)) as f32,
             seconds: t0.elapsed().as_secs_f32(),
-        });
-        let m = host_model(be, &meta, &dict, &enc)?;
-        m.save(&o.out)?;
-        energy_curve(&o.out, &meta)?;
+        };
+        let m = end_epoch(be, o, &mut meta, &dict, &enc, log)?;
         if !o.quiet {
             let l = meta.history.last().expect("just pushed");
             println!(
@@ -571,18 +568,15 @@ fn train_encoder<B: Backend>(
             bar.inc(1);
         }
         bar.finish_and_clear();
-        meta.epochs_done += 1;
-        meta.history.push(PsdEpochLog {
-            epoch: meta.epochs_done,
+        let log = PsdEpochLog {
+            epoch: meta.epochs_done + 1,
             lr,
             energy: e_ref,
             encoder_energy: (g_sum / count as f64) as f32,
             nonzero_fraction,
             seconds: t0.elapsed().as_secs_f32() + std::mem::take(&mut setup),
-        });
-        let m = host_model(be, meta, dict, enc)?;
-        m.save(&o.out)?;
-        energy_curve(&o.out, meta)?;
+        };
+        let m = end_epoch(be, o, meta, dict, enc, log)?;
         if !o.quiet {
             let l = meta.history.last().expect("just pushed");
             println!(
@@ -597,6 +591,24 @@ fn train_encoder<B: Backend>(
         model = Some(m);
     }
     Ok(model)
+}
+
+/// Records an epoch (`log.epoch` becomes `epochs_done`) and writes the checkpoint and its
+/// energy curve.
+fn end_epoch<B: Backend>(
+    be: &B,
+    o: &PsdOptions,
+    meta: &mut PsdMeta,
+    dict: &Param<B>,
+    enc: &Encoder<B>,
+    log: PsdEpochLog,
+) -> Result<PsdModel> {
+    meta.epochs_done = log.epoch;
+    meta.history.push(log);
+    let m = host_model(be, meta, dict, enc)?;
+    m.save(&o.out)?;
+    energy_curve(&o.out, meta)?;
+    Ok(m)
 }
 
 /// A progress bar over `steps` mini-batches (hidden with `quiet`).
