@@ -67,7 +67,8 @@ fn measure(q: Quant) -> EncodeReport {
 }
 
 /// Every precision: codes are sparse but not empty, FISTA's converged energy is the lower
-/// bound, a trained encoder is within a modest factor of it, and FISTA needs many
+/// bound, the trained encoder is within 10% of it (1.04 measured, after the encoder-only
+/// epochs; 1.3 without them), and FISTA needs many
 /// iterations to match the encoder (the point of PSD). int8's energy is within 2% of f32's.
 #[test]
 fn exported_encoders_run_on_the_runtime_and_beat_their_fista_budget() {
@@ -89,7 +90,7 @@ fn exported_encoders_run_on_the_runtime_and_beat_their_fista_budget() {
         );
         assert!(r.fista_energy > 0.0, "{q:?}");
         assert!(
-            r.energy_ratio >= 1.0 - 1e-3 && r.energy_ratio < 1.5,
+            r.energy_ratio >= 1.0 - 1e-3 && r.energy_ratio < 1.1,
             "{q:?}: encoder / FISTA energy {}",
             r.energy_ratio
         );
