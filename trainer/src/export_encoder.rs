@@ -251,11 +251,29 @@ fn calibrate(enc: &Dense, calib: &[Vec<u8>]) -> Result<Calibration> {
     })
 }
 
+/// Below this, a rescaling of int8 code differences (`|d| ≤ 255`) maps every input to 0
+/// (`255·r < 0.25`), exactly as the smallest multiplier the format holds (2⁻³²) does.
+const NEGLIGIBLE_CODE_SCALE: f64 = 1.0 / 1024.0;
+
 /// A per-channel rescaling by `real[c]`, or a typed error naming the layer and channel.
-fn rescale(data: &mut DataBuilder, real: &[f64], layer: usize, what: &str) -> Result<Rescale> {
+/// `codes_in`: the rescaled values are int8 code differences, so a multiplier too small to
+/// represent (a dead atom's gain, even 0) is stored as the smallest one, with the same
+/// all-zero outputs.
+fn rescale(
+    data: &mut DataBuilder,
+    real: &[f64],
+    layer: usize,
+    what: &str,
+    codes_in: bool,
+) -> Result<Rescale> {
     let mut m = Vec::with_capacity(real.len());
     let mut s = Vec::with_capacity(real.len());
     for (c, &r) in real.iter().enumerate() {
+        let r = if codes_in && (0.0..NEGLIGIBLE_CODE_SCALE).contains(&r) {
+            2f64.powi(-32)
+        } else {
+            r
+        };
         let (mc, sc) = quantize_multiplier(r).ok_or_else(|| Error::Shape {
             layer,
             op: "export",
@@ -426,7 +444,7 @@ pub fn export_psd(m: &PsdModel, quant: Quant, calib: &[Vec<u8>]) -> Result<Vec<u
                         .iter()
                         .map(|&g| g as f64 * c.t.scale as f64 / c.h.scale as f64)
                         .collect();
-                    Some(rescale(&mut data, &real, 3, "gain")?)
+                    Some(rescale(&mut data, &real, 3, "gain", true)?)
                 }
             };
             let gain = match &cal {
@@ -554,8 +572,8 @@ fn lista_s8(
     let output: Vec<f64> = s_scale.iter().map(|&ss| ss as f64).collect();
     let quant = ListaQuant {
         s_scale: data.f32(&s_scale),
-        input: rescale(data, &input, 2, "LISTA input")?,
-        output: rescale(data, &output, 2, "LISTA output")?,
+        input: rescale(data, &input, 2, "LISTA input", true)?,
+        output: rescale(data, &output, 2, "LISTA output", false)?,
     };
     Ok((data.i8(&q), data.i32(&theta_q), Some(quant)))
 }

@@ -37,16 +37,17 @@ fn model(encoder: EncoderKind, seed: u64) -> PsdModel {
     let bias: Vec<f32> = (0..N).map(|_| 0.05 * normal(&mut rng)).collect();
     let (mut gain, mut theta, mut lateral) = (None, None, None);
     match encoder {
-        // One negative gain: export folds its sign into the row.
+        // One negative gain: export folds its sign into the row. Two dead atoms (gains 0
+        // and 1e-14, as training leaves unused atoms): int8 rescalings too small for the
+        // format, exported as the smallest one (codes 0 either way).
         EncoderKind::Tanh => {
             gain = Some(
                 (0..N)
-                    .map(|i| {
-                        if i == 3 {
-                            -0.7
-                        } else {
-                            0.3 + rng.random::<f32>()
-                        }
+                    .map(|i| match i {
+                        3 => -0.7,
+                        5 => 0.0,
+                        6 => 1e-14,
+                        _ => 0.3 + rng.random::<f32>(),
                     })
                     .collect(),
             )

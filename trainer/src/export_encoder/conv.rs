@@ -414,7 +414,7 @@ pub fn export_conv(
                         .iter()
                         .map(|&g| g as f64 * tq.scale as f64 / hq.scale as f64)
                         .collect();
-                    Some(rescale(&mut data, &real, 2, "gain")?)
+                    Some(rescale(&mut data, &real, 2, "gain", true)?)
                 }
             };
             let gain: Vec<f32> = match cal {
