@@ -544,13 +544,18 @@ fn lista_s8(
     n: usize,
     c: &Calibration,
 ) -> Result<(TensorRef, TensorRef, Option<ListaQuant>)> {
+    // Per-row scales, floored so that the input rescaling `b_scale / (s_scale·h_scale)`
+    // stays at most 2^20 for a row of all but zero weights (a dead atom): `b` in accumulator
+    // units (up to 255·2^20) then leaves the i32 accumulator room for `S h`, and the row's
+    // weights quantize to 0, as they are.
+    let floor = (c.b.scale as f64 / (c.h.scale as f64 * 2f64.powi(20))) as f32;
     let mut s_scale = vec![1f32; n];
     for (i, sc) in s_scale.iter_mut().enumerate() {
         let m = s[i * n..(i + 1) * n]
             .iter()
             .fold(0f32, |m, v| m.max(v.abs()));
         if m > 0.0 {
-            *sc = m / 127.0;
+            *sc = (m / 127.0).max(floor);
         }
     }
     let mut q = vec![0i8; n * n];

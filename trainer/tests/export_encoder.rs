@@ -157,6 +157,20 @@ fn every_encoder_at_every_precision_matches_the_float_encoder() {
     }
 }
 
+/// A LISTA row of `S` with all but zero weights (a dead atom) exports at int8: its scale is
+/// floored so that `b`'s rescaling stays representable, and the codes still match.
+#[test]
+fn a_dead_lista_row_exports_at_int8() {
+    let mut m = model(EncoderKind::Lista { steps: 1 }, 20);
+    let s = m.lateral.as_mut().unwrap();
+    s[4 * N..5 * N].iter_mut().for_each(|v| *v = 1e-13);
+    let (err, scale) = worst(&m, Quant::Int8);
+    assert!(
+        scale > 0.1 && err <= 0.06 * scale,
+        "worst |Δ| {err} of {scale}"
+    );
+}
+
 #[test]
 fn bad_checkpoints_are_typed_errors() {
     let calib = patches(10, 1);
