@@ -9,12 +9,25 @@
 #[cfg_attr(not(kestrel_isa = "reference"), allow(dead_code))]
 pub(crate) mod reference;
 
-// The variant this build runs (see `kernels/fc/mod.rs`); `crate::check` proves it equal to
-// the reference. Kernel sets without a variant run the reference.
+// The variant this build runs, chosen at compile time (see `kernels/fc/mod.rs`);
+// `crate::check` proves it equal to the reference. Each variant file has the same
+// functions as `reference.rs`, re-exporting the reference for what it does not speed up.
+#[cfg(kestrel_isa = "dsp")]
+pub(crate) mod dsp;
+#[cfg(kestrel_isa = "mve")]
+pub(crate) mod mve;
+#[cfg(kestrel_isa = "neon")]
+pub(crate) mod neon;
 #[cfg(kestrel_isa = "avx2")]
 pub(crate) mod x86;
 
-#[cfg(not(kestrel_isa = "avx2"))]
+#[cfg(kestrel_isa = "dsp")]
+pub(crate) use dsp as isa;
+#[cfg(kestrel_isa = "mve")]
+pub(crate) use mve as isa;
+#[cfg(kestrel_isa = "neon")]
+pub(crate) use neon as isa;
+#[cfg(kestrel_isa = "reference")]
 pub(crate) use reference as isa;
 #[cfg(kestrel_isa = "avx2")]
 pub(crate) use x86 as isa;
