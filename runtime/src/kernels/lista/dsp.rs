@@ -69,7 +69,7 @@ pub(crate) fn lista_step_s8(p: &ListaS8<'_>, b: &[i8], h_in: &[i8], acc: &mut [i
         *acc = sum;
     }
     for (i, (h, &b)) in h.iter_mut().zip(b).enumerate() {
-        *h = p.output(i, b, acc[i]);
+        *h = p.output_fast(i, b, acc[i]);
     }
 }
 
