@@ -93,8 +93,8 @@ pub(crate) fn requantize_fast(acc: i32, multiplier: i32, shift: i32) -> i32 {
 
 #[cfg(feature = "encoders")]
 impl super::lista::ListaS8<'_> {
-    /// [`Self::output`] with both requantizations by [`requantize_fast`]; bit-exact with
-    /// `output` for every input.
+    /// [`Self::output`] with both requantizations by [`requantize_fast`] and the shrink in
+    /// i32 where `θ ≥ 0`; bit-exact with `output` for every input.
     #[inline(always)]
     pub(crate) fn output_fast(&self, i: usize, b: i8, acc: i32) -> i8 {
         let b_acc = requantize_fast(
@@ -103,9 +103,20 @@ impl super::lista::ListaS8<'_> {
             self.in_shift[i],
         );
         let u = b_acc.saturating_add(acc);
-        // |v| ≤ |u| ≤ 2^31, and v = −2^31 only for u = i32::MIN: it fits an i32.
-        let v =
-            crate::kernels::shrink::reference::shrink1_i64(u as i64, self.theta[i] as i64) as i32;
+        let t = self.theta[i];
+        // θ ≥ 0: `shrink1_i64`'s three cases in i32, where none can overflow (u − θ for
+        // u > θ ≥ 0, u + θ for u < −θ ≤ 0); θ < 0 takes the reference's i64 path.
+        let v = if t >= 0 {
+            if u > t {
+                u - t
+            } else if u < -t {
+                u + t
+            } else {
+                0
+            }
+        } else {
+            crate::kernels::shrink::reference::shrink1_i64(u as i64, t as i64) as i32
+        };
         let r = requantize_fast(v, self.out_multiplier[i], self.out_shift[i]);
         self.zp_h.saturating_add(r).clamp(-128, 127) as i8
     }

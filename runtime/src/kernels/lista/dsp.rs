@@ -1,6 +1,6 @@
 //! ARMv7E-M DSP LISTA step (Cortex-M4/M7, Armv8-M with DSP): `lista_step_s8` with `SMLAD`,
-//! two 16-bit multiply-accumulates per instruction. The float steps and the first shrinks
-//! are the reference's (these cores have a scalar FPU only).
+//! two 16-bit multiply-accumulates per instruction. The float steps are the reference's
+//! (these cores have a scalar FPU only).
 //!
 //! Shapes as in `reference.rs`: `S` column-major `[N, N]` (`s[j·N + i] = S[i, j]`), so
 //! column `j` is `N` contiguous bytes, one per row. The non-zero `d_j = h_q[j] − zp_h` are
@@ -15,15 +15,25 @@
 //! reference's `wrapping_add`; addition modulo 2^32 does not depend on the order, so every
 //! row's sum is the reference's bit for bit. An odd last column pairs with itself and
 //! `d = 0`. Rows past the last multiple of 4 are summed by the reference's scalar loop,
-//! and the output stage is the reference's [`ListaS8::output`], per row.
+//! and the output stage (also the first shrink's) is
+//! [`ListaS8::output_fast`] (`kernels/cortex_m.rs`), bit-exact with the reference's
+//! `output` for every input.
 
 use core::arch::asm;
 
 use super::reference::ListaS8;
 
-pub(crate) use super::reference::{
-    lista_first_f32, lista_first_s8, lista_step_f16, lista_step_f32,
-};
+pub(crate) use super::reference::{lista_first_f32, lista_step_f16, lista_step_f32};
+
+/// The first int8 shrink, equal to [`super::reference::lista_first_s8`] bit for bit: its
+/// per-row output stage with the faster requantization and shrink of
+/// [`ListaS8::output_fast`].
+pub(crate) fn lista_first_s8(p: &ListaS8<'_>, b: &[i8], h: &mut [i8]) {
+    debug_assert_eq!(b.len(), h.len());
+    for (i, (h, &b)) in h.iter_mut().zip(b).enumerate() {
+        *h = p.output_fast(i, b, 0);
+    }
+}
 
 /// One int8 step, equal to [`super::reference::lista_step_s8`] bit for bit (module docs);
 /// `acc` (`[N]` i32) is scratch.

@@ -15,7 +15,7 @@
 //! | `mve`  | `VMLA.S32`, 4 columns    | `VMUL`+`VADD.F32`, 4 columns   | reference        |
 //!
 //! Executed instructions per dense MAC under QEMU (`scripts/mcu-kernel-check.sh bench`,
-//! 128 atoms), reference → variant: M4 int8 `lista:3` 7.38 → 1.18; M55 int8 7.01 → 1.09,
+//! 128 atoms), reference → variant: M4 int8 `lista:3` 7.38 → 1.15; M55 int8 7.01 → 1.08,
 //! f32 step (25% non-zero) 11.00 → 0.45, FISTA step (dense) 15.26 → 1.24. `lista_step_f16`
 //! stays the reference everywhere but AVX2: the M-profile cores have no f16 vector
 //! widening that pays on a column walk (M4 has no vector unit; on the M55 it was not

@@ -1,6 +1,6 @@
 //! Armv8.1-M Helium (MVE) LISTA steps (Cortex-M55/M85): `lista_step_s8` and
-//! `lista_step_f32` (also FISTA's step, [`crate::sparse`]); `lista_step_f16` and the first
-//! shrinks are the reference's.
+//! `lista_step_f32` (also FISTA's step, [`crate::sparse`]); `lista_step_f16` and the float first
+//! shrink are the reference's.
 //!
 //! Shapes as in `reference.rs`: `S` column-major `[N, N]` (`s[j·N + i] = S[i, j]`), so
 //! column `j` is `N` contiguous values, one per row. Both steps take the lanes across rows
@@ -12,8 +12,9 @@
 //! scalar `d_j = h_q[j] − zp_h` to the four row sums. Products fit an i32 and `VMLA`
 //! wraps modulo 2^32 like the reference's `wrapping_add`, and modular addition does not
 //! depend on the order, so the sums are the reference's bit for bit. A last group of fewer
-//! than four columns is padded with `d = 0` (adding exact zeros). The output stage is the
-//! reference's [`ListaS8::output`], per row.
+//! than four columns is padded with `d = 0` (adding exact zeros). The output stage (also
+//! the first shrink's) is [`ListaS8::output_fast`] (`kernels/cortex_m.rs`), bit-exact with
+//! the reference's `output` for every input.
 //!
 //! **f32.** The sums start at `+0.0` in `h`; each pass adds, for its (up to four) columns
 //! in ascending `j`, `VMUL.F32` by the scalar `h[j]` then `VADD.F32` (never a fused
@@ -27,7 +28,17 @@ use core::arch::asm;
 use super::reference::ListaS8;
 use crate::kernels::shrink::reference::shrink1_f32;
 
-pub(crate) use super::reference::{lista_first_f32, lista_first_s8, lista_step_f16};
+pub(crate) use super::reference::{lista_first_f32, lista_step_f16};
+
+/// The first int8 shrink, equal to [`super::reference::lista_first_s8`] bit for bit: its
+/// per-row output stage with the faster requantization and shrink of
+/// [`ListaS8::output_fast`].
+pub(crate) fn lista_first_s8(p: &ListaS8<'_>, b: &[i8], h: &mut [i8]) {
+    debug_assert_eq!(b.len(), h.len());
+    for (i, (h, &b)) in h.iter_mut().zip(b).enumerate() {
+        *h = p.output_fast(i, b, 0);
+    }
+}
 
 /// One int8 step, equal to [`super::reference::lista_step_s8`] bit for bit (module docs);
 /// `acc` (`[N]` i32) is scratch.
