@@ -74,3 +74,50 @@ pub(crate) fn i16_words(scratch: &mut [u8], len: usize) -> &mut [i16] {
     let bytes = &mut scratch[skip..][..len * 2];
     bytemuck::cast_slice_mut(bytes)
 }
+
+/// [`kestrel_format::quant::requantize`], in fewer instructions where the shift allows:
+/// for `shift ≤ −2` (`n = 31 − shift ≥ 33`) the rounding offset `2^(n−1)` is a multiple of
+/// 2^32, so with `acc·m = hi·2^32 + lo` (`0 ≤ lo < 2^32`), `(acc·m + 2^(n−1)) >> n` is
+/// `(hi + 2^(n−33)) >> (n−32)`: one `smull`, and `|hi| < 2^30` leaves nothing to saturate.
+/// Other shifts take the reference's path. Equal to `requantize` for every input.
+#[cfg(feature = "encoders")]
+#[inline(always)]
+pub(crate) fn requantize_fast(acc: i32, multiplier: i32, shift: i32) -> i32 {
+    if shift > -2 {
+        return kestrel_format::quant::requantize(acc, multiplier, shift);
+    }
+    let hi = ((acc as i64 * multiplier as i64) >> 32) as i32;
+    let s = (-1 - shift) as u32; // n − 32, 1..=30
+    (hi + (1 << (s - 1))) >> s
+}
+
+#[cfg(feature = "encoders")]
+impl super::lista::ListaS8<'_> {
+    /// [`Self::output`] with both requantizations by [`requantize_fast`] and the shrink in
+    /// i32 where `θ ≥ 0`; bit-exact with `output` for every input.
+    #[inline(always)]
+    pub(crate) fn output_fast(&self, i: usize, b: i8, acc: i32) -> i8 {
+        let b_acc = requantize_fast(
+            b as i32 - self.zp_b,
+            self.in_multiplier[i],
+            self.in_shift[i],
+        );
+        let u = b_acc.saturating_add(acc);
+        let t = self.theta[i];
+        // θ ≥ 0: `shrink1_i64`'s three cases in i32, where none can overflow (u − θ for
+        // u > θ ≥ 0, u + θ for u < −θ ≤ 0); θ < 0 takes the reference's i64 path.
+        let v = if t >= 0 {
+            if u > t {
+                u - t
+            } else if u < -t {
+                u + t
+            } else {
+                0
+            }
+        } else {
+            crate::kernels::shrink::reference::shrink1_i64(u as i64, t as i64) as i32
+        };
+        let r = requantize_fast(v, self.out_multiplier[i], self.out_shift[i]);
+        self.zp_h.saturating_add(r).clamp(-128, 127) as i8
+    }
+}

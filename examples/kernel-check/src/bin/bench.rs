@@ -1,7 +1,8 @@
 //! Times the reference and the compiled kernel variant on fixed layer shapes
 //! (`kestrel_runtime::check::bench`) and prints executed instructions per MAC (pooling: per
 //! output) under `qemu-system-arm -icount shift=0`, where one instruction takes 1 ns of
-//! virtual time. SysTick counts the processor clock, so the instructions per tick are
+//! virtual time. Then the sparse-code encoder steps (`check::bench_encoder`), per dense MAC.
+//! SysTick counts the processor clock, so the instructions per tick are
 //! measured first on a loop of known length.
 #![no_std]
 #![no_main]
@@ -12,7 +13,7 @@ mod board;
 use core::fmt::Write;
 
 use cortex_m_rt::entry;
-use kestrel_runtime::check::{bench, WORK_BYTES};
+use kestrel_runtime::check::{bench, bench_encoder, EncoderShape, WORK_BYTES};
 
 use board::{Clock, Out, BOARD};
 
@@ -108,6 +109,21 @@ fn main() -> ! {
             Fixed2(instr(t.reference), den * 1000),
             Fixed2(instr(t.variant), den * 1000),
             per,
+            if t.equal { "" } else { "  OUTPUTS DIFFER" }
+        );
+        ok &= t.equal;
+    }
+    // The sparse-code encoder steps (LISTA, FISTA's matrix-vector step), per dense MAC.
+    for shape in EncoderShape::ALL {
+        let t = bench_encoder(shape, work, &mut |f| clock.time(f));
+        let instr = |ticks: u32| ticks as u64 * scale;
+        let _ = writeln!(
+            out,
+            "{:<46} {:>10} {:>10} {:>8}{}",
+            shape.name(),
+            Fixed2(instr(t.reference), t.macs * 1000),
+            Fixed2(instr(t.variant), t.macs * 1000),
+            "MAC",
             if t.equal { "" } else { "  OUTPUTS DIFFER" }
         );
         ok &= t.equal;

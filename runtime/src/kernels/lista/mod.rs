@@ -4,17 +4,46 @@
 //! Input `b` and output `h` are the layer's two arena regions; the recurrence needs a third
 //! code buffer, the scratch. The steps alternate between `h` and the scratch, starting in
 //! whichever makes the last step land in `h`.
+//!
+//! Variants (each documented at its top; all bit-exact, proven by `crate::check`):
+//!
+//! | set    | `lista_step_s8`          | `lista_step_f32` (FISTA's too) | `lista_step_f16` |
+//! |--------|--------------------------|--------------------------------|------------------|
+//! | `avx2` | `VPMADDWD`, column pairs | 8 rows a vector                | F16C widening    |
+//! | `neon` | `SMLAL`, 64 rows in regs | 4 rows a vector, 64 in regs    | reference        |
+//! | `dsp`  | `SMLAD`, column pairs    | reference (scalar FPU only)    | reference        |
+//! | `mve`  | `VMLA.S32`, 4 columns    | `VMUL`+`VADD.F32`, 4 columns   | reference        |
+//!
+//! Executed instructions per dense MAC under QEMU (`scripts/mcu-kernel-check.sh bench`,
+//! 128 atoms), reference → variant: M4 int8 `lista:3` 7.38 → 1.15; M55 int8 7.01 → 1.08,
+//! f32 step (25% non-zero) 11.00 → 0.45, FISTA step (dense) 15.26 → 1.24. `lista_step_f16`
+//! stays the reference everywhere but AVX2: the M-profile cores have no f16 vector
+//! widening that pays on a column walk (M4 has no vector unit; on the M55 it was not
+//! attempted), and NEON's f16 conversion intrinsics are not stable in `core::arch`.
 
 // The spec. Where a variant replaces a kernel, only `crate::check` (tests) calls it.
 #[cfg_attr(not(kestrel_isa = "reference"), allow(dead_code))]
 pub(crate) mod reference;
 
-// The variant this build runs (see `kernels/fc/mod.rs`); `crate::check` proves it equal to
-// the reference. Kernel sets without a variant run the reference.
+// The variant this build runs, chosen at compile time (see `kernels/fc/mod.rs`);
+// `crate::check` proves it equal to the reference. Each variant file has the same
+// functions as `reference.rs`, re-exporting the reference for what it does not speed up.
+#[cfg(kestrel_isa = "dsp")]
+pub(crate) mod dsp;
+#[cfg(kestrel_isa = "mve")]
+pub(crate) mod mve;
+#[cfg(kestrel_isa = "neon")]
+pub(crate) mod neon;
 #[cfg(kestrel_isa = "avx2")]
 pub(crate) mod x86;
 
-#[cfg(not(kestrel_isa = "avx2"))]
+#[cfg(kestrel_isa = "dsp")]
+pub(crate) use dsp as isa;
+#[cfg(kestrel_isa = "mve")]
+pub(crate) use mve as isa;
+#[cfg(kestrel_isa = "neon")]
+pub(crate) use neon as isa;
+#[cfg(kestrel_isa = "reference")]
 pub(crate) use reference as isa;
 #[cfg(kestrel_isa = "avx2")]
 pub(crate) use x86 as isa;
