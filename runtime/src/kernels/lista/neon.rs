@@ -49,14 +49,7 @@ pub(crate) fn lista_step_s8(p: &ListaS8<'_>, b: &[i8], h_in: &[i8], acc: &mut [i
     }
     // The last `n % 16` rows, scalar, in the same wrapping arithmetic.
     for (i, acc) in acc.iter_mut().enumerate().skip(full) {
-        let mut sum = 0i32;
-        for (j, &q) in h_in.iter().enumerate() {
-            let d = q as i32 - p.zp_h;
-            if d != 0 {
-                sum = sum.wrapping_add(p.s[j * n + i] as i32 * d);
-            }
-        }
-        *acc = sum;
+        *acc = p.row_acc(i, h_in);
     }
     for (i, (h, &b)) in h.iter_mut().zip(b).enumerate() {
         *h = p.output(i, b, acc[i]);

@@ -49,6 +49,21 @@ impl ListaS8<'_> {
         )
     }
 
+    /// Row `i`'s accumulator `Σ_{d_j ≠ 0} S[i, j]·d_j`, `d_j = h_in[j] − zp_h` (wrapping i32):
+    /// the reference's, and the SIMD variants' for the rows left over from their blocks.
+    #[inline(always)]
+    pub(crate) fn row_acc(&self, i: usize, h_in: &[i8]) -> i32 {
+        let n = h_in.len();
+        let mut acc = 0i32;
+        for (j, &q) in h_in.iter().enumerate() {
+            let d = q as i32 - self.zp_h;
+            if d != 0 {
+                acc = acc.wrapping_add(self.s[j * n + i] as i32 * d);
+            }
+        }
+        acc
+    }
+
     /// Row `i`'s output code for the accumulator `acc` (`0` for the first shrink).
     #[inline(always)]
     pub(crate) fn output(&self, i: usize, b: i8, acc: i32) -> i8 {
@@ -113,13 +128,6 @@ pub(crate) fn lista_step_s8(
     let n = h.len();
     debug_assert!(p.s.len() == n * n && b.len() == n && h_in.len() == n);
     for i in 0..n {
-        let mut acc = 0i32;
-        for (j, &q) in h_in.iter().enumerate() {
-            let d = q as i32 - p.zp_h;
-            if d != 0 {
-                acc = acc.wrapping_add(p.s[j * n + i] as i32 * d);
-            }
-        }
-        h[i] = p.output(i, b[i], acc);
+        h[i] = p.output(i, b[i], p.row_acc(i, h_in));
     }
 }

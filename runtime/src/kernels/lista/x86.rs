@@ -87,14 +87,7 @@ unsafe fn step_s8_avx2(p: &ListaS8<'_>, h_in: &[i8], acc: &mut [i32]) {
     }
     // The last `n % 16` rows, scalar, in the same wrapping arithmetic.
     for (i, acc) in acc.iter_mut().enumerate().skip(full) {
-        let mut sum = 0i32;
-        for (j, &q) in h_in.iter().enumerate() {
-            let d = q as i32 - p.zp_h;
-            if d != 0 {
-                sum = sum.wrapping_add(p.s[j * n + i] as i32 * d);
-            }
-        }
-        *acc = sum;
+        *acc = p.row_acc(i, h_in);
     }
 }
 
