@@ -383,14 +383,7 @@ pub fn export_psd(m: &PsdModel, quant: Quant, calib: &[Vec<u8>]) -> Result<Vec<u
     let mut data = DataBuilder::new();
     let mut layers = heapless::Vec::<LayerDesc, { kestrel_format::MAX_LAYERS }>::new();
     let mut push = |op: Op, input: Shape, output: Shape, q: Option<QParams>| {
-        layers
-            .push(LayerDesc {
-                op,
-                input,
-                output,
-                out_quant: q,
-            })
-            .map_err(|_| Error::Other("too many layers".into()))
+        push_layer(&mut layers, op, input, output, q)
     };
 
     push(
@@ -520,6 +513,29 @@ pub fn export_psd(m: &PsdModel, quant: Quant, calib: &[Vec<u8>]) -> Result<Vec<u
         provenance: provenance(m, &name, &dataset),
     };
     finish(&desc, &data)
+}
+
+/// Appends a layer to an exported encoder's description.
+pub(crate) fn push_layer(
+    layers: &mut heapless::Vec<LayerDesc, { kestrel_format::MAX_LAYERS }>,
+    op: Op,
+    input: Shape,
+    output: Shape,
+    out_quant: Option<QParams>,
+) -> Result<()> {
+    layers
+        .push(LayerDesc {
+            op,
+            input,
+            output,
+            out_quant,
+        })
+        .map_err(|_| {
+            Error::Other(format!(
+                "an encoder model holds at most {} layers",
+                kestrel_format::MAX_LAYERS
+            ))
+        })
 }
 
 /// The provenance of an exported encoder: `name` as its arch, the checkpoint's data

@@ -24,7 +24,7 @@ use kestrel_format::{
     DataBuilder, InputSpec, LayerDesc, ModelDesc, Op, Precision, QParams, Requant, Shape,
 };
 
-use super::{finish, rescale, Range};
+use super::{finish, push_layer, rescale, Range};
 use crate::backend::cpu::Cpu;
 use crate::data::Normalize;
 use crate::error::{Error, Result};
@@ -359,14 +359,7 @@ pub fn export_conv(
     let mut data = DataBuilder::new();
     let mut layers = heapless::Vec::<LayerDesc, { kestrel_format::MAX_LAYERS }>::new();
     let mut push = |op: Op, input: Shape, output: Shape, q: Option<QParams>| {
-        layers
-            .push(LayerDesc {
-                op,
-                input,
-                output,
-                out_quant: q,
-            })
-            .map_err(|_| Error::Other("too many layers".into()))
+        push_layer(&mut layers, op, input, output, q)
     };
 
     let (weight, bias, requant) = match cal {

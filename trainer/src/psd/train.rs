@@ -324,11 +324,7 @@ pub fn train<B: Backend>(be: &B, o: &PsdOptions) -> Result<PsdModel> {
         let (mut e_sum, mut g_sum, mut nz) = (0.0f64, 0.0f64, 0usize);
         for (step, idx) in order.chunks(o.batch).enumerate() {
             let batch = idx.len();
-            let mut host = Vec::with_capacity(batch * k);
-            for &i in idx {
-                host.extend_from_slice(patches.patch(i));
-            }
-            let x = be.upload(&host)?;
+            let (x, host) = upload_batch(be, &patches, idx)?;
             let x_sq = host.iter().map(|v| v * v).sum::<f32>() / batch as f32;
             let mut trace = Trace::new(be, &enc, batch)?;
             enc.forward(be, &x, &mut trace)?;
@@ -471,14 +467,6 @@ fn train_encoder<B: Backend>(
     let count = patches.len();
     let dhost = be.download(&dict.value)?;
     let p = Problem::new(be, &dhost, k, n, o.lambda)?;
-    let upload = |idx: &[usize]| -> Result<(B::Tensor, Vec<f32>)> {
-        let mut host = Vec::with_capacity(idx.len() * k);
-        for &i in idx {
-            host.extend_from_slice(patches.patch(i));
-        }
-        Ok((be.upload(&host)?, host))
-    };
-
     // FISTA codes for the frozen dictionary, warm-started from the encoder: of every patch
     // when they are the regression target, else of the first REFERENCE_PATCHES (the log's
     // reference energy only).
@@ -493,10 +481,12 @@ fn train_encoder<B: Backend>(
     } else {
         count
     };
-    let mut hstar = vec![0.0f32; solved * n];
+    // Kept only where they are the regression target.
+    let keep = o.target != EncoderTarget::Energy;
+    let mut hstar = vec![0.0f32; if keep { solved * n } else { 0 }];
     let (mut e_ref, mut nz) = (0.0f64, 0usize);
     for idx in all[..solved].chunks(o.batch) {
-        let (x, _) = upload(idx)?;
+        let (x, _) = upload_batch(be, patches, idx)?;
         let mut trace = Trace::new(be, enc, idx.len())?;
         enc.forward(be, &x, &mut trace)?;
         let mut h = be.zeros(idx.len() * n)?;
@@ -508,7 +498,9 @@ fn train_encoder<B: Backend>(
             .sum::<f64>();
         let hh = be.download(&h)?;
         nz += hh.iter().filter(|&&v| v != 0.0).count();
-        hstar[idx[0] * n..(idx[0] + idx.len()) * n].copy_from_slice(&hh);
+        if keep {
+            hstar[idx[0] * n..(idx[0] + idx.len()) * n].copy_from_slice(&hh);
+        }
     }
     let e_ref = (e_ref / solved as f64) as f32;
     let nonzero_fraction = (nz as f64 / (solved * n) as f64) as f32;
@@ -531,7 +523,7 @@ fn train_encoder<B: Backend>(
         let (mut g_sum, mut lr) = (0.0f64, o.encoder_lr);
         for (step, idx) in order.chunks(o.batch).enumerate() {
             let batch = idx.len();
-            let (x, _) = upload(idx)?;
+            let (x, _) = upload_batch(be, patches, idx)?;
             let mut trace = Trace::new(be, enc, batch)?;
             enc.forward(be, &x, &mut trace)?;
             let eg: f64 = energy(be, &p, &x, trace.code(), batch)?
@@ -609,6 +601,19 @@ fn end_epoch<B: Backend>(
     m.save(&o.out)?;
     energy_curve(&o.out, meta)?;
     Ok(m)
+}
+
+/// The patches `idx` as one `[idx.len(), k]` batch on the backend, and its host copy.
+fn upload_batch<B: Backend>(
+    be: &B,
+    patches: &crate::patches::Patches,
+    idx: &[usize],
+) -> Result<(B::Tensor, Vec<f32>)> {
+    let mut host = Vec::with_capacity(idx.len() * patches.size * patches.size);
+    for &i in idx {
+        host.extend_from_slice(patches.patch(i));
+    }
+    Ok((be.upload(&host)?, host))
 }
 
 /// A progress bar over `steps` mini-batches (hidden with `quiet`).
