@@ -223,23 +223,24 @@ pub enum Op {
     },
     /// The LISTA recurrence (Gregor & LeCun 2010) on a code vector: input `b [n, 1, 1]`
     /// (a linear layer's `W x + bias`), output `h [n, 1, 1]`:
-    /// `h ← shrink_θ(b)`, then `steps` times `h ← shrink_θ(b + S h)`.
+    /// `h ← shrink_θ₀(b)`, then for `t = 1..=steps`, `h ← shrink_θ_t(b + S h)`.
     ///
     /// `s` is `S` stored **column-major** (`s[j·n + i] = S[i, j]`: row `j` of the tensor is
     /// column `j` of `S`, so a sparse `h` needs only the columns of its non-zeros): f32 or f16
     /// by precision, i8 in int8 models (symmetric, per output row `i`, scale `s_scale[i]`).
-    /// `theta` `[n]`: f32 in float models; in int8 models i32 in the accumulator units of
-    /// row `i` (`s_scale[i]·h_scale`).
+    /// `theta`: `[n]`, one `θ` for every step, or `[(steps + 1)·n]`, step `t`'s `θ_t` at
+    /// `t·n..` (learned per step, as Kestrel's trainer exports them); f32 in float models;
+    /// in int8 models i32 in the accumulator units of row `i` (`s_scale[i]·h_scale`).
     ///
     /// int8, per step and row `i`: `acc = Σ_j s_q[j·n+i]·(h_q[j] − zp_h)` (i32, wrapping);
     /// `u = b_acc[i] + acc` (saturating) with `b_acc[i] = requantize(b_q[i] − zp_b,
-    /// quant.input[i])` computed once per run; `v = sign(u)·max(|u| − θ[i], 0)`;
+    /// quant.input[i])` computed once per run; `v = sign(u)·max(|u| − θ_t[i], 0)`;
     /// `h_q[i] = clamp(zp_h + requantize(v, quant.output[i]))`. `h`'s quantization is the
     /// layer's `out_quant`, `b`'s the previous layer's.
     Lista {
         /// `S`, column-major `[n, n]`.
         s: TensorRef,
-        /// Thresholds `[n]`.
+        /// Thresholds `[n]` or `[(steps + 1)·n]`.
         theta: TensorRef,
         /// Recurrent steps after the first shrink (`≥ 1`).
         steps: u8,

@@ -63,21 +63,22 @@ pub enum Lateral<'a> {
     F32 {
         /// `S`, column-major.
         s: &'a [f32],
-        /// `θ [n]`.
+        /// `θ`: `[n]` for every step, or `[(steps + 1)·n]`, one per step.
         theta: &'a [f32],
     },
     /// f16 `S` (widened on the fly), f32 thresholds.
     F16 {
         /// `S`, column-major.
         s: &'a [f16],
-        /// `θ [n]`.
+        /// As in [`Lateral::F32`].
         theta: &'a [f32],
     },
     /// int8 `S` with per-row scales; thresholds and rescalings per row `i`.
     I8 {
         /// `S` codes, column-major.
         s: &'a [i8],
-        /// `θ [n]` in row `i`'s accumulator units.
+        /// `θ` (`[n]` or `[(steps + 1)·n]`, as in [`Lateral::F32`]) in row `i`'s
+        /// accumulator units.
         theta: &'a [i32],
         /// `[n]`, each finite and `> 0`.
         s_scale: &'a [f32],

@@ -200,6 +200,45 @@ fn valid_encoders_load_with_typed_views() {
 }
 
 #[test]
+fn lista_thresholds_are_shared_or_one_per_step() {
+    // `lista:2` on 3 atoms: 3 thresholds for every step, or 3 per step (first shrink + 2).
+    let per_step = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
+    let f = f32_lista(|m, d| {
+        if let Op::Lista { theta, .. } = &mut m.layers[2].op {
+            *theta = d.f32(&per_step);
+        }
+    });
+    let buf = AlignedBuf::new(&f);
+    let model = Model::from_bytes(&buf).unwrap();
+    let LayerKind::Lista {
+        lateral: Lateral::F32 { theta, .. },
+        ..
+    } = model.layers()[2].kind
+    else {
+        panic!("{:?}", model.layers()[2].kind)
+    };
+    assert_eq!(theta, &per_step[..]);
+    for bad in [2usize, 6, 12] {
+        let f = f32_lista(|m, d| {
+            if let Op::Lista { theta, .. } = &mut m.layers[2].op {
+                *theta = d.f32(&vec![0.2; bad]);
+            }
+        });
+        let err = Model::from_bytes(&AlignedBuf::new(&f)).unwrap_err();
+        assert_eq!(
+            err,
+            Error::ShapeMismatch {
+                layer: 2,
+                field: Field::Theta,
+                expected: 9,
+                got: bad,
+            },
+            "{bad} thresholds"
+        );
+    }
+}
+
+#[test]
 fn bad_float_encoder_fields_are_typed_errors() {
     let cases: [Case; 9] = [
         (

@@ -414,8 +414,9 @@ fn rescale(real: impl Iterator<Item = f64>, data: &mut DataBuilder) -> Rescale {
     }
 }
 
-/// A contracting random `S` (`|S[i,j]| ≤ 0.6/√n`, column-major) with thresholds; int8
-/// with per-row scales and the rescalings of `kestrel_format::Op::Lista`.
+/// A contracting random `S` (`|S[i,j]| ≤ 0.6/√n`, column-major) with thresholds (one `[n]`
+/// for every step, or one per step, at random); int8 with per-row scales and the rescalings
+/// of `kestrel_format::Op::Lista`.
 fn lista(
     precision: Precision,
     n: usize,
@@ -426,7 +427,16 @@ fn lista(
 ) -> (Op, Option<QParams>) {
     let bound = 0.6 / (n as f32).sqrt();
     let s = rng.f32s(n * n, -bound, bound);
-    let theta = rng.f32s(n, 0.0, 0.4);
+    let per_step = rng.int(0, 1) == 1;
+    let theta = rng.f32s(
+        if per_step {
+            n * (steps as usize + 1)
+        } else {
+            n
+        },
+        0.0,
+        0.4,
+    );
     match (precision, qb) {
         (Precision::Int8, Some(qb)) => {
             // The codes live on the input's scale: after a chain of dense layers that scale
@@ -442,8 +452,8 @@ fn lista(
                 .map(|v| v / 127.0)
                 .collect::<Vec<_>>();
             let unit = |i: usize| s_scale[i] as f64 * qh.scale as f64; // accumulator unit
-            let theta_q: Vec<i32> = (0..n)
-                .map(|i| (theta[i] as f64 * grow as f64 / unit(i)).round() as i32)
+            let theta_q: Vec<i32> = (0..theta.len())
+                .map(|j| (theta[j] as f64 * grow as f64 / unit(j % n)).round() as i32)
                 .collect();
             let input = rescale((0..n).map(|i| qb.scale as f64 / unit(i)), data);
             let output = rescale(s_scale.iter().map(|&v| v as f64), data);

@@ -122,8 +122,10 @@ impl<'m> Dense<'m> {
             }
             EncoderKind::Shrink | EncoderKind::Lista { .. } => {
                 let t = m.theta.as_ref().ok_or_else(|| missing("theta"))?;
-                if t.len() != n {
-                    return bad("theta", n, t.len());
+                // Lista: one `[n]` per step.
+                let len = (m.meta.encoder.steps() + 1) * n;
+                if t.len() != len {
+                    return bad("theta", len, t.len());
                 }
                 if let Some(i) = t.iter().position(|&v| !(v >= 0.0 && v.is_finite())) {
                     return Err(Error::Other(format!(
@@ -175,8 +177,9 @@ impl<'m> Dense<'m> {
                 let s = self.m.lateral.as_deref().unwrap_or_default();
                 let mut cur: Vec<f32> =
                     b.iter().zip(theta).map(|(&v, &th)| shrink(v, th)).collect();
-                for _ in 0..steps {
+                for step in 1..=usize::from(steps) {
                     h.push(cur.clone());
+                    let theta = &theta[step * n..(step + 1) * n];
                     cur = (0..n)
                         .map(|i| {
                             let row = &s[i * n..(i + 1) * n];
@@ -552,7 +555,8 @@ pub(crate) fn provenance<'a>(m: &PsdModel, name: &'a str, dataset: &'a str) -> P
 }
 
 /// int8 `Lista` tensors: `S` per-row symmetric int8 (column-major), thresholds in each row's
-/// accumulator units `s_scale[i]·h_scale`, `b` rescaled into them, rows back to `h` codes.
+/// accumulator units `s_scale[i]·h_scale` (`theta` is `[(T+1)·n]`, one `[n]` per step), `b`
+/// rescaled into them, rows back to `h` codes.
 fn lista_s8(
     data: &mut DataBuilder,
     s: &[f32],
@@ -581,9 +585,10 @@ fn lista_s8(
         }
     }
     let h = c.h.scale as f64;
+    // One `[n]` per step, each row in its own accumulator units.
     let theta_q: Vec<i32> = theta
         .iter()
-        .zip(&s_scale)
+        .zip(s_scale.iter().cycle())
         .map(|(&t, &ss)| (t as f64 / (ss as f64 * h)).round().min(i32::MAX as f64) as i32)
         .collect();
     let input: Vec<f64> = s_scale

@@ -53,8 +53,10 @@ fn model(encoder: EncoderKind, seed: u64) -> PsdModel {
             )
         }
         EncoderKind::Shrink => theta = Some((0..N).map(|_| 0.2 * rng.random::<f32>()).collect()),
-        EncoderKind::Lista { .. } => {
-            theta = Some((0..N).map(|_| 0.2 * rng.random::<f32>()).collect());
+        EncoderKind::Lista { steps } => {
+            // One threshold vector per step, as training learns them.
+            let len = (steps as usize + 1) * N;
+            theta = Some((0..len).map(|_| 0.2 * rng.random::<f32>()).collect());
             lateral = Some(
                 (0..N * N)
                     .map(|i| {
@@ -159,6 +161,31 @@ fn every_encoder_at_every_precision_matches_the_float_encoder() {
 
 /// A LISTA row of `S` with all but zero weights (a dead atom) exports at int8: its scale is
 /// floored so that `b`'s rescaling stays representable, and the codes still match.
+#[test]
+fn a_lista_checkpoint_with_one_threshold_for_every_step_still_loads() {
+    // Checkpoints from before per-step thresholds hold `theta [n]`, used by every step.
+    let mut m = model(EncoderKind::Lista { steps: 2 }, 5);
+    let shared: Vec<f32> = m.theta.as_ref().unwrap()[..N].to_vec();
+    m.theta = Some(shared.clone());
+    let env = m.to_envelope().unwrap();
+    let back = PsdModel::from_envelope(env, &PathBuf::from("old.ckpt")).unwrap();
+    assert_eq!(back.theta.as_deref(), Some(&shared.repeat(3)[..]));
+    // … and encodes as it did: the same θ at every step.
+    let x: Vec<f32> = (0..K * K).map(|i| (i as f32 * 0.37).sin()).collect();
+    let mut per_step = back.clone();
+    per_step.theta = Some(shared.repeat(3));
+    assert_eq!(back.encode(&x), per_step.encode(&x));
+    // A theta of any other length is a typed error naming the tensor and both lengths.
+    m.theta = Some(vec![0.1; 2 * N]);
+    let err = PsdModel::from_envelope(m.to_envelope().unwrap(), &PathBuf::from("bad.ckpt"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("bad.ckpt") && err.contains("theta") && err.contains(&format!("{}", 3 * N)),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_dead_lista_row_exports_at_int8() {
     let mut m = model(EncoderKind::Lista { steps: 1 }, 20);

@@ -34,9 +34,9 @@ pub(crate) fn shrink<'a>(
     same_shape(l, i)?;
     same_quant(at, l)?;
     let theta = if at.precision == Precision::Int8 {
-        Thresholds::I32(thresholds_i32(theta, n, data, i)?)
+        Thresholds::I32(thresholds_i32(theta, Lens { n, steps: None }, data, i)?)
     } else {
-        Thresholds::F32(thresholds_f32(theta, n, data, i)?)
+        Thresholds::F32(thresholds_f32(theta, Lens { n, steps: None }, data, i)?)
     };
     Ok(LayerKind::Shrink { theta })
 }
@@ -93,7 +93,7 @@ pub(crate) fn lista<'a>(
     }
     Ok(LayerKind::Lista {
         steps: steps as usize,
-        lateral: lateral(at.precision, s, theta, quant, n, data, i)?,
+        lateral: lateral(at.precision, s, theta, quant, (n, steps.into()), data, i)?,
     })
 }
 
@@ -193,9 +193,9 @@ fn finite_f32(
 }
 
 /// `n` finite f32 thresholds, each `≥ 0` (float models).
-fn thresholds_f32(t: TensorRef, n: usize, data: &[u8], i: usize) -> Result<&[f32], Error> {
+fn thresholds_f32(t: TensorRef, n: Lens, data: &[u8], i: usize) -> Result<&[f32], Error> {
     let v: &[f32] = tensor(data, t, DType::F32, i, Field::Theta)?;
-    expect_len(v.len(), n, i, Field::Theta)?;
+    n.check(v.len(), i)?;
     match v.iter().position(|&x| !(x.is_finite() && x >= 0.0)) {
         None => Ok(v),
         Some(index) => Err(Error::BadValue {
@@ -206,10 +206,10 @@ fn thresholds_f32(t: TensorRef, n: usize, data: &[u8], i: usize) -> Result<&[f32
     }
 }
 
-/// `n` i32 thresholds, each `≥ 0` (int8 models).
-fn thresholds_i32(t: TensorRef, n: usize, data: &[u8], i: usize) -> Result<&[i32], Error> {
+/// i32 thresholds of [`Lens`], each `≥ 0` (int8 models).
+fn thresholds_i32(t: TensorRef, n: Lens, data: &[u8], i: usize) -> Result<&[i32], Error> {
     let v: &[i32] = tensor(data, t, DType::I32, i, Field::Theta)?;
-    expect_len(v.len(), n, i, Field::Theta)?;
+    n.check(v.len(), i)?;
     match v.iter().position(|&x| x < 0) {
         None => Ok(v),
         Some(index) => Err(Error::BadValue {
@@ -217,6 +217,26 @@ fn thresholds_i32(t: TensorRef, n: usize, data: &[u8], i: usize) -> Result<&[i32
             field: Field::Theta,
             index,
         }),
+    }
+}
+
+/// The lengths a threshold tensor may have: `n` ([`Op::Shrink`], and [`Op::Lista`] with one
+/// `θ` for every step), or also `(steps + 1)·n` ([`Op::Lista`] with a `θ` per step).
+#[derive(Clone, Copy)]
+struct Lens {
+    n: usize,
+    steps: Option<usize>,
+}
+
+impl Lens {
+    fn check(self, got: usize, i: usize) -> Result<(), Error> {
+        match self.steps {
+            Some(steps) if got != self.n => {
+                let per_step = product(self.n, steps + 1, i, Field::Theta)?;
+                expect_len(got, per_step, i, Field::Theta)
+            }
+            _ => expect_len(got, self.n, i, Field::Theta),
+        }
     }
 }
 
@@ -253,15 +273,19 @@ fn lateral<'a>(
     s: TensorRef,
     theta: TensorRef,
     quant: Option<ListaQuant>,
-    n: usize,
+    (n, steps): (usize, usize),
     data: &'a [u8],
     i: usize,
 ) -> Result<Lateral<'a>, Error> {
     let nn = product(n, n, i, Field::Lateral)?;
+    let lens = Lens {
+        n,
+        steps: Some(steps),
+    };
     Ok(match (precision, quant) {
         (Precision::F32, None) => Lateral::F32 {
             s: finite_f32(data, s, nn, i, Field::Lateral)?,
-            theta: thresholds_f32(theta, n, data, i)?,
+            theta: thresholds_f32(theta, lens, data, i)?,
         },
         (Precision::F16, None) => {
             let v: &[f16] = tensor(data, s, DType::F16, i, Field::Lateral)?;
@@ -275,13 +299,13 @@ fn lateral<'a>(
             }
             Lateral::F16 {
                 s: v,
-                theta: thresholds_f32(theta, n, data, i)?,
+                theta: thresholds_f32(theta, lens, data, i)?,
             }
         }
         (Precision::Int8, Some(q)) => {
             let v: &[i8] = tensor(data, s, DType::I8, i, Field::Lateral)?;
             expect_len(v.len(), nn, i, Field::Lateral)?;
-            let theta = thresholds_i32(theta, n, data, i)?;
+            let theta = thresholds_i32(theta, lens, data, i)?;
             let s_scale = finite_f32(data, q.s_scale, n, i, Field::LateralScale)?;
             if let Some(index) = s_scale.iter().position(|&x| x <= 0.0) {
                 return Err(Error::BadQuantParam {

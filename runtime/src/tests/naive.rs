@@ -160,8 +160,11 @@ fn lista(b: &[f64], steps: usize, lateral: Lateral<'_>) -> Vec<f64> {
         ),
         Lateral::I8 { .. } => panic!("int8 LISTA is checked on codes"),
     };
-    let mut h: Vec<f64> = (0..n).map(|i| shrink(b[i], theta[i])).collect();
-    for _ in 0..steps {
+    let mut h: Vec<f64> = (0..n)
+        .map(|i| shrink(b[i], step_theta(&theta, n, 0)[i]))
+        .collect();
+    for t in 1..=steps {
+        let theta = step_theta(&theta, n, t);
         h = (0..n)
             .map(|i| {
                 let sh: f64 = (0..n).map(|j| s[j * n + i] * h[j]).sum();
@@ -170,6 +173,15 @@ fn lista(b: &[f64], steps: usize, lateral: Lateral<'_>) -> Vec<f64> {
             .collect();
     }
     h
+}
+
+/// Step `t`'s thresholds: `theta` is one `[n]` for every step or `[(steps + 1)·n]`.
+fn step_theta<T>(theta: &[T], n: usize, t: usize) -> &[T] {
+    if theta.len() == n {
+        theta
+    } else {
+        &theta[t * n..(t + 1) * n]
+    }
 }
 
 /// Pools every `k × k` window with `f`.
@@ -390,21 +402,21 @@ fn lista_s8(b: &[i8], qb: QParams, qh: QParams, steps: usize, lateral: Lateral<'
             sat(requantize(d, in_multiplier[i], in_shift[i]))
         })
         .collect();
-    let out = |i: usize, acc: i128| {
+    let out = |step: usize, i: usize, acc: i128| {
         let u = sat(b_acc[i] + acc);
-        let t = theta[i] as i128;
+        let t = step_theta(theta, n, step)[i] as i128;
         let v = u.signum() * (u.abs() - t).max(0);
         let r = sat(requantize(v as i64, out_multiplier[i], out_shift[i]));
         (qh.zero_point as i128 + r).clamp(-128, 127) as i8
     };
-    let mut h: Vec<i8> = (0..n).map(|i| out(i, 0)).collect();
-    for _ in 0..steps {
+    let mut h: Vec<i8> = (0..n).map(|i| out(0, i, 0)).collect();
+    for step in 1..=steps {
         h = (0..n)
             .map(|i| {
                 let acc: i64 = (0..n)
                     .map(|j| s[j * n + i] as i64 * (h[j] as i64 - qh.zero_point as i64))
                     .sum();
-                out(i, acc as i32 as i128) // the i32 accumulator wraps
+                out(step, i, acc as i32 as i128) // the i32 accumulator wraps
             })
             .collect();
     }

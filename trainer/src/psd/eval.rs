@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::conv::{
     conv_fista, encode_images, ConvDict, ConvEncoderParams, ConvFistaOptions, ConvNonlin,
 };
-use super::encoder::{Encoder, Trace};
+use super::encoder::{values_of, Encoder, Trace};
 use super::model::EncoderKind;
 use super::model::PsdModel;
 use crate::backend::Backend;
@@ -111,11 +111,7 @@ pub fn evaluate<B: Backend>(
     };
     let patches = ds.sample(Part::HeldOut, n, &popts, EVAL_SEED)?;
     let (k, atoms) = (model.inputs(), meta.atoms);
-    let mut values = vec![model.weight.clone(), model.bias.clone()];
-    values.extend(model.gain.clone());
-    values.extend(model.theta.clone());
-    values.extend(model.lateral.clone());
-    let enc = Encoder::new(be, meta.encoder, k, atoms, &values)?;
+    let enc = Encoder::new(be, meta.encoder, k, atoms, &values_of(model))?;
     let x = be.upload(&patches.data)?;
     let mut trace = Trace::new(be, &enc, n)?;
     enc.forward(be, &x, &mut trace)?;

@@ -2,7 +2,8 @@
 //!
 //! Stored in a [`checkpoint::Envelope`] of kind [`KIND_PSD`]: `meta` is the JSON of
 //! [`PsdMeta`]; layer 0 holds the tensor `dictionary`, layer 1 the encoder's `weight`, `bias`,
-//! and `gain` (tanh) or `theta` (shrink, lista), and `S` (lista). The exporter reads this
+//! and `gain` (tanh) or `theta` (shrink; lista: one `[n]` per step), and `S` (lista). The
+//! exporter reads this
 //! file; [`PsdModel::encode`] is the float reference its runtime encoders are compared to.
 
 use std::fmt;
@@ -166,7 +167,9 @@ pub struct PsdModel {
     pub bias: Vec<f32>,
     /// tanh: `code = gain ⊙ tanh(W x + b)`.
     pub gain: Option<Vec<f32>>,
-    /// shrink and lista thresholds `θ ≥ 0`, `[n]`.
+    /// Thresholds `θ ≥ 0`: shrink `[n]`; lista `[(T+1)·n]`, step `t`'s at `t·n..` (`0` is
+    /// the first shrink). A LISTA checkpoint from before per-step thresholds has `[n]`,
+    /// shared by every step: [`PsdModel::from_envelope`] repeats it.
     pub theta: Option<Vec<f32>>,
     /// LISTA's `S`, `[n, n]` row-major (`S[i*n+j]` = `S[i, j]`).
     pub lateral: Option<Vec<f32>>,
@@ -275,8 +278,14 @@ impl PsdModel {
         let (gain, theta, lateral) = match meta.encoder {
             EncoderKind::Tanh => (Some(need(1, "gain", n)?), None, None),
             EncoderKind::Shrink => (None, Some(need(1, "theta", n)?), None),
-            EncoderKind::Lista { .. } => {
-                (None, Some(need(1, "theta", n)?), Some(need(1, "S", n * n)?))
+            EncoderKind::Lista { steps } => {
+                let per_step = (usize::from(steps) + 1) * n;
+                let theta = match tensor(1, "theta", n) {
+                    // Before per-step thresholds: one θ for every step.
+                    Ok(Some(t)) => t.repeat(usize::from(steps) + 1),
+                    _ => need(1, "theta", per_step)?,
+                };
+                (None, Some(theta), Some(need(1, "S", n * n)?))
             }
         };
         Ok(PsdModel {
@@ -325,7 +334,8 @@ impl PsdModel {
                 let t = self.theta.as_deref().unwrap_or(&[]);
                 let mut h: Vec<f32> = pre.iter().zip(t).map(|(&v, &t)| shrink(v, t)).collect();
                 let s = self.lateral.as_deref().unwrap_or(&[]);
-                for _ in 0..self.meta.encoder.steps() {
+                for step in 1..=self.meta.encoder.steps() {
+                    let t = &t[step * n..(step + 1) * n];
                     h = (0..n)
                         .map(|i| {
                             let row = &s[i * n..(i + 1) * n];

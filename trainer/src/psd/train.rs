@@ -34,7 +34,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::encoder::{init_values, Encoder, Trace};
+use super::encoder::{init_values, lista_theta, Encoder, Trace};
 use super::model::{EncoderKind, PsdEpochLog, PsdMeta, PsdModel};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
@@ -723,7 +723,8 @@ fn host_model<B: Backend>(
     dict: &Param<B>,
     enc: &Encoder<B>,
 ) -> Result<PsdModel> {
-    let mut v = enc.values(be)?.into_iter();
+    let values = enc.values(be)?;
+    let mut v = values.iter().cloned();
     let (weight, bias, scale) = (
         v.next().unwrap_or_default(),
         v.next().unwrap_or_default(),
@@ -732,7 +733,8 @@ fn host_model<B: Backend>(
     let lateral = v.next();
     let (gain, theta) = match meta.encoder {
         EncoderKind::Tanh => (Some(scale), None),
-        EncoderKind::Shrink | EncoderKind::Lista { .. } => (None, Some(scale)),
+        EncoderKind::Shrink => (None, Some(scale)),
+        EncoderKind::Lista { steps } => (None, Some(lista_theta(&values, steps.into()))),
     };
     Ok(PsdModel {
         meta: meta.clone(),

@@ -87,12 +87,12 @@ pub(crate) fn dispatch(
     match (*lateral, io, layer.in_quant, layer.out_quant) {
         #[cfg(feature = "f32")]
         (Lateral::F32 { s, theta }, Io::F32 { x, y }, ..) => {
-            let step = |hi: &[f32], h: &mut [f32]| isa::lista_step_f32(s, x, theta, hi, h);
+            let step = |th: &[f32], hi: &[f32], h: &mut [f32]| isa::lista_step_f32(s, x, th, hi, h);
             lista_float(step, x, theta, steps, y, cast_mut(scratch))
         }
         #[cfg(feature = "f32")]
         (Lateral::F16 { s, theta }, Io::F32 { x, y }, ..) => {
-            let step = |hi: &[f32], h: &mut [f32]| isa::lista_step_f16(s, x, theta, hi, h);
+            let step = |th: &[f32], hi: &[f32], h: &mut [f32]| isa::lista_step_f16(s, x, th, hi, h);
             lista_float(step, x, theta, steps, y, cast_mut(scratch))
         }
         #[cfg(feature = "int8")]
@@ -135,9 +135,21 @@ fn cast_mut<T: bytemuck::Pod>(b: &mut [u8]) -> &mut [T] {
     t.unwrap_or_default()
 }
 
-/// `h ← shrink_θ(b)`, then `steps` times `h ← step(h)`, alternating between `h` and `tmp`.
+/// The thresholds of step `t` (`0`: the first shrink) from the layer's `theta`: all of it
+/// when it is one `[n]` for every step, else its `t`-th `[n]` (the validator admits only
+/// these two lengths; the fallback keeps the run loop free of panics).
+pub(crate) fn step_theta<T>(theta: &[T], n: usize, t: usize) -> &[T] {
+    if theta.len() == n {
+        theta
+    } else {
+        theta.get(t * n..(t + 1) * n).unwrap_or(theta)
+    }
+}
+
+/// `h ← shrink_θ₀(b)`, then for `t = 1..=steps`, `h ← step(θ_t, h)`, alternating between
+/// `h` and `tmp`.
 pub(crate) fn lista_float(
-    step: impl Fn(&[f32], &mut [f32]),
+    step: impl Fn(&[f32], &[f32], &mut [f32]),
     b: &[f32],
     theta: &[f32],
     steps: usize,
@@ -145,19 +157,21 @@ pub(crate) fn lista_float(
     tmp: &mut [f32],
 ) {
     debug_assert_eq!(tmp.len(), h.len());
+    let n = h.len();
     let (mut cur, mut next) = if steps.is_multiple_of(2) {
         (h, tmp)
     } else {
         (tmp, h)
     };
-    isa::lista_first_f32(b, theta, cur);
-    for _ in 0..steps {
-        step(cur, next);
+    isa::lista_first_f32(b, step_theta(theta, n, 0), cur);
+    for t in 1..=steps {
+        step(step_theta(theta, n, t), cur, next);
         core::mem::swap(&mut cur, &mut next);
     }
 }
 
-/// The int8 recurrence with `acc` (`[N]` i32) and `tmp` (`[N]`) as scratch.
+/// The int8 recurrence with `acc` (`[N]` i32) and `tmp` (`[N]`) as scratch; `p.theta` is
+/// the layer's (one `[N]` or one per step).
 fn lista_s8(
     p: &ListaS8<'_>,
     b: &[i8],
@@ -167,14 +181,19 @@ fn lista_s8(
     tmp: &mut [i8],
 ) {
     debug_assert!(tmp.len() == h.len() && acc.len() == h.len());
+    let n = h.len();
+    let at = |t| ListaS8 {
+        theta: step_theta(p.theta, n, t),
+        ..*p
+    };
     let (mut cur, mut next) = if steps.is_multiple_of(2) {
         (h, tmp)
     } else {
         (tmp, h)
     };
-    isa::lista_first_s8(p, b, cur);
-    for _ in 0..steps {
-        isa::lista_step_s8(p, b, cur, acc, next);
+    isa::lista_first_s8(&at(0), b, cur);
+    for t in 1..=steps {
+        isa::lista_step_s8(&at(t), b, cur, acc, next);
         core::mem::swap(&mut cur, &mut next);
     }
 }
