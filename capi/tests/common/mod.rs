@@ -16,9 +16,10 @@ pub fn model(precision: Precision) -> Vec<u8> {
         scale: 0.05,
         zero_point: -3,
     });
-    let (m, s) = quantize_multiplier(0.01).unwrap();
-    let dense = |d: &mut DataBuilder, n_out: usize, n_in: usize| {
-        let w: Vec<i8> = (0..n_out * n_in).map(|i| (i as i8 % 7) - 3).collect();
+    // `eff`: the int8 requantization scale, large enough that the logits are not all zero.
+    let dense = |d: &mut DataBuilder, n_out: usize, n_in: usize, eff: f64| {
+        let (m, s) = quantize_multiplier(eff).unwrap();
+        let w: Vec<i8> = (0..n_out * n_in).map(|i| (i * 5 % 7) as i8 - 2).collect();
         if int8 {
             let requant = Requant {
                 weight_scale: d.f32(&vec![0.02; n_out]),
@@ -33,7 +34,7 @@ pub fn model(precision: Precision) -> Vec<u8> {
             (d.f32(&w), d.f32(&bias), None)
         }
     };
-    let (weight, bias, requant) = dense(&mut d, 2, 9);
+    let (weight, bias, requant) = dense(&mut d, 2, 9, 0.05);
     let conv = Op::Conv2d {
         kh: 3,
         kw: 3,
@@ -43,7 +44,7 @@ pub fn model(precision: Precision) -> Vec<u8> {
         bias,
         requant,
     };
-    let (weight, bias, requant) = dense(&mut d, 3, 8);
+    let (weight, bias, requant) = dense(&mut d, 3, 8, 0.1);
     let lin = Op::Linear {
         weight,
         bias,
@@ -121,6 +122,10 @@ pub fn reference(file: &[u8], pixels: Option<&[u8]>, x: Option<&[f32]>) -> Vec<f
         (None, None) => unreachable!("one input"),
     };
     plan.run_f32(&mut arena, input, &mut out).unwrap();
+    assert!(
+        out.iter().all(|y| y.is_finite()) && out.iter().any(|&y| y != 0.0),
+        "{out:?}"
+    );
     out
 }
 
