@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Kestrel's pipeline and tests need on a Debian machine, skipping what is there:
 # the Fashion-MNIST package, QEMU (system emulation for the Cortex-M firmware, user mode for
-# aarch64 test binaries), the aarch64 cross linker, and the Rust targets the runtime is
+# aarch64 test binaries), the aarch64 cross linker, the bare-metal ARM C compiler and C
+# library (for the C interface's firmware test), and the Rust targets the runtime is
 # checked on.
 set -euo pipefail
 need=()
@@ -9,6 +10,8 @@ need=()
 command -v qemu-system-arm >/dev/null || need+=(qemu-system-arm)
 command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
 command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+# The C firmware of the C interface (capi/tests/c_firmware.rs).
+command -v arm-none-eabi-gcc >/dev/null || need+=(gcc-arm-none-eabi libnewlib-arm-none-eabi)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
   $SUDO apt-get update -qq
