@@ -53,6 +53,13 @@
 //! (`target_os = "none"`, e.g. `thumbv7em-none-eabihf`) the default `panic-handler`
 //! feature supplies a `#[panic_handler]` that loops forever (unreachable, since nothing
 //! here panics); a Rust firmware with its own handler turns the feature off.
+//!
+//! **Tests** (`cargo test -p kestrel-capi`): `tests/api.rs` calls every function from Rust
+//! (each error path, and logits equal to [`Plan::run_f32`]'s bit for bit on an int8 and an
+//! f32 model); `tests/c_host.rs` compiles `tests/c/host.c` with the system `cc` against
+//! `libkestrel.a`; `tests/c_firmware.rs` links `tests/c/firmware/fw.c` for a Cortex-M4F
+//! with `arm-none-eabi-gcc -nostdlib` and runs it under `qemu-system-arm -M mps2-an386`;
+//! `tests/header.rs` fails on a stale committed header.
 #![no_std]
 #![deny(missing_docs, unsafe_op_in_unsafe_fn)]
 
