@@ -1,6 +1,9 @@
-//! Picks the kernel set (`cfg(kestrel_isa = "…")`) for the target being built; the rule is
-//! in `select.rs` (shared with `KernelSet::for_target`). The `force-reference` feature
-//! forces the portable reference kernels.
+//! Picks which kernel variants are compiled (`cfg(kestrel_isa = "…")`) for the target being
+//! built. On x86-64 the AVX2 variants are always compiled: which set runs is decided when a
+//! plan is made (run-time detection with the `std` feature, else what the target guarantees,
+//! `KernelSet::COMPILED`). On Arm the rule is in `select.rs` (shared with
+//! `KernelSet::for_target`). The `force-reference` feature compiles only the portable
+//! reference kernels.
 use std::env;
 
 include!("select.rs");
@@ -14,6 +17,8 @@ fn main() {
     let var = |k: &str| env::var(k).unwrap_or_default();
     let isa = if env::var_os("CARGO_FEATURE_FORCE_REFERENCE").is_some() {
         "reference"
+    } else if var("CARGO_CFG_TARGET_ARCH") == "x86_64" {
+        "avx2"
     } else {
         select_kernel_set(
             &var("TARGET"),

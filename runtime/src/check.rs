@@ -31,9 +31,9 @@ pub use encoders::{bench as bench_encoder, EncoderShape};
 
 use kestrel_format::{ConvGeom, Dense, Layer, LayerKind, QParams, Shape};
 
-#[cfg(feature = "encoders")]
-use crate::kernels::lista;
+use crate::kernels::table::Kernels;
 use crate::kernels::{avgpool, conv2d, fc, maxpool, DenseF, DenseS8, Dims, Elem};
+use crate::KernelSet;
 
 /// Work buffer [`run`] and [`bench::run`] need: every case's tensors fit in it. The
 /// largest is the bench's f32 fully connected layer, 400 inputs × 120 outputs: 192,000
@@ -133,6 +133,8 @@ impl Kernel {
 /// One random case: the shapes and quantization a seed produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Case {
+    /// Kernel set under test.
+    pub set: KernelSet,
     /// Kernel under test.
     pub kernel: Kernel,
     /// The seed that produced it.
@@ -199,7 +201,7 @@ impl fmt::Display for Mismatch {
             f,
             "{}: {} output {} differs: ",
             self.case,
-            crate::IMPL,
+            self.case.set.name(),
             self.index
         )?;
         match self.case.kernel.elem() {
@@ -214,13 +216,34 @@ impl fmt::Display for Mismatch {
     }
 }
 
-/// Whether this build's `kernel` *is* the reference (its variant file re-exports it): the
-/// check then compares the reference with itself, and callers should say so.
-pub fn runs_reference(kernel: Kernel) -> bool {
-    // A re-export is the same function item, so the same address; a variant is another.
+/// The kernel sets besides the reference that this build has and this CPU runs: what
+/// [`run_on`] can check here.
+pub fn sets() -> impl Iterator<Item = KernelSet> {
+    KernelSet::ALL
+        .into_iter()
+        .filter(|&s| s != KernelSet::Reference && Kernels::get(s).is_some())
+}
+
+/// The table of `set`.
+///
+/// # Panics
+/// If this build does not have `set` or this CPU cannot run it (see [`sets`]).
+fn table(set: KernelSet) -> &'static Kernels {
+    match Kernels::get(set) {
+        Some(k) => k,
+        None => panic!("check: kernel set {} is not available here", set.name()),
+    }
+}
+
+/// Whether `set`'s `kernel` *is* the reference (its variant file re-exports it): the check
+/// then compares the reference with itself, and callers should say so.
+pub fn runs_reference(set: KernelSet, kernel: Kernel) -> bool {
+    let ks = table(set);
+    let r = &Kernels::REFERENCE;
+    // A re-export is the same function, so the same address; a variant is another.
     macro_rules! same {
         ($op:ident, $f:ident) => {
-            $op::isa::$f as *const () == $op::reference::$f as *const ()
+            ks.$f as *const () == r.$f as *const ()
         };
     }
     match kernel {
@@ -241,33 +264,55 @@ pub fn runs_reference(kernel: Kernel) -> bool {
     }
 }
 
-/// Runs case `seed` of `kernel` through the reference and this build's variant and
-/// compares their outputs bit for bit.
+/// Runs case `seed` of `kernel` through the reference and the fastest set this build runs
+/// here ([`KernelSet::detect`]) and compares their outputs bit for bit: [`run_on`].
+pub fn run(kernel: Kernel, seed: u64, work: &mut [u8]) -> Result<Case, Mismatch> {
+    run_on(KernelSet::detect(), kernel, seed, work)
+}
+
+/// Runs case `seed` of `kernel` through the reference and `set`'s variant and compares
+/// their outputs bit for bit. The case depends on `kernel` and `seed` only, so every set
+/// sees the same cases.
 ///
 /// # Panics
-/// If `work` is shorter than [`WORK_BYTES`]; and wherever the variant itself panics
-/// (an out-of-bounds access to its output or scratch is a failed check too).
-pub fn run(kernel: Kernel, seed: u64, work: &mut [u8]) -> Result<Case, Mismatch> {
+/// If `work` is shorter than [`WORK_BYTES`] or `set` is not available here ([`sets`]); and
+/// wherever the variant itself panics (an out-of-bounds access to its output or scratch is
+/// a failed check too).
+pub fn run_on(
+    set: KernelSet,
+    kernel: Kernel,
+    seed: u64,
+    work: &mut [u8],
+) -> Result<Case, Mismatch> {
     assert!(
         work.len() >= WORK_BYTES,
         "check::run needs WORK_BYTES of work"
     );
+    let ks = table(set);
     let mut rng = Rng::new(seed ^ (kernel as u64).wrapping_mul(0x2545_f491_4f6c_dd1d));
     let mut work = Carve::new(work);
     match kernel {
-        Kernel::Conv2dS8 | Kernel::Conv2dF32 => conv(kernel, seed, &mut rng, &mut work),
-        Kernel::FcS8 | Kernel::FcF32 => linear(kernel, seed, &mut rng, &mut work),
+        Kernel::Conv2dS8 | Kernel::Conv2dF32 => conv(ks, kernel, seed, &mut rng, &mut work),
+        Kernel::FcS8 | Kernel::FcF32 => linear(ks, kernel, seed, &mut rng, &mut work),
         #[cfg(feature = "encoders")]
-        Kernel::ListaS8 => encoders::lista_s8(seed, &mut rng, &mut work),
+        Kernel::ListaS8 => encoders::lista_s8(ks, seed, &mut rng, &mut work),
         #[cfg(feature = "encoders")]
-        Kernel::ListaF32 => encoders::lista_float::<f32>(kernel, seed, &mut rng, &mut work),
+        Kernel::ListaF32 => encoders::lista_float::<f32>(ks, kernel, seed, &mut rng, &mut work),
         #[cfg(feature = "encoders")]
-        Kernel::ListaF16 => encoders::lista_float::<half::f16>(kernel, seed, &mut rng, &mut work),
-        _ => pool(kernel, seed, &mut rng, &mut work),
+        Kernel::ListaF16 => {
+            encoders::lista_float::<half::f16>(ks, kernel, seed, &mut rng, &mut work)
+        }
+        _ => pool(ks, kernel, seed, &mut rng, &mut work),
     }
 }
 
-fn conv(kernel: Kernel, seed: u64, rng: &mut Rng, work: &mut Carve<'_>) -> Result<Case, Mismatch> {
+fn conv(
+    ks: &Kernels,
+    kernel: Kernel,
+    seed: u64,
+    rng: &mut Rng,
+    work: &mut Carve<'_>,
+) -> Result<Case, Mismatch> {
     let elem = kernel.elem();
     // Mostly small random shapes; every fourth case a LeNet-sized input channel count
     // (conv1's 1, `lenet5` conv2's 6, `lenet` conv2's 12).
@@ -315,6 +360,7 @@ fn conv(kernel: Kernel, seed: u64, rng: &mut Rng, work: &mut Carve<'_>) -> Resul
     );
     let n_w = oc * c * kh * kw;
     let mut case = Case {
+        set: ks.set,
         kernel,
         seed,
         input: shape(xd),
@@ -331,11 +377,11 @@ fn conv(kernel: Kernel, seed: u64, rng: &mut Rng, work: &mut Carve<'_>) -> Resul
             let q = S8Params::random(rng, work, oc, n_w, xd.len());
             case.zp = (q.zp_in, q.zp_out);
             let layer = q.layer(kind(q.dense()), xd, yd);
-            case.scratch = conv2d::scratch_len_for(crate::KernelSet::COMPILED, &layer, elem);
+            case.scratch = conv2d::scratch_len_for(ks.set, &layer, elem);
             let x = work.i8s(xd.len(), |_| q.x(rng));
             let (p, (want, got, scratch)) = (q.args(), work.outputs_i8(yd.len(), case.scratch));
             conv2d::reference::conv2d_s8(x, xd, p, geom, yd, want, &mut []);
-            conv2d::isa::conv2d_s8(x, xd, p, geom, yd, got, scratch);
+            (ks.conv2d_s8)(x, xd, p, geom, yd, got, scratch);
             compare_i8(case, want, got)
         }
         Elem::F32 => {
@@ -343,18 +389,19 @@ fn conv(kernel: Kernel, seed: u64, rng: &mut Rng, work: &mut Carve<'_>) -> Resul
             let bias = work.f32s(oc, |_| rng.f32());
             let dense = Dense::F32 { weight, bias };
             let layer = float_layer(kind(dense), xd, yd);
-            case.scratch = conv2d::scratch_len_for(crate::KernelSet::COMPILED, &layer, elem);
+            case.scratch = conv2d::scratch_len_for(ks.set, &layer, elem);
             let x = work.f32s(xd.len(), |_| rng.f32());
             let (want, got, scratch) = work.outputs_f32(yd.len(), case.scratch);
             let p = DenseF { weight, bias };
             conv2d::reference::conv2d_f32(x, xd, p, geom, yd, want, &mut []);
-            conv2d::isa::conv2d_f32(x, xd, p, geom, yd, got, scratch);
+            (ks.conv2d_f32)(x, xd, p, geom, yd, got, scratch);
             compare_f32(case, want, got)
         }
     }
 }
 
 fn linear(
+    ks: &Kernels,
     kernel: Kernel,
     seed: u64,
     rng: &mut Rng,
@@ -376,6 +423,7 @@ fn linear(
     };
     let (xd, yd) = (Dims { c: k, h: 1, w: 1 }, Dims { c: out, h: 1, w: 1 });
     let mut case = Case {
+        set: ks.set,
         kernel,
         seed,
         input: shape(xd),
@@ -392,29 +440,35 @@ fn linear(
             let q = S8Params::random(rng, work, out, out * k, k);
             case.zp = (q.zp_in, q.zp_out);
             let layer = q.layer(kind(q.dense()), xd, yd);
-            case.scratch = fc::scratch_len_for(crate::KernelSet::COMPILED, &layer, elem);
+            case.scratch = fc::scratch_len_for(ks.set, &layer, elem);
             let x = work.i8s(k, |_| q.x(rng));
             let (p, (want, got, scratch)) = (q.args(), work.outputs_i8(out, case.scratch));
             fc::reference::fc_s8(x, p, want, &mut []);
-            fc::isa::fc_s8(x, p, got, scratch);
+            (ks.fc_s8)(x, p, got, scratch);
             compare_i8(case, want, got)
         }
         Elem::F32 => {
             let weight = work.f32s(out * k, |_| rng.f32());
             let bias = work.f32s(out, |_| rng.f32());
             let layer = float_layer(kind(Dense::F32 { weight, bias }), xd, yd);
-            case.scratch = fc::scratch_len_for(crate::KernelSet::COMPILED, &layer, elem);
+            case.scratch = fc::scratch_len_for(ks.set, &layer, elem);
             let x = work.f32s(k, |_| rng.f32());
             let (want, got, scratch) = work.outputs_f32(out, case.scratch);
             let p = DenseF { weight, bias };
             fc::reference::fc_f32(x, p, want, &mut []);
-            fc::isa::fc_f32(x, p, got, scratch);
+            (ks.fc_f32)(x, p, got, scratch);
             compare_f32(case, want, got)
         }
     }
 }
 
-fn pool(kernel: Kernel, seed: u64, rng: &mut Rng, work: &mut Carve<'_>) -> Result<Case, Mismatch> {
+fn pool(
+    ks: &Kernels,
+    kernel: Kernel,
+    seed: u64,
+    rng: &mut Rng,
+    work: &mut Carve<'_>,
+) -> Result<Case, Mismatch> {
     let elem = kernel.elem();
     let k = if rng.below(2) == 0 {
         2
@@ -437,6 +491,7 @@ fn pool(kernel: Kernel, seed: u64, rng: &mut Rng, work: &mut Carve<'_>) -> Resul
         },
     );
     let mut case = Case {
+        set: ks.set,
         kernel,
         seed,
         input: shape(xd),
@@ -476,10 +531,10 @@ fn pool(kernel: Kernel, seed: u64, rng: &mut Rng, work: &mut Carve<'_>) -> Resul
             let (want, got, scratch) = work.outputs_i8(yd.len(), case.scratch);
             if max {
                 maxpool::reference::maxpool_s8(x, xd, k, stride, yd, want, &mut []);
-                maxpool::isa::maxpool_s8(x, xd, k, stride, yd, got, scratch);
+                (ks.maxpool_s8)(x, xd, k, stride, yd, got, scratch);
             } else {
                 avgpool::reference::avgpool_s8(x, xd, k, stride, yd, want, &mut []);
-                avgpool::isa::avgpool_s8(x, xd, k, stride, yd, got, scratch);
+                (ks.avgpool_s8)(x, xd, k, stride, yd, got, scratch);
             }
             compare_i8(case, want, got)
         }
@@ -488,10 +543,10 @@ fn pool(kernel: Kernel, seed: u64, rng: &mut Rng, work: &mut Carve<'_>) -> Resul
             let (want, got, scratch) = work.outputs_f32(yd.len(), case.scratch);
             if max {
                 maxpool::reference::maxpool_f32(x, xd, k, stride, yd, want, &mut []);
-                maxpool::isa::maxpool_f32(x, xd, k, stride, yd, got, scratch);
+                (ks.maxpool_f32)(x, xd, k, stride, yd, got, scratch);
             } else {
                 avgpool::reference::avgpool_f32(x, xd, k, stride, yd, want, &mut []);
-                avgpool::isa::avgpool_f32(x, xd, k, stride, yd, got, scratch);
+                (ks.avgpool_f32)(x, xd, k, stride, yd, got, scratch);
             }
             compare_f32(case, want, got)
         }

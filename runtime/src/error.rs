@@ -89,6 +89,14 @@ pub enum Error {
         /// Elements given.
         got: usize,
     },
+    /// [`Plan::with_kernels`](crate::Plan::with_kernels) asked for a kernel set that this
+    /// build does not have or this CPU cannot run ([`KernelSet::runs_here`](crate::KernelSet::runs_here)).
+    KernelSetUnavailable {
+        /// The set asked for.
+        set: crate::KernelSet,
+        /// The fastest set this build has and this CPU runs ([`crate::KernelSet::detect`]).
+        best: crate::KernelSet,
+    },
 }
 
 impl fmt::Display for Error {
@@ -130,6 +138,14 @@ impl fmt::Display for Error {
                      `{feature}` feature)"
                 )
             }
+            Error::KernelSetUnavailable { set, best } => write!(
+                f,
+                "kernel set {} is not available here (this build has the reference and {} \
+                 kernels; this CPU runs {} at best)",
+                set.name(),
+                crate::KernelSet::VARIANT.name(),
+                best.name()
+            ),
             Error::EncodersNotBuilt { layer } => write!(
                 f,
                 "layer {layer}: this build of kestrel-runtime has no sparse-code encoder \

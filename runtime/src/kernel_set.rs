@@ -1,9 +1,14 @@
-//! Which kernels a build runs: chosen at compile time from the target (see `build.rs`).
+//! Which kernels a build has and which one a plan runs.
+//!
+//! A build compiles the portable reference kernels and the variants of its architecture
+//! (`build.rs`): AVX2 on x86-64, NEON on aarch64, DSP or Helium on Cortex-M. Which of them a
+//! [`crate::Plan`] runs is chosen when it is made: with the `std` feature, by asking the CPU
+//! ([`KernelSet::detect`]), so one x86-64 binary runs AVX2 wherever the CPU has it; without
+//! it (firmware), the set the target guarantees at compile time, [`KernelSet::COMPILED`].
 
-/// A set of kernel variants, one per instruction set. Every build compiles exactly one,
-/// [`KernelSet::COMPILED`]; the others matter to a host that prepares firmware for a
-/// device, since their scratch needs (and so the arena) differ:
-/// [`crate::Plan::arena_bytes_for`].
+/// A set of kernel variants, one per instruction set. Sets other than the ones this build
+/// runs matter to a host that prepares firmware for a device, since their scratch needs
+/// (and so the arena) differ: [`crate::Plan::arena_bytes_for`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum KernelSet {
@@ -16,7 +21,8 @@ pub enum KernelSet {
     /// aarch64 Advanced SIMD, with the dot-product instructions where the target has them:
     /// `neon.rs`.
     Neon,
-    /// x86-64 AVX2 (with AVX-512 VNNI paths where the target has it): `x86.rs`.
+    /// x86-64 AVX2 and F16C (with AVX-512 VNNI paths where the target has it at compile
+    /// time): `x86.rs`.
     Avx2,
 }
 
@@ -30,21 +36,62 @@ impl KernelSet {
         KernelSet::Avx2,
     ];
 
-    /// The set this build runs.
-    #[cfg(kestrel_isa = "reference")]
-    pub const COMPILED: KernelSet = KernelSet::Reference;
-    /// The set this build runs.
-    #[cfg(kestrel_isa = "dsp")]
-    pub const COMPILED: KernelSet = KernelSet::Dsp;
-    /// The set this build runs.
-    #[cfg(kestrel_isa = "mve")]
-    pub const COMPILED: KernelSet = KernelSet::Mve;
-    /// The set this build runs.
-    #[cfg(kestrel_isa = "neon")]
-    pub const COMPILED: KernelSet = KernelSet::Neon;
-    /// The set this build runs.
-    #[cfg(kestrel_isa = "avx2")]
-    pub const COMPILED: KernelSet = KernelSet::Avx2;
+    /// The set a plan runs without run-time detection: the fastest one the target
+    /// guarantees at compile time (`"avx2"` on x86-64 only where the target has AVX2 and
+    /// F16C, e.g. `-C target-cpu=x86-64-v3` or `native`).
+    pub const COMPILED: KernelSet = if cfg!(all(
+        kestrel_isa = "avx2",
+        target_feature = "avx2",
+        target_feature = "f16c"
+    )) {
+        KernelSet::Avx2
+    } else if cfg!(kestrel_isa = "avx2") {
+        KernelSet::Reference
+    } else {
+        KernelSet::VARIANT
+    };
+
+    /// The variant files this build compiles (besides the reference): what the plan runs
+    /// where the CPU allows.
+    pub(crate) const VARIANT: KernelSet = if cfg!(kestrel_isa = "avx2") {
+        KernelSet::Avx2
+    } else if cfg!(kestrel_isa = "neon") {
+        KernelSet::Neon
+    } else if cfg!(kestrel_isa = "dsp") {
+        KernelSet::Dsp
+    } else if cfg!(kestrel_isa = "mve") {
+        KernelSet::Mve
+    } else {
+        KernelSet::Reference
+    };
+
+    /// Whether this build has `self`'s kernels and this CPU runs them: the reference
+    /// always; the compiled-in variant where the target guarantees it
+    /// ([`KernelSet::COMPILED`]) or, with the `std` feature, where the CPU reports its
+    /// features (x86-64: AVX2 and F16C).
+    pub fn runs_here(self) -> bool {
+        if self == KernelSet::Reference || self == KernelSet::COMPILED {
+            return true;
+        }
+        if self != KernelSet::VARIANT {
+            return false;
+        }
+        #[cfg(all(any(feature = "std", test), target_arch = "x86_64"))]
+        if self == KernelSet::Avx2 {
+            return std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("f16c");
+        }
+        false
+    }
+
+    /// The fastest set this build has and this CPU runs (with `std`: asked of the CPU;
+    /// without: [`KernelSet::COMPILED`]).
+    pub fn detect() -> KernelSet {
+        if KernelSet::VARIANT.runs_here() {
+            KernelSet::VARIANT
+        } else {
+            KernelSet::COMPILED
+        }
+    }
 
     /// Its name, as [`crate::IMPL`] spells it: `"reference"`, `"dsp"`, `"mve"`, `"neon"`,
     /// `"avx2"`.
@@ -58,8 +105,9 @@ impl KernelSet {
         }
     }
 
-    /// The set a build of `target` with these settings compiles (without the
-    /// `force-reference` feature): for a host build script that prepares firmware, with
+    /// The set a build of `target` with these settings runs without run-time detection
+    /// ([`KernelSet::COMPILED`], without the `force-reference` feature): for a host build
+    /// script that prepares firmware, with
     /// cargo's `TARGET`, `CARGO_CFG_TARGET_ARCH`, `CARGO_CFG_TARGET_FEATURE` and
     /// `CARGO_ENCODED_RUSTFLAGS`. The same rule as this crate's own `build.rs`.
     ///

@@ -72,7 +72,7 @@
 // With neither, every model is refused and the dispatch functions ignore their arguments.
 #![cfg_attr(not(any(feature = "f32", feature = "int8")), allow(unused_variables))]
 
-#[cfg(test)]
+#[cfg(any(test, feature = "std"))]
 extern crate std;
 
 #[cfg(any(test, feature = "kernel-check"))]
@@ -94,11 +94,11 @@ pub use kernel_set::KernelSet;
 pub use kestrel_format;
 pub use plan::{Input, LayerStats, Output, Plan};
 
-/// Which kernel set this build runs: `"reference"` (the scalar kernels), `"dsp"`
-/// (ARMv7E-M / Armv8-M DSP), `"mve"` (Helium), `"neon"` (aarch64) or `"avx2"` (x86-64;
-/// its int8 convolution and fully connected kernels use AVX-512 VNNI where the target also
-/// has `avx512vnni`, `avx512vl` and `avx512bw`): the name of [`KernelSet::COMPILED`].
-///
-/// Chosen at compile time from the target (see `build.rs`); a target test asserts that the
-/// intended variant was compiled rather than silently falling back.
+/// The kernel set this build runs without run-time detection: `"reference"` (the scalar
+/// kernels), `"dsp"` (ARMv7E-M / Armv8-M DSP), `"mve"` (Helium), `"neon"` (aarch64) or
+/// `"avx2"` (x86-64 built for AVX2; its int8 convolution and fully connected kernels use
+/// AVX-512 VNNI where the target also has `avx512vnni`, `avx512vl` and `avx512bw`): the
+/// name of [`KernelSet::COMPILED`]. With the `std` feature a plan runs
+/// [`KernelSet::detect`] instead, which on x86-64 finds AVX2 at run time
+/// ([`Plan::kernel_set`] says which ran).
 pub const IMPL: &str = KernelSet::COMPILED.name();

@@ -5,6 +5,7 @@ use kestrel_format::{
 };
 
 use crate::kernels::quantize::Source;
+use crate::kernels::table::Kernels;
 use crate::kernels::{
     abs, avgpool, conv2d, fc, lcn, maxpool, quantize, relu, tanh, Elem, InPlace, Io,
 };
@@ -90,6 +91,11 @@ impl Step {
 #[derive(Debug, Clone)]
 pub struct Plan<'m, 'a> {
     model: &'m Model<'a>,
+    /// The kernel set this plan runs.
+    set: KernelSet,
+    /// Its table (without `std` the plan calls the constant [`Kernels::COMPILED`]).
+    #[cfg(feature = "std")]
+    kernels: &'static Kernels,
     elem: Elem,
     steps: [Step; MAX_LAYERS],
     output: usize,
@@ -243,12 +249,47 @@ impl<'m, 'a> Plan<'m, 'a> {
     /// model's precision (`f32` or `int8`, both default), and [`Error::Unsupported`] for
     /// the first layer it cannot run. (Every model that [`Model::from_bytes`] accepts is
     /// supported by the reference kernels of a default build.)
+    ///
+    /// The plan runs the fastest kernel set this build has and this CPU runs
+    /// ([`KernelSet::detect`]: asked of the CPU with the `std` feature, else
+    /// [`KernelSet::COMPILED`]); [`Plan::kernel_set`] says which.
     pub fn new(model: &'m Model<'a>) -> Result<Self, Error> {
+        Self::with_kernels(model, KernelSet::detect())
+    }
+
+    /// [`Plan::new`] running `set`'s kernels, e.g. [`KernelSet::Reference`] to compare;
+    /// [`Error::KernelSetUnavailable`] if this build lacks them or this CPU cannot run them.
+    pub fn with_kernels(model: &'m Model<'a>, set: KernelSet) -> Result<Self, Error> {
         let precision = model.precision();
         if !precision_built(precision) {
             return Err(Error::PrecisionNotBuilt { precision });
         }
-        Self::for_kernels(model, KernelSet::COMPILED)
+        if Kernels::get(set).is_none() {
+            return Err(Error::KernelSetUnavailable {
+                set,
+                best: KernelSet::detect(),
+            });
+        }
+        Self::for_kernels(model, set)
+    }
+
+    /// The kernel set this plan runs.
+    pub fn kernel_set(&self) -> KernelSet {
+        self.set
+    }
+
+    /// The table the plan calls: its own with `std`; without, the target's constant table,
+    /// so that firmware makes direct calls.
+    #[inline(always)]
+    fn kernels(&self) -> &'static Kernels {
+        #[cfg(feature = "std")]
+        {
+            self.kernels
+        }
+        #[cfg(not(feature = "std"))]
+        {
+            &Kernels::COMPILED
+        }
     }
 
     /// The arena [`Plan::arena_bytes`] would be in a build that runs `set`'s kernels (whose
@@ -282,7 +323,8 @@ impl<'m, 'a> Plan<'m, 'a> {
         Ok(Self::for_kernels(model, set)?.arena_bytes)
     }
 
-    /// [`Plan::new`] with `set`'s scratch rules (only `COMPILED` may run).
+    /// [`Plan::new`] with `set`'s scratch rules (and its kernels, where this build runs
+    /// them: [`Plan::with_kernels`] checks that first).
     fn for_kernels(model: &'m Model<'a>, set: KernelSet) -> Result<Self, Error> {
         let elem = match model.precision() {
             Precision::F32 | Precision::F16 => Elem::F32,
@@ -343,6 +385,9 @@ impl<'m, 'a> Plan<'m, 'a> {
         }
         Ok(Plan {
             model,
+            set,
+            #[cfg(feature = "std")]
+            kernels: Kernels::get(set).unwrap_or(&Kernels::REFERENCE),
             elem,
             steps,
             output,
@@ -439,7 +484,12 @@ impl<'m, 'a> Plan<'m, 'a> {
         let arena = self.aligned(arena)?;
 
         let first = &mut arena[..bytes(self.model.input_shape(), self.elem)];
-        quantize::dispatch(&self.model.desc.input, src, self.view_mut(first));
+        quantize::dispatch(
+            self.kernels(),
+            &self.model.desc.input,
+            src,
+            self.view_mut(first),
+        );
         done(None);
         for (i, (layer, step)) in self.model.layers().iter().zip(&self.steps).enumerate() {
             self.run_layer(layer, step, arena);
@@ -480,7 +530,7 @@ impl<'m, 'a> Plan<'m, 'a> {
             }
             #[cfg(feature = "int8")]
             Output::I8(q) => match self.last_out_quant() {
-                Some(qp) => quantize::dequantize(q, qp, out),
+                Some(qp) => quantize::dequantize(self.kernels(), q, qp, out),
                 None => debug_assert!(false, "Plan::new checked the output quantization"),
             },
             #[cfg(not(feature = "int8"))]
@@ -572,19 +622,19 @@ impl<'m, 'a> Plan<'m, 'a> {
             | LayerKind::Dictionary { .. } => self.run_encoder(layer, step, arena),
             LayerKind::Conv2d { geom, params } => {
                 let (io, scratch) = self.io(arena, layer, step);
-                conv2d::dispatch(geom, &params, layer, io, scratch)
+                conv2d::dispatch(self.kernels(), geom, &params, layer, io, scratch)
             }
             LayerKind::Linear { params } => {
                 let (io, scratch) = self.io(arena, layer, step);
-                fc::dispatch(&params, layer, io, scratch)
+                fc::dispatch(self.kernels(), &params, layer, io, scratch)
             }
             LayerKind::MaxPool2d { k, stride } => {
                 let (io, scratch) = self.io(arena, layer, step);
-                maxpool::dispatch(k, stride, layer, io, scratch)
+                maxpool::dispatch(self.kernels(), k, stride, layer, io, scratch)
             }
             LayerKind::AvgPool2d { k, stride } => {
                 let (io, scratch) = self.io(arena, layer, step);
-                avgpool::dispatch(k, stride, layer, io, scratch)
+                avgpool::dispatch(self.kernels(), k, stride, layer, io, scratch)
             }
             LayerKind::Lcn { size, eps, window } => {
                 let (io, scratch) = self.io(arena, layer, step);
@@ -610,7 +660,7 @@ impl<'a> Plan<'_, 'a> {
             }
             LayerKind::Lista { steps, lateral } => {
                 let (io, scratch) = self.io(arena, layer, step);
-                lista::dispatch(steps, &lateral, layer, io, scratch)
+                lista::dispatch(self.kernels(), steps, &lateral, layer, io, scratch)
             }
             LayerKind::Dictionary { .. } => {} // the identity
             _ => debug_assert!(false, "only encoder layers come here"),

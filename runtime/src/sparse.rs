@@ -40,8 +40,8 @@
 
 use kestrel_format::{LayerKind, Model};
 
-use crate::kernels::lista::isa;
 use crate::kernels::patchnorm::reference::patchnorm_f32;
+use crate::kernels::table::Kernels;
 use crate::Error;
 
 /// How often [`Problem::fista`] evaluates the energy for
@@ -205,9 +205,10 @@ impl<'m> Problem<'m> {
 
         let mut t = 1.0f32;
         let mut iterations = 0;
+        let step = Kernels::default_table().lista_step_f32;
         while iterations < opts.max_iter {
             h_prev.copy_from_slice(h);
-            isa::lista_step_f32(self.fista_s, b, theta, y, h);
+            step(self.fista_s, b, theta, y, h);
             iterations += 1;
 
             let t_next = (1.0 + libm::sqrtf(1.0 + 4.0 * t * t)) / 2.0;

@@ -116,7 +116,7 @@ struct Bench<'m> {
 
 impl<'m> Bench<'m> {
     fn new(model: &'m Model<'m>) -> Result<Bench<'m>> {
-        let plan = Plan::new(model).map_err(Error::Runtime)?;
+        let plan = crate::eval::plan(model)?;
         let problem = Problem::new(model).map_err(Error::Runtime)?;
         Ok(Bench {
             arena: vec![0u128; plan.arena_bytes().div_ceil(16)],

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use kestrel_format::{AlignedBuf, Model, Precision};
-use kestrel_runtime::{Input, Plan};
+use kestrel_runtime::{Input, KernelSet, Plan};
 use serde::Serialize;
 
 use crate::data::Images;
@@ -28,7 +28,7 @@ pub struct EvalReport {
     pub median_latency_us: f64,
     /// `f32`, `f16` or `int8`.
     pub precision: String,
-    /// Kernel set compiled into the runtime.
+    /// Kernel set the runtime ran (the fastest this CPU runs, or `KESTREL_KERNELS`).
     pub kernels: &'static str,
     /// Arena bytes the runtime needed.
     pub arena_bytes: usize,
@@ -58,13 +58,37 @@ pub fn read_model(path: &Path) -> Result<AlignedBuf> {
     Ok(buf)
 }
 
+/// The environment variable that forces a kernel set (`reference`, `avx2`, `neon`, …) in
+/// every command that runs the runtime, to compare sets.
+pub const KERNELS_ENV: &str = "KESTREL_KERNELS";
+
+/// A plan for `model` with the kernel set [`KERNELS_ENV`] names, else the fastest this CPU
+/// runs ([`Plan::new`]). An unknown name, or a set this build or CPU cannot run, is an
+/// error naming the variable, the set and what this machine runs.
+pub fn plan<'m, 'a>(model: &'m Model<'a>) -> Result<Plan<'m, 'a>> {
+    match std::env::var(KERNELS_ENV) {
+        Ok(name) if !name.is_empty() => {
+            let set = KernelSet::from_name(&name).ok_or_else(|| {
+                let names: Vec<&str> = KernelSet::ALL.iter().map(|s| s.name()).collect();
+                Error::Other(format!(
+                    "{KERNELS_ENV}={name}: no such kernel set (one of {})",
+                    names.join(", ")
+                ))
+            })?;
+            Plan::with_kernels(model, set)
+                .map_err(|e| Error::Other(format!("{KERNELS_ENV}={name}: {e}")))
+        }
+        _ => Plan::new(model).map_err(Error::Runtime),
+    }
+}
+
 /// Runs the runtime on every image of `set`, calling `each(i, logits, microseconds)`.
 pub fn run_each(
     model: &Model<'_>,
     set: &Images,
     mut each: impl FnMut(usize, &[f32], f64),
 ) -> Result<()> {
-    let plan = Plan::new(model).map_err(Error::Runtime)?;
+    let plan = plan(model)?;
     let s = model.input_shape();
     if (s.c, s.h as usize, s.w as usize) != (1, set.rows, set.cols) {
         return Err(Error::Other(format!(
@@ -102,7 +126,7 @@ pub fn evaluate(model: &Model<'_>, set: &Images) -> Result<EvalReport> {
         correct += usize::from(argmax(out) == set.labels[i] as usize);
         times.push(us);
     })?;
-    let plan = Plan::new(model).map_err(Error::Runtime)?;
+    let plan = plan(model)?;
     times.sort_by(f64::total_cmp);
     let n = set.n.max(1);
     Ok(EvalReport {
@@ -112,7 +136,7 @@ pub fn evaluate(model: &Model<'_>, set: &Images) -> Result<EvalReport> {
         mean_latency_us: times.iter().sum::<f64>() / n as f64,
         median_latency_us: times.get(times.len() / 2).copied().unwrap_or(0.0),
         precision: precision_name(model.precision()).into(),
-        kernels: kestrel_runtime::IMPL,
+        kernels: plan.kernel_set().name(),
         arena_bytes: plan.arena_bytes(),
         model_bytes: model.file_len(),
         float_accuracy: model.desc.provenance.float_accuracy,

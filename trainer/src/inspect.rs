@@ -3,10 +3,9 @@
 //! number the device will need).
 
 use kestrel_format::Model;
-use kestrel_runtime::Plan;
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::eval::precision_name;
 
 /// One row of the table.
@@ -43,6 +42,9 @@ pub struct InspectReport {
     pub params: usize,
     /// Total MACs per inference.
     pub macs: u64,
+    /// Kernel set a plan runs on this machine (the fastest this CPU runs, or
+    /// `KESTREL_KERNELS`).
+    pub kernels: &'static str,
     /// File size.
     pub model_bytes: usize,
     /// Arena the runtime needs.
@@ -55,7 +57,7 @@ pub struct InspectReport {
 
 /// Builds the report.
 pub fn inspect(model: &Model<'_>) -> Result<InspectReport> {
-    let plan = Plan::new(model).map_err(Error::Runtime)?;
+    let plan = crate::eval::plan(model)?;
     let layers: Vec<LayerRow> = model
         .layers()
         .iter()
@@ -86,6 +88,7 @@ pub fn inspect(model: &Model<'_>) -> Result<InspectReport> {
         precision: precision_name(model.precision()),
         params: layers.iter().map(|l| l.params).sum(),
         macs: layers.iter().map(|l| l.macs).sum(),
+        kernels: plan.kernel_set().name(),
         layers,
         model_bytes: model.file_len(),
         arena_bytes: plan.arena_bytes(),
@@ -117,8 +120,8 @@ impl InspectReport {
             );
         }
         s += &format!(
-            "total: {} params, {} MACs, model {} bytes, arena {} bytes\n",
-            self.params, self.macs, self.model_bytes, self.arena_bytes
+            "total: {} params, {} MACs, model {} bytes, arena {} bytes ({} kernels)\n",
+            self.params, self.macs, self.model_bytes, self.arena_bytes, self.kernels
         );
         s
     }

@@ -44,13 +44,13 @@ fn main() -> ! {
             out,
             "{:<12} {:<9} {} / {SEEDS} cases bit-exact{}{}",
             kernel.name(),
-            if check::runs_reference(kernel) {
+            if check::runs_reference(kestrel_runtime::KernelSet::COMPILED, kernel) {
                 "reference"
             } else {
                 impl_
             },
             SEEDS - failed as u64,
-            if check::runs_reference(kernel) {
+            if check::runs_reference(kestrel_runtime::KernelSet::COMPILED, kernel) {
                 "  (no variant on this board: the reference against itself)"
             } else {
                 ""

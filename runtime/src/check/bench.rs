@@ -16,6 +16,7 @@
 //! assert!(t.equal && t.macs == 48_000 && calls == 2);
 //! ```
 
+use crate::kernels::table::Kernels;
 use kestrel_format::{ConvGeom, Dense, Layer, LayerKind, QParams};
 
 use super::{shape, Carve, Rng};
@@ -96,7 +97,7 @@ pub struct Timing {
     pub equal: bool,
 }
 
-/// Times the reference and then this build's variant on `shape`; `time(f)` runs `f` once
+/// Times the reference and then the set this build runs by default on `shape`; `time(f)` runs `f` once
 /// and returns the ticks it took.
 ///
 /// # Panics
@@ -108,15 +109,16 @@ pub fn run(shape: Shape, work: &mut [u8], time: &mut dyn FnMut(&mut dyn FnMut())
     );
     let mut rng = Rng::new(0x6b65_7374_7265_6c00 ^ shape as u64);
     let mut work = Carve::new(work);
+    let ks = Kernels::default_table();
     match shape {
-        Shape::Conv3x3x16x32 => conv(&mut rng, &mut work, time, 16, 16, 32, 3, 1),
-        Shape::Conv5x5x1x6 => conv(&mut rng, &mut work, time, 1, 28, 6, 5, 2),
-        Shape::Conv5x5x6x16 => conv(&mut rng, &mut work, time, 6, 14, 16, 5, 0),
-        Shape::Fc400x120 => linear(&mut rng, &mut work, time, 400, 120),
-        Shape::Fc120x84 => linear(&mut rng, &mut work, time, 120, 84),
-        Shape::ConvF32x5x5x6x16 => conv_f32(&mut rng, &mut work, time, 6, 14, 16, 5),
-        Shape::FcF32x400x120 => linear_f32(&mut rng, &mut work, time, 400, 120),
-        Shape::MaxPool2x2 | Shape::AvgPool2x2 => pool(shape, &mut rng, &mut work, time),
+        Shape::Conv3x3x16x32 => conv(ks, &mut rng, &mut work, time, 16, 16, 32, 3, 1),
+        Shape::Conv5x5x1x6 => conv(ks, &mut rng, &mut work, time, 1, 28, 6, 5, 2),
+        Shape::Conv5x5x6x16 => conv(ks, &mut rng, &mut work, time, 6, 14, 16, 5, 0),
+        Shape::Fc400x120 => linear(ks, &mut rng, &mut work, time, 400, 120),
+        Shape::Fc120x84 => linear(ks, &mut rng, &mut work, time, 120, 84),
+        Shape::ConvF32x5x5x6x16 => conv_f32(ks, &mut rng, &mut work, time, 6, 14, 16, 5),
+        Shape::FcF32x400x120 => linear_f32(ks, &mut rng, &mut work, time, 400, 120),
+        Shape::MaxPool2x2 | Shape::AvgPool2x2 => pool(ks, shape, &mut rng, &mut work, time),
     }
 }
 
@@ -161,6 +163,7 @@ fn dense<'w>(p: &DenseS8<'w>) -> Dense<'w> {
 
 #[allow(clippy::too_many_arguments)]
 fn conv(
+    ks: &Kernels,
     rng: &mut Rng,
     work: &mut Carve<'_>,
     time: &mut dyn FnMut(&mut dyn FnMut()) -> u32,
@@ -183,15 +186,11 @@ fn conv(
         geom: g,
         params: dense(&p),
     };
-    let scratch_len = conv2d::scratch_len_for(
-        crate::KernelSet::COMPILED,
-        &layer(kind, &p, xd, yd),
-        Elem::I8,
-    );
+    let scratch_len = conv2d::scratch_len_for(ks.set, &layer(kind, &p, xd, yd), Elem::I8);
     let x = work.i8s(xd.len(), |_| rng.next_u64() as i8);
     let (want, got, scratch) = work.outputs_i8(yd.len(), scratch_len);
     let reference = time(&mut || conv2d::reference::conv2d_s8(x, xd, p, g, yd, want, &mut []));
-    let variant = time(&mut || conv2d::isa::conv2d_s8(x, xd, p, g, yd, got, scratch));
+    let variant = time(&mut || (ks.conv2d_s8)(x, xd, p, g, yd, got, scratch));
     Timing {
         macs: (yd.len() * c * k * k) as u64,
         outputs: yd.len() as u64,
@@ -203,6 +202,7 @@ fn conv(
 }
 
 fn linear(
+    ks: &Kernels,
     rng: &mut Rng,
     work: &mut Carve<'_>,
     time: &mut dyn FnMut(&mut dyn FnMut()) -> u32,
@@ -212,15 +212,11 @@ fn linear(
     let (xd, yd) = (Dims { c: k, h: 1, w: 1 }, Dims { c: out, h: 1, w: 1 });
     let p = params(rng, work, out, out * k);
     let kind = LayerKind::Linear { params: dense(&p) };
-    let scratch_len = fc::scratch_len_for(
-        crate::KernelSet::COMPILED,
-        &layer(kind, &p, xd, yd),
-        Elem::I8,
-    );
+    let scratch_len = fc::scratch_len_for(ks.set, &layer(kind, &p, xd, yd), Elem::I8);
     let x = work.i8s(k, |_| rng.next_u64() as i8);
     let (want, got, scratch) = work.outputs_i8(out, scratch_len);
     let reference = time(&mut || fc::reference::fc_s8(x, p, want, &mut []));
-    let variant = time(&mut || fc::isa::fc_s8(x, p, got, scratch));
+    let variant = time(&mut || (ks.fc_s8)(x, p, got, scratch));
     Timing {
         macs: (k * out) as u64,
         outputs: out as u64,
@@ -233,6 +229,7 @@ fn linear(
 
 #[allow(clippy::too_many_arguments)]
 fn conv_f32(
+    ks: &Kernels,
     rng: &mut Rng,
     work: &mut Carve<'_>,
     time: &mut dyn FnMut(&mut dyn FnMut()) -> u32,
@@ -256,12 +253,12 @@ fn conv_f32(
         params: Dense::F32 { weight, bias },
     };
     let layer = super::float_layer(kind, xd, yd);
-    let scratch_len = conv2d::scratch_len_for(crate::KernelSet::COMPILED, &layer, Elem::F32);
+    let scratch_len = conv2d::scratch_len_for(ks.set, &layer, Elem::F32);
     let x = work.f32s(xd.len(), |_| rng.f32());
     let (want, got, scratch) = work.outputs_f32(yd.len(), scratch_len);
     let p = DenseF { weight, bias };
     let reference = time(&mut || conv2d::reference::conv2d_f32(x, xd, p, g, yd, want, &mut []));
-    let variant = time(&mut || conv2d::isa::conv2d_f32(x, xd, p, g, yd, got, scratch));
+    let variant = time(&mut || (ks.conv2d_f32)(x, xd, p, g, yd, got, scratch));
     Timing {
         macs: (yd.len() * c * k * k) as u64,
         outputs: yd.len() as u64,
@@ -276,6 +273,7 @@ fn conv_f32(
 }
 
 fn linear_f32(
+    ks: &Kernels,
     rng: &mut Rng,
     work: &mut Carve<'_>,
     time: &mut dyn FnMut(&mut dyn FnMut()) -> u32,
@@ -289,12 +287,12 @@ fn linear_f32(
         params: Dense::F32 { weight, bias },
     };
     let layer = super::float_layer(kind, xd, yd);
-    let scratch_len = fc::scratch_len_for(crate::KernelSet::COMPILED, &layer, Elem::F32);
+    let scratch_len = fc::scratch_len_for(ks.set, &layer, Elem::F32);
     let x = work.f32s(k, |_| rng.f32());
     let (want, got, scratch) = work.outputs_f32(out, scratch_len);
     let p = DenseF { weight, bias };
     let reference = time(&mut || fc::reference::fc_f32(x, p, want, &mut []));
-    let variant = time(&mut || fc::isa::fc_f32(x, p, got, scratch));
+    let variant = time(&mut || (ks.fc_f32)(x, p, got, scratch));
     Timing {
         macs: (k * out) as u64,
         outputs: out as u64,
@@ -309,6 +307,7 @@ fn linear_f32(
 }
 
 fn pool(
+    ks: &Kernels,
     shape_: Shape,
     rng: &mut Rng,
     work: &mut Carve<'_>,
@@ -343,12 +342,12 @@ fn pool(
     let (reference, variant) = if max {
         (
             time(&mut || maxpool::reference::maxpool_s8(x, xd, k, stride, yd, want, &mut [])),
-            time(&mut || maxpool::isa::maxpool_s8(x, xd, k, stride, yd, got, scratch)),
+            time(&mut || (ks.maxpool_s8)(x, xd, k, stride, yd, got, scratch)),
         )
     } else {
         (
             time(&mut || avgpool::reference::avgpool_s8(x, xd, k, stride, yd, want, &mut [])),
-            time(&mut || avgpool::isa::avgpool_s8(x, xd, k, stride, yd, got, scratch)),
+            time(&mut || (ks.avgpool_s8)(x, xd, k, stride, yd, got, scratch)),
         )
     };
     Timing {

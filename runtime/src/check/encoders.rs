@@ -4,7 +4,8 @@
 //! is `step·N + i` (step 0 is the first shrink).
 
 use super::{compare_f32, compare_i8, shape, Carve, Case, Kernel, Mismatch, Rng};
-use crate::kernels::lista::{isa, reference, ListaS8};
+use crate::kernels::lista::{reference, ListaS8};
+use crate::kernels::table::Kernels;
 use crate::kernels::Dims;
 
 /// Code lengths around the SIMD blocks (8, 16, 64 rows) and the 128-atom encoders.
@@ -16,9 +17,10 @@ fn atoms(rng: &mut Rng) -> usize {
     }
 }
 
-fn case(kernel: Kernel, seed: u64, n: usize, zp: (i32, i32), scratch: usize) -> Case {
+fn case(ks: &Kernels, kernel: Kernel, seed: u64, n: usize, zp: (i32, i32), scratch: usize) -> Case {
     let d = shape(Dims { c: n, h: 1, w: 1 });
     Case {
+        set: ks.set,
         kernel,
         seed,
         input: d,
@@ -39,7 +41,12 @@ fn at_step(r: Result<Case, Mismatch>, step: usize, n: usize) -> Result<Case, Mis
     })
 }
 
-pub(super) fn lista_s8(seed: u64, rng: &mut Rng, work: &mut Carve<'_>) -> Result<Case, Mismatch> {
+pub(super) fn lista_s8(
+    ks: &Kernels,
+    seed: u64,
+    rng: &mut Rng,
+    work: &mut Carve<'_>,
+) -> Result<Case, Mismatch> {
     let n = atoms(rng);
     let steps = 1 + rng.below(3);
     // `exact`: small `S`, unit requantization, so an accumulator off by one shows.
@@ -100,7 +107,7 @@ pub(super) fn lista_s8(seed: u64, rng: &mut Rng, work: &mut Carve<'_>) -> Result
         zp_h,
     };
     let b = work.i8s(n, |_| rng.code(extremes));
-    let case = case(Kernel::ListaS8, seed, n, (zp_b, zp_h), n * 4);
+    let case = case(ks, Kernel::ListaS8, seed, n, (zp_b, zp_h), n * 4);
     let (want, got, scratch) = work.outputs_i8(n, n * 4);
     let (want_next, got_next, _) = work.outputs_i8(n, 0);
     let acc: &mut [i32] = bytemuck::cast_slice_mut(scratch);
@@ -108,7 +115,7 @@ pub(super) fn lista_s8(seed: u64, rng: &mut Rng, work: &mut Carve<'_>) -> Result
     // that the steps skip columns), or random codes with a random share at `zp_h`.
     if rng.below(2) == 0 {
         reference::lista_first_s8(&p, b, want);
-        isa::lista_first_s8(&p, b, got);
+        (ks.lista_first_s8)(&p, b, got);
         compare_i8(case, want, got)?;
     } else {
         let dense = rng.below(5); // quarters off zp_h: 0 (none) to 4 (all)
@@ -126,7 +133,7 @@ pub(super) fn lista_s8(seed: u64, rng: &mut Rng, work: &mut Carve<'_>) -> Result
         // The reference sums row by row and leaves `acc` alone; the variant gets it full of
         // the previous step's (or junk) values.
         reference::lista_step_s8(&p, b, want, acc, want_next);
-        isa::lista_step_s8(&p, b, got, acc, got_next);
+        (ks.lista_step_s8)(&p, b, got, acc, got_next);
         at_step(compare_i8(case, want_next, got_next), step, n)?;
         core::mem::swap(&mut want, &mut want_next);
         core::mem::swap(&mut got, &mut got_next);
@@ -140,15 +147,16 @@ type StepFloat<W> = fn(&[W], &[f32], &[f32], &[f32], &mut [f32]);
 /// A float `S` element type with a step kernel.
 pub(super) trait FloatS: bytemuck::Pod {
     fn from_f32(v: f32) -> Self;
-    fn steps() -> [StepFloat<Self>; 2];
+    /// The reference's step and `ks`'s.
+    fn steps(ks: &Kernels) -> [StepFloat<Self>; 2];
 }
 
 impl FloatS for f32 {
     fn from_f32(v: f32) -> Self {
         v
     }
-    fn steps() -> [StepFloat<f32>; 2] {
-        [reference::lista_step_f32, isa::lista_step_f32]
+    fn steps(ks: &Kernels) -> [StepFloat<f32>; 2] {
+        [reference::lista_step_f32, ks.lista_step_f32]
     }
 }
 
@@ -156,13 +164,14 @@ impl FloatS for half::f16 {
     fn from_f32(v: f32) -> Self {
         half::f16::from_f32(v)
     }
-    fn steps() -> [StepFloat<half::f16>; 2] {
-        [reference::lista_step_f16, isa::lista_step_f16]
+    fn steps(ks: &Kernels) -> [StepFloat<half::f16>; 2] {
+        [reference::lista_step_f16, ks.lista_step_f16]
     }
 }
 
 /// `ListaF32` (`W = f32`) or `ListaF16` (`W = f16`).
 pub(super) fn lista_float<W: FloatS>(
+    ks: &Kernels,
     kernel: Kernel,
     seed: u64,
     rng: &mut Rng,
@@ -173,18 +182,18 @@ pub(super) fn lista_float<W: FloatS>(
     // Like a LISTA `S` (or FISTA's `I − DᵀD/L`): small off-diagonal entries.
     let scale = [1.0, 0.1, 0.01][rng.below(3)];
     let s: &[W] = work.typed(n * n, |_| W::from_f32(rng.f32() * scale));
-    let [ref_step, isa_step] = W::steps();
+    let [ref_step, isa_step] = W::steps(ks);
     let b = work.f32s(n, |_| rng.f32());
     let theta = work.f32s(n, |_| match rng.below(4) {
         0 => 0.0,
         _ => (rng.f32() + 1.0) * 0.25,
     });
-    let case = case(kernel, seed, n, (0, 0), 0);
+    let case = case(ks, kernel, seed, n, (0, 0), 0);
     let (want, got, _) = work.outputs_f32(n, 0);
     let (want_next, got_next, _) = work.outputs_f32(n, 0);
     if rng.below(2) == 0 {
         reference::lista_first_f32(b, theta, want);
-        isa::lista_first_f32(b, theta, got);
+        (ks.lista_first_f32)(b, theta, got);
         compare_f32(case, want, got)?;
     } else {
         // FISTA's extrapolated codes: dense, with exact zeros and −0.0 among them.
@@ -242,7 +251,7 @@ impl EncoderShape {
     }
 }
 
-/// Times the reference and then this build's variant on `shape` (like
+/// Times the reference and then the set this build runs by default on `shape` (like
 /// [`super::bench::run`]: `time(f)` runs `f` and returns the ticks it took; `macs` counts
 /// the multiply-accumulates a dense code would need).
 ///
@@ -259,6 +268,7 @@ pub fn bench(
     );
     let mut rng = Rng::new(0x6c69_7374_6100 ^ shape as u64);
     let mut work = Carve::new(work);
+    let ks = Kernels::default_table();
     let n = 128;
     match shape {
         EncoderShape::ListaS8x128 => {
@@ -292,7 +302,7 @@ pub fn bench(
             };
             let r =
                 |hi: &[i8], a: &mut [i32], h: &mut [i8]| reference::lista_step_s8(&p, b, hi, a, h);
-            let v = |hi: &[i8], a: &mut [i32], h: &mut [i8]| isa::lista_step_s8(&p, b, hi, a, h);
+            let v = |hi: &[i8], a: &mut [i32], h: &mut [i8]| (ks.lista_step_s8)(&p, b, hi, a, h);
             let reference = time(&mut || run(&r, want, want2, acc));
             let variant = time(&mut || run(&v, got, got2, acc));
             super::bench::Timing {
@@ -318,7 +328,7 @@ pub fn bench(
             });
             let (want, got, _) = work.outputs_f32(n, 0);
             let reference = time(&mut || reference::lista_step_f32(s, b, theta, h_in, want));
-            let variant = time(&mut || isa::lista_step_f32(s, b, theta, h_in, got));
+            let variant = time(&mut || (ks.lista_step_f32)(s, b, theta, h_in, got));
             let equal = want
                 .iter()
                 .zip(got.iter())

@@ -7,20 +7,23 @@
 //!   [`crate::KernelSet`]): scratch bytes the variant needs, a function of the layer's
 //!   shapes and kind only. Every set's rule is compiled on every target, so that a host can
 //!   size a device's arena ([`crate::Plan::arena_bytes_for`]);
-//! - `dispatch`: runs the compiled variant.
+//! - `dispatch`: runs the layer with a kernel table's function.
 //!
-//! **Variants.** Convolution, fully connected and pooling have per-instruction-set files
-//! beside `reference.rs` (`x86.rs` for AVX2, with AVX-512 VNNI paths for int8 where the
-//! target has them, `neon.rs`, `dsp.rs`, `mve.rs`; helpers shared by one instruction set's
-//! files in `kernels/<isa>.rs`), chosen at compile time by `cfg(kestrel_isa = "…")` (set
-//! by `runtime/build.rs` from the target; see [`crate::IMPL`]) and re-exported as
-//! `<op>::isa`. Every variant file has the same functions with the same signatures as
-//! `reference.rs`, re-exporting the reference for those it does not speed up, and each
-//! kernel takes a final `scratch: &mut [u8]` of exactly the
-//! bytes its set's scratch rule (in the op's `mod.rs`) gives (the reference
-//! takes and ignores it). Scratch must stay small: the arena is held to 1.05× the sum of
-//! the largest layer's input and output. `crate::check` is the one test that proves each
-//! variant bit-exact against the reference, on the variant's own instruction set.
+//! **Variants.** Convolution, fully connected, pooling, the input stage and the LISTA step
+//! have per-instruction-set files beside `reference.rs` (`x86.rs` for AVX2, with AVX-512
+//! VNNI paths for int8 where the target has them at compile time, `neon.rs`, `dsp.rs`,
+//! `mve.rs`; helpers shared by one instruction set's files in `kernels/<isa>.rs`). A build
+//! compiles the files of its architecture (`cfg(kestrel_isa = "…")`, set by
+//! `runtime/build.rs`: every x86-64 build has the AVX2 files), re-exported as `<op>::isa`,
+//! and [`table`] gathers them into kernel tables: [`table::Kernels::REFERENCE`] and
+//! [`table::Kernels::VARIANT`]. A plan calls the table of the set it runs (chosen at run
+//! time with the `std` feature; see [`crate::KernelSet`]). Every variant file has the same
+//! functions with the same signatures as `reference.rs`, re-exporting the reference for
+//! those it does not speed up, and each kernel takes a final `scratch: &mut [u8]` of exactly
+//! the bytes its set's scratch rule (in the op's `mod.rs`) gives (the reference takes and
+//! ignores it). Scratch must stay small: the arena is held to 1.05× the sum of the largest
+//! layer's input and output. `crate::check` is the one test that proves every set this CPU
+//! runs bit-exact against the reference, on the variant's own instruction set.
 //!
 //! `reference.rs` is scalar, safe and commented with tensor shapes: it is the spec every
 //! other variant is tested against. Activations are CHW; every slice a kernel gets has
@@ -52,6 +55,7 @@ pub(crate) mod quantize;
 pub(crate) mod relu;
 #[cfg(feature = "encoders")]
 pub(crate) mod shrink;
+pub(crate) mod table;
 pub(crate) mod tanh;
 /// Helpers shared by the AVX2 variants (`<op>/x86.rs`).
 #[cfg(kestrel_isa = "avx2")]

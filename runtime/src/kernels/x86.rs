@@ -2,8 +2,10 @@
 //! (bias, requantization, output zero point, clamp) for eight channels at once, and loads
 //! and stores of partial vectors that never touch memory outside their slices.
 //!
-//! Compiled only where `kestrel_isa = "avx2"`, i.e. where the target has AVX2 at compile
-//! time, so every `#[target_feature(enable = "avx2")]` function here may be called.
+//! Compiled on every x86-64 build; the variants that use it run only through
+//! `Kernels::VARIANT`, which a plan uses only where the CPU has AVX2 and F16C (detected at
+//! run time with the `std` feature, or guaranteed by the target: `KernelSet::runs_here`),
+//! so every `#[target_feature(enable = "avx2")]` function here may be called from them.
 //!
 //! **AVX-512 VNNI.** Where the target also has `avx512vnni`, `avx512vl` and `avx512bw`
 //! (e.g. `-C target-cpu=x86-64-v4 -C target-feature=+avx512vnni`, or `native` on Zen 4 or

@@ -25,7 +25,11 @@ fn r16(n: usize) -> usize {
 fn impl_matches_target() {
     let expected = if cfg!(feature = "force-reference") {
         "reference"
-    } else if cfg!(all(target_arch = "x86_64", target_feature = "avx2")) {
+    } else if cfg!(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "f16c"
+    )) {
         "avx2"
     } else if cfg!(target_arch = "aarch64") {
         "neon"

@@ -1,38 +1,82 @@
-//! The compiled kernel variant against the reference, 1,000 random cases per kernel (see
-//! `crate::check`). Meaningful where `IMPL` is not `"reference"`: `scripts/test.sh` runs
-//! this file natively with AVX2 and under `qemu-aarch64` for NEON; M-profile firmware runs
-//! the same cases under `qemu-system-arm`.
+//! Every kernel set this build has and this CPU runs, against the reference, 1,000 random
+//! cases per kernel (see `crate::check`): on x86-64 the AVX2 set wherever the CPU has it,
+//! found at run time, in the default `cargo test`; `scripts/test.sh` also runs this file
+//! under `qemu-aarch64` for NEON, and M-profile firmware runs the same cases under
+//! `qemu-system-arm`.
 
 use std::eprintln;
 
 use proptest::prelude::*;
 
 use crate::check::{self, Kernel, WORK_BYTES};
-use crate::IMPL;
+use crate::kernels::table::Kernels;
+use crate::{KernelSet, IMPL};
 
+/// Case `seed` of `kernel` on every set [`check::sets`] offers here.
 fn check(kernel: Kernel, seed: u64) -> Result<(), TestCaseError> {
     let mut work = std::vec![0u8; WORK_BYTES];
-    match check::run(kernel, seed, &mut work) {
-        Ok(_) => Ok(()),
-        Err(m) => Err(TestCaseError::fail(std::format!("{m}"))),
+    for set in check::sets() {
+        if let Err(m) = check::run_on(set, kernel, seed, &mut work) {
+            return Err(TestCaseError::fail(std::format!("{m}")));
+        }
     }
+    Ok(())
 }
 
-/// Says (once per kernel) when this build has no variant of `kernel`: the check then
-/// compares the reference with itself.
+/// Says (once per kernel and set) when a set has no variant of `kernel`, and when this
+/// machine runs no set but the reference: the check then proves nothing here.
 fn note(kernel: Kernel) {
-    static NOTED: std::sync::Mutex<std::vec::Vec<&str>> =
+    static NOTED: std::sync::Mutex<std::vec::Vec<(&str, &str)>> =
         std::sync::Mutex::new(std::vec::Vec::new());
-    if check::runs_reference(kernel) {
-        let mut noted = NOTED.lock().unwrap_or_else(|e| e.into_inner());
-        if !noted.contains(&kernel.name()) {
-            noted.push(kernel.name());
+    let mut noted = NOTED.lock().unwrap_or_else(|e| e.into_inner());
+    if check::sets().next().is_none() && !noted.contains(&("", kernel.name())) {
+        noted.push(("", kernel.name()));
+        eprintln!(
+            "variants: this build and CPU run no kernel set but the reference ({} variants compiled, not runnable here); {} is not checked",
+            KernelSet::VARIANT.name(),
+            kernel.name()
+        );
+    }
+    for set in check::sets() {
+        if check::runs_reference(set, kernel) && !noted.contains(&(set.name(), kernel.name())) {
+            noted.push((set.name(), kernel.name()));
             eprintln!(
-                "variants: this build ({IMPL} kernels) has no variant of {}; the check compares the reference with itself",
+                "variants: kernel set {} has no variant of {}; the check compares the reference with itself",
+                set.name(),
                 kernel.name()
             );
         }
     }
+}
+
+/// On x86-64 a plain build (no `-C target-cpu`) finds AVX2 at run time where the CPU has
+/// it, so the checks above test it without a separate build.
+#[test]
+fn detection_finds_this_cpus_set() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let cpu = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("f16c");
+        let expect = if cfg!(feature = "force-reference") {
+            KernelSet::Reference
+        } else if cpu {
+            KernelSet::Avx2
+        } else {
+            KernelSet::Reference
+        };
+        assert_eq!(KernelSet::detect(), expect);
+        assert_eq!(
+            check::sets().any(|s| s == KernelSet::Avx2),
+            expect == KernelSet::Avx2
+        );
+        if expect == KernelSet::Avx2 {
+            // The table really holds the AVX2 functions, not the reference's.
+            assert!(!check::runs_reference(KernelSet::Avx2, Kernel::Conv2dS8));
+        }
+        if !cpu {
+            eprintln!("detection_finds_this_cpus_set: this CPU has no AVX2; the AVX2 set is not checked here");
+        }
+    }
+    assert!(KernelSet::Reference.runs_here());
 }
 
 proptest! {
@@ -95,7 +139,7 @@ fn vnni_paths_compiled() {
 /// the int8 range, and NaN among the normalized inputs. (Not `|x / scale| ≥ 2^31` or ±∞:
 /// there `quantize_f32`'s `t + 1` overflows.)
 fn quantize_input(seed: u64) -> Result<(), TestCaseError> {
-    use crate::kernels::quantize::{isa, reference};
+    use crate::kernels::quantize::reference;
     use kestrel_format::QParams;
     let mut rng = check::Rng::new(seed);
     let n = rng.int(1, 100) as usize;
@@ -116,12 +160,23 @@ fn quantize_input(seed: u64) -> Result<(), TestCaseError> {
         })
         .collect();
     let (mut want, mut got) = (std::vec![0i8; n], std::vec![0i8; n]);
-    reference::pixels_s8(&pixels, mean, std, q, &mut want);
-    isa::pixels_s8(&pixels, mean, std, q, &mut got);
-    prop_assert_eq!(&want, &got, "pixels_s8 {:?} mean {} std {}", q, mean, std);
-    reference::quantize_s8(&x, q, &mut want);
-    isa::quantize_s8(&x, q, &mut got);
-    prop_assert_eq!(&want, &got, "quantize_s8 {:?} x {:?}", q, x);
+    for set in check::sets() {
+        let ks = Kernels::get(set).expect("check::sets offers runnable sets");
+        reference::pixels_s8(&pixels, mean, std, q, &mut want);
+        (ks.pixels_s8)(&pixels, mean, std, q, &mut got);
+        prop_assert_eq!(
+            &want,
+            &got,
+            "{} pixels_s8 {:?} mean {} std {}",
+            set.name(),
+            q,
+            mean,
+            std
+        );
+        reference::quantize_s8(&x, q, &mut want);
+        (ks.quantize_s8)(&x, q, &mut got);
+        prop_assert_eq!(&want, &got, "{} quantize_s8 {:?} x {:?}", set.name(), q, x);
+    }
     Ok(())
 }
 

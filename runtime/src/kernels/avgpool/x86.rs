@@ -20,7 +20,7 @@ pub(crate) fn avgpool_s8(
     debug_assert_eq!(x.len(), xd.len());
     debug_assert_eq!(y.len(), yd.len());
     if k == 2 && stride == 2 {
-        // SAFETY: this file is compiled only where the target has AVX2 (kestrel_isa).
+        // SAFETY: this file runs only through `Kernels::VARIANT`, which a plan uses only where the CPU has AVX2 and F16C (`KernelSet::runs_here`).
         unsafe { avgpool_2x2_s8(x, xd, yd, y) }
     } else {
         reference::avgpool_s8(x, xd, k, stride, yd, y, scratch)
@@ -82,7 +82,7 @@ pub(crate) fn avgpool_f32(
     debug_assert_eq!(y.len(), yd.len());
     if k == 2 && stride == 2 {
         use crate::kernels::maxpool::x86::{pool_2x2_f32, Fold};
-        // SAFETY: this file is compiled only where the target has AVX2 (kestrel_isa).
+        // SAFETY: this file runs only through `Kernels::VARIANT`, which a plan uses only where the CPU has AVX2 and F16C (`KernelSet::runs_here`).
         unsafe { pool_2x2_f32(x, xd, yd, y, Fold::Mean) }
     } else {
         reference::avgpool_f32(x, xd, k, stride, yd, y, scratch)

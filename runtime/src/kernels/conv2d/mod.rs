@@ -29,6 +29,7 @@ pub(crate) use reference as isa;
 #[cfg(kestrel_isa = "avx2")]
 pub(crate) use x86 as isa;
 
+use super::table::Kernels;
 use kestrel_format::{ConvGeom, Dense, Layer, LayerKind};
 
 use crate::KernelSet;
@@ -79,6 +80,7 @@ pub(crate) fn scratch_len_for(set: KernelSet, layer: &Layer<'_>, elem: Elem) -> 
 
 /// Runs the layer on `io` with `scratch_len` bytes of `scratch`.
 pub(crate) fn dispatch(
+    kernels: &Kernels,
     geom: ConvGeom,
     params: &Dense<'_>,
     layer: &Layer<'_>,
@@ -89,14 +91,16 @@ pub(crate) fn dispatch(
     match (DenseArgs::new(params, layer), io) {
         #[cfg(feature = "f32")]
         (Some(DenseArgs::F32(p)), Io::F32 { x, y }) => {
-            isa::conv2d_f32(x, xd, p, geom, yd, y, scratch)
+            (kernels.conv2d_f32)(x, xd, p, geom, yd, y, scratch)
         }
         #[cfg(feature = "f32")]
         (Some(DenseArgs::F16(p)), Io::F32 { x, y }) => {
-            isa::conv2d_f16(x, xd, p, geom, yd, y, scratch)
+            (kernels.conv2d_f16)(x, xd, p, geom, yd, y, scratch)
         }
         #[cfg(feature = "int8")]
-        (Some(DenseArgs::S8(p)), Io::S8 { x, y }) => isa::conv2d_s8(x, xd, p, geom, yd, y, scratch),
+        (Some(DenseArgs::S8(p)), Io::S8 { x, y }) => {
+            (kernels.conv2d_s8)(x, xd, p, geom, yd, y, scratch)
+        }
         _ => debug_assert!(false, "Plan::new admits only supported layers"),
     }
 }

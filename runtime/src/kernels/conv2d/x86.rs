@@ -79,7 +79,7 @@ pub(crate) fn conv2d_s8(
     debug_assert_eq!(y.len(), yd.len());
     debug_assert_eq!(p.weight.len(), yd.c * xd.c * g.kh * g.kw);
     match Layout::new(xd, g, yd) {
-        // SAFETY: this file is compiled only where the target has AVX2 (kestrel_isa).
+        // SAFETY: this file runs only through `Kernels::VARIANT`, which a plan uses only where the CPU has AVX2 and F16C (`KernelSet::runs_here`).
         Some(l) => unsafe { conv2d_s8_avx2(x, p, &l, y) },
         None => reference::conv2d_s8(x, xd, p, g, yd, y, scratch),
     }
@@ -108,7 +108,7 @@ pub(crate) fn conv2d_f32(
     debug_assert_eq!(y.len(), yd.len());
     let padded = xd.c * (xd.h + 2 * g.pad) * (xd.w + 2 * g.pad + 8);
     if g.stride == 1 && padded <= FCAP && p.weight.iter().all(|w| w.is_finite()) {
-        // SAFETY: this file is compiled only where the target has AVX2 (kestrel_isa).
+        // SAFETY: this file runs only through `Kernels::VARIANT`, which a plan uses only where the CPU has AVX2 and F16C (`KernelSet::runs_here`).
         unsafe { conv2d_f32_avx2(x, xd, p, g, yd, y) }
     } else {
         reference::conv2d_f32(x, xd, p, g, yd, y, scratch)

@@ -29,6 +29,7 @@ pub(crate) use reference as isa;
 #[cfg(kestrel_isa = "avx2")]
 pub(crate) use x86 as isa;
 
+use super::table::Kernels;
 use kestrel_format::{Dense, Layer, LayerKind};
 
 use crate::KernelSet;
@@ -52,14 +53,20 @@ pub(crate) fn scratch_len_for(set: KernelSet, layer: &Layer<'_>, elem: Elem) -> 
 }
 
 /// Runs the layer on `io` with `scratch_len` bytes of `scratch`.
-pub(crate) fn dispatch(params: &Dense<'_>, layer: &Layer<'_>, io: Io<'_>, scratch: &mut [u8]) {
+pub(crate) fn dispatch(
+    kernels: &Kernels,
+    params: &Dense<'_>,
+    layer: &Layer<'_>,
+    io: Io<'_>,
+    scratch: &mut [u8],
+) {
     match (DenseArgs::new(params, layer), io) {
         #[cfg(feature = "f32")]
-        (Some(DenseArgs::F32(p)), Io::F32 { x, y }) => isa::fc_f32(x, p, y, scratch),
+        (Some(DenseArgs::F32(p)), Io::F32 { x, y }) => (kernels.fc_f32)(x, p, y, scratch),
         #[cfg(feature = "f32")]
-        (Some(DenseArgs::F16(p)), Io::F32 { x, y }) => isa::fc_f16(x, p, y, scratch),
+        (Some(DenseArgs::F16(p)), Io::F32 { x, y }) => (kernels.fc_f16)(x, p, y, scratch),
         #[cfg(feature = "int8")]
-        (Some(DenseArgs::S8(p)), Io::S8 { x, y }) => isa::fc_s8(x, p, y, scratch),
+        (Some(DenseArgs::S8(p)), Io::S8 { x, y }) => (kernels.fc_s8)(x, p, y, scratch),
         _ => debug_assert!(false, "Plan::new admits only supported layers"),
     }
 }

@@ -29,7 +29,7 @@ pub(crate) use reference::fc_f16;
 /// int8: see the module docs; equal to [`reference::fc_s8`] bit for bit.
 pub(crate) fn fc_s8(x: &[i8], p: DenseS8<'_>, y: &mut [i8], _scratch: &mut [u8]) {
     debug_assert_eq!(p.weight.len(), y.len() * x.len());
-    // SAFETY: this file is compiled only where the target has AVX2 (kestrel_isa), and
+    // SAFETY: this file runs only through `Kernels::VARIANT`, which a plan uses only where the CPU has AVX2 and F16C (`KernelSet::runs_here`), and
     // the VNNI path only where it also has AVX-512 VNNI, VL and BW.
     #[cfg(all(
         target_feature = "avx512vnni",
@@ -224,7 +224,7 @@ fn hsum8(acc: &[__m256i; 8]) -> __m256i {
 /// each step reads one column.
 pub(crate) fn fc_f32(x: &[f32], p: crate::kernels::DenseF<'_, f32>, y: &mut [f32], _: &mut [u8]) {
     debug_assert_eq!(p.weight.len(), y.len() * x.len());
-    // SAFETY: this file is compiled only where the target has AVX2 (kestrel_isa).
+    // SAFETY: this file runs only through `Kernels::VARIANT`, which a plan uses only where the CPU has AVX2 and F16C (`KernelSet::runs_here`).
     unsafe { fc_f32_avx2(x, p, y) }
 }
 

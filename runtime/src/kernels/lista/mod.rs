@@ -48,6 +48,7 @@ pub(crate) use reference as isa;
 #[cfg(kestrel_isa = "avx2")]
 pub(crate) use x86 as isa;
 
+use super::table::Kernels;
 use kestrel_format::{Lateral, Layer};
 
 pub(crate) use reference::ListaS8;
@@ -78,6 +79,7 @@ pub(crate) fn scratch_len(layer: &Layer<'_>, elem: Elem) -> usize {
 /// Runs the layer: `io.x` is `b`, `io.y` receives `h`; `scratch` is [`scratch_len`] bytes
 /// (16-byte aligned, from the plan).
 pub(crate) fn dispatch(
+    kernels: &Kernels,
     steps: usize,
     lateral: &Lateral<'_>,
     layer: &Layer<'_>,
@@ -87,13 +89,15 @@ pub(crate) fn dispatch(
     match (*lateral, io, layer.in_quant, layer.out_quant) {
         #[cfg(feature = "f32")]
         (Lateral::F32 { s, theta }, Io::F32 { x, y }, ..) => {
-            let step = |th: &[f32], hi: &[f32], h: &mut [f32]| isa::lista_step_f32(s, x, th, hi, h);
-            lista_float(step, x, theta, steps, y, cast_mut(scratch))
+            let step =
+                |th: &[f32], hi: &[f32], h: &mut [f32]| (kernels.lista_step_f32)(s, x, th, hi, h);
+            lista_float(kernels, step, x, theta, steps, y, cast_mut(scratch))
         }
         #[cfg(feature = "f32")]
         (Lateral::F16 { s, theta }, Io::F32 { x, y }, ..) => {
-            let step = |th: &[f32], hi: &[f32], h: &mut [f32]| isa::lista_step_f16(s, x, th, hi, h);
-            lista_float(step, x, theta, steps, y, cast_mut(scratch))
+            let step =
+                |th: &[f32], hi: &[f32], h: &mut [f32]| (kernels.lista_step_f16)(s, x, th, hi, h);
+            lista_float(kernels, step, x, theta, steps, y, cast_mut(scratch))
         }
         #[cfg(feature = "int8")]
         (
@@ -121,7 +125,7 @@ pub(crate) fn dispatch(
                 zp_h: qo.zero_point,
             };
             let (acc, tmp) = scratch.split_at_mut(scratch.len().saturating_sub(y.len()));
-            lista_s8(&p, x, steps, y, cast_mut(acc), cast_mut(tmp))
+            lista_s8(kernels, &p, x, steps, y, cast_mut(acc), cast_mut(tmp))
         }
         _ => debug_assert!(false, "Plan::new admits only supported layers"),
     }
@@ -149,6 +153,7 @@ pub(crate) fn step_theta<T>(theta: &[T], n: usize, t: usize) -> &[T] {
 /// `h ← shrink_θ₀(b)`, then for `t = 1..=steps`, `h ← step(θ_t, h)`, alternating between
 /// `h` and `tmp`.
 pub(crate) fn lista_float(
+    kernels: &Kernels,
     step: impl Fn(&[f32], &[f32], &mut [f32]),
     b: &[f32],
     theta: &[f32],
@@ -163,7 +168,7 @@ pub(crate) fn lista_float(
     } else {
         (tmp, h)
     };
-    isa::lista_first_f32(b, step_theta(theta, n, 0), cur);
+    (kernels.lista_first_f32)(b, step_theta(theta, n, 0), cur);
     for t in 1..=steps {
         step(step_theta(theta, n, t), cur, next);
         core::mem::swap(&mut cur, &mut next);
@@ -173,6 +178,7 @@ pub(crate) fn lista_float(
 /// The int8 recurrence with `acc` (`[N]` i32) and `tmp` (`[N]`) as scratch; `p.theta` is
 /// the layer's (one `[N]` or one per step).
 fn lista_s8(
+    kernels: &Kernels,
     p: &ListaS8<'_>,
     b: &[i8],
     steps: usize,
@@ -191,9 +197,9 @@ fn lista_s8(
     } else {
         (tmp, h)
     };
-    isa::lista_first_s8(&at(0), b, cur);
+    (kernels.lista_first_s8)(&at(0), b, cur);
     for t in 1..=steps {
-        isa::lista_step_s8(&at(t), b, cur, acc, next);
+        (kernels.lista_step_s8)(&at(t), b, cur, acc, next);
         core::mem::swap(&mut cur, &mut next);
     }
 }

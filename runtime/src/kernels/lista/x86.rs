@@ -1,6 +1,6 @@
 //! x86-64 AVX2 LISTA steps: `lista_step_s8` and `lista_step_f32` (the latter also FISTA's
-//! step, [`crate::sparse`]) and, where the target has F16C, `lista_step_f16` (the f32 step
-//! with `S` widened by `vcvtph2ps`); the first shrinks are the reference's.
+//! step, [`crate::sparse`]) and `lista_step_f16` (the f32 step with `S` widened by F16C's
+//! `vcvtph2ps`); the first shrinks are the reference's.
 //!
 //! Shapes as in `reference.rs`: `S` column-major `[N, N]` (`s[j·N + i] = S[i, j]`), so
 //! column `j` is `N` contiguous values, one per row. Both steps vectorize across rows `i`
@@ -28,11 +28,8 @@ use core::arch::x86_64::*;
 use super::reference::{self, ListaS8};
 use crate::kernels::shrink::reference::shrink1_f32;
 use crate::kernels::Widen;
-#[cfg(target_feature = "f16c")]
 use half::f16;
 
-#[cfg(not(target_feature = "f16c"))]
-pub(crate) use reference::lista_step_f16;
 pub(crate) use reference::{lista_first_f32, lista_first_s8};
 
 /// One int8 step, equal to [`reference::lista_step_s8`] bit for bit (module docs); `acc`
@@ -40,7 +37,7 @@ pub(crate) use reference::{lista_first_f32, lista_first_s8};
 pub(crate) fn lista_step_s8(p: &ListaS8<'_>, b: &[i8], h_in: &[i8], acc: &mut [i32], h: &mut [i8]) {
     let n = h.len();
     debug_assert!(p.s.len() == n * n && b.len() == n && h_in.len() == n && acc.len() == n);
-    // SAFETY: this file is compiled only where the target has AVX2 (kestrel_isa).
+    // SAFETY: this file runs only through `Kernels::VARIANT`, which a plan uses only where the CPU has AVX2 and F16C (`KernelSet::runs_here`).
     unsafe { step_s8_avx2(p, h_in, acc) };
     for (i, (h, &b)) in h.iter_mut().zip(b).enumerate() {
         *h = p.output(i, b, acc[i]);
@@ -134,10 +131,8 @@ pub(crate) fn lista_step_f32(s: &[f32], b: &[f32], theta: &[f32], h_in: &[f32], 
 }
 
 /// One float step, f16 `S` widened on the fly (F16C `vcvtph2ps`, exact like the
-/// reference's widening), equal to [`reference::lista_step_f16`] bit for bit. Only where
-/// the target has F16C (every AVX2 CPU has; a target that does not say so gets the
-/// reference).
-#[cfg(target_feature = "f16c")]
+/// reference's widening), equal to [`reference::lista_step_f16`] bit for bit (every AVX2
+/// CPU has F16C; the set requires both).
 pub(crate) fn lista_step_f16(s: &[f16], b: &[f32], theta: &[f32], h_in: &[f32], h: &mut [f32]) {
     step_float(s, b, theta, h_in, h)
 }
@@ -159,12 +154,11 @@ impl Load8 for f32 {
     }
 }
 
-#[cfg(target_feature = "f16c")]
 impl Load8 for f16 {
     #[inline(always)]
     unsafe fn load8(p: *const f16) -> __m256 {
-        // SAFETY: the caller's contract: 8 f16s are 16 readable bytes; F16C is a target
-        // feature of this build.
+        // SAFETY: the caller's contract: 8 f16s are 16 readable bytes, and the CPU has
+        // F16C.
         unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p.cast())) }
     }
 }
@@ -182,7 +176,7 @@ fn step_float<W: Load8>(s: &[W], b: &[f32], theta: &[f32], h_in: &[f32], h: &mut
             2 | 3 => 2,
             _ => 1,
         };
-        // SAFETY: this file is compiled only where the target has AVX2 (kestrel_isa);
+        // SAFETY: this file runs only through `Kernels::VARIANT`, which a plan uses only where the CPU has AVX2 and F16C (`KernelSet::runs_here`);
         // rows `r0 .. r0 + 8·blocks` lie inside `full ≤ n`.
         unsafe {
             match blocks {
@@ -209,8 +203,8 @@ fn step_float<W: Load8>(s: &[W], b: &[f32], theta: &[f32], h_in: &[f32], h: &mut
 /// Rows `r0 .. r0 + 8·B` of the float step.
 ///
 /// # Safety
-/// The CPU must support AVX2, and `r0 + 8·B ≤ h.len()`.
-#[target_feature(enable = "avx2")]
+/// The CPU must support AVX2 and F16C, and `r0 + 8·B ≤ h.len()`.
+#[target_feature(enable = "avx2,f16c")]
 unsafe fn step_f32_avx2<W: Load8, const B: usize>(
     s: &[W],
     b: &[f32],

@@ -30,6 +30,7 @@ pub(crate) use reference as isa;
 #[cfg(kestrel_isa = "avx2")]
 pub(crate) use x86 as isa;
 
+use super::table::Kernels;
 use kestrel_format::Layer;
 
 use super::{Dims, Elem, Io};
@@ -45,13 +46,20 @@ pub(crate) fn scratch_len(_layer: &Layer<'_>, _elem: Elem) -> usize {
 }
 
 /// Runs the layer on `io` with `scratch_len` bytes of `scratch`.
-pub(crate) fn dispatch(k: usize, stride: usize, layer: &Layer<'_>, io: Io<'_>, scratch: &mut [u8]) {
+pub(crate) fn dispatch(
+    kernels: &Kernels,
+    k: usize,
+    stride: usize,
+    layer: &Layer<'_>,
+    io: Io<'_>,
+    scratch: &mut [u8],
+) {
     let (xd, yd): (Dims, Dims) = (layer.input.into(), layer.output.into());
     match io {
         #[cfg(feature = "f32")]
-        Io::F32 { x, y } => isa::maxpool_f32(x, xd, k, stride, yd, y, scratch),
+        Io::F32 { x, y } => (kernels.maxpool_f32)(x, xd, k, stride, yd, y, scratch),
         #[cfg(feature = "int8")]
-        Io::S8 { x, y } => isa::maxpool_s8(x, xd, k, stride, yd, y, scratch),
+        Io::S8 { x, y } => (kernels.maxpool_s8)(x, xd, k, stride, yd, y, scratch),
         #[cfg(not(all(feature = "f32", feature = "int8")))]
         _ => debug_assert!(false, "Plan::new admits only the precisions built"),
     }

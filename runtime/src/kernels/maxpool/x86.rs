@@ -20,7 +20,7 @@ pub(crate) fn maxpool_s8(
     debug_assert_eq!(x.len(), xd.len());
     debug_assert_eq!(y.len(), yd.len());
     if k == 2 && stride == 2 {
-        // SAFETY: this file is compiled only where the target has AVX2 (kestrel_isa).
+        // SAFETY: this file runs only through `Kernels::VARIANT`, which a plan uses only where the CPU has AVX2 and F16C (`KernelSet::runs_here`).
         unsafe { maxpool_2x2_s8(x, xd, yd, y) }
     } else {
         reference::maxpool_s8(x, xd, k, stride, yd, y, scratch)
@@ -86,7 +86,7 @@ pub(crate) fn maxpool_f32(
     debug_assert_eq!(x.len(), xd.len());
     debug_assert_eq!(y.len(), yd.len());
     if k == 2 && stride == 2 {
-        // SAFETY: this file is compiled only where the target has AVX2 (kestrel_isa).
+        // SAFETY: this file runs only through `Kernels::VARIANT`, which a plan uses only where the CPU has AVX2 and F16C (`KernelSet::runs_here`).
         unsafe { pool_2x2_f32(x, xd, yd, y, Fold::Max) }
     } else {
         reference::maxpool_f32(x, xd, k, stride, yd, y, scratch)

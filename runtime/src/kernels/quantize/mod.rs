@@ -11,6 +11,7 @@ pub(crate) use reference as isa;
 #[cfg(kestrel_isa = "avx2")]
 pub(crate) use x86 as isa;
 
+use super::table::Kernels;
 use kestrel_format::{InputSpec, QParams};
 
 use super::{Elem, InPlace};
@@ -29,17 +30,17 @@ pub(crate) fn supports(spec: &InputSpec, elem: Elem) -> bool {
 }
 
 /// Writes the model input into `dst` (same length as the source).
-pub(crate) fn dispatch(spec: &InputSpec, src: Source<'_>, dst: InPlace<'_>) {
+pub(crate) fn dispatch(kernels: &Kernels, spec: &InputSpec, src: Source<'_>, dst: InPlace<'_>) {
     let (mean, std) = (spec.mean, spec.std);
     match (src, dst, spec.quant) {
         #[cfg(feature = "f32")]
-        (Source::Pixels(p), InPlace::F32(y), _) => isa::pixels_f32(p, mean, std, y),
+        (Source::Pixels(p), InPlace::F32(y), _) => (kernels.pixels_f32)(p, mean, std, y),
         #[cfg(feature = "int8")]
-        (Source::Pixels(p), InPlace::S8(y), Some(q)) => isa::pixels_s8(p, mean, std, q, y),
+        (Source::Pixels(p), InPlace::S8(y), Some(q)) => (kernels.pixels_s8)(p, mean, std, q, y),
         #[cfg(feature = "f32")]
-        (Source::Normalized(x), InPlace::F32(y), _) => isa::copy_f32(x, y),
+        (Source::Normalized(x), InPlace::F32(y), _) => (kernels.copy_f32)(x, y),
         #[cfg(feature = "int8")]
-        (Source::Normalized(x), InPlace::S8(y), Some(q)) => isa::quantize_s8(x, q, y),
+        (Source::Normalized(x), InPlace::S8(y), Some(q)) => (kernels.quantize_s8)(x, q, y),
         #[cfg(feature = "int8")]
         (_, InPlace::S8(_), None) => debug_assert!(false, "Plan::new checked the quantization"),
         #[cfg(not(all(feature = "f32", feature = "int8")))]
@@ -49,6 +50,6 @@ pub(crate) fn dispatch(spec: &InputSpec, src: Source<'_>, dst: InPlace<'_>) {
 
 /// Dequantizes int8 output codes into `y`.
 #[cfg(feature = "int8")]
-pub(crate) fn dequantize(q: &[i8], qp: QParams, y: &mut [f32]) {
-    isa::dequantize_s8(q, qp, y)
+pub(crate) fn dequantize(kernels: &Kernels, q: &[i8], qp: QParams, y: &mut [f32]) {
+    (kernels.dequantize_s8)(q, qp, y)
 }

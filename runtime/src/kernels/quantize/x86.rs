@@ -15,7 +15,7 @@ pub(crate) use reference::{copy_f32, dequantize_s8, pixels_f32};
 pub(crate) fn pixels_s8(p: &[u8], mean: f32, std: f32, q: QParams, y: &mut [i8]) {
     debug_assert_eq!(p.len(), y.len());
     let n = p.len() / 8 * 8;
-    // SAFETY: this file is compiled only where the target has AVX2 (kestrel_isa).
+    // SAFETY: this file runs only through `Kernels::VARIANT`, which a plan uses only where the CPU has AVX2 and F16C (`KernelSet::runs_here`).
     unsafe { pixels_s8_avx2(&p[..n], mean, std, q, &mut y[..n]) };
     reference::pixels_s8(&p[n..], mean, std, q, &mut y[n..]);
 }
