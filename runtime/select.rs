@@ -4,7 +4,8 @@
 //
 // | kernel set | when |
 // |---|---|
-// | `avx2` | x86-64 with `target_feature = "avx2"` (e.g. `-C target-cpu=native` on a recent CPU) |
+// | `avx2-vnni` | x86-64 with `avx2`, `f16c`, `avx512vnni`, `avx512vl` and `avx512bw` |
+// | `avx2` | x86-64 with `avx2` and `f16c` (e.g. `-C target-cpu=x86-64-v3`) |
 // | `neon` | aarch64 (NEON is baseline; `dotprod` is used where the target has it) |
 // | `mve` | Armv8.1-M with Helium: `-C target-cpu=cortex-m55` or `cortex-m85`, or `+mve` |
 // | `dsp` | ARMv7E-M (`thumbv7em-*`: Cortex-M4/M7), or Armv8-M Mainline with `cortex-m33`/`cortex-m35p` or `+dsp` |
@@ -43,7 +44,16 @@ pub fn select_kernel_set(
         }
     }
     match arch {
-        "x86_64" if has("avx2") => "avx2",
+        "x86_64"
+            if has("avx2")
+                && has("f16c")
+                && has("avx512vnni")
+                && has("avx512vl")
+                && has("avx512bw") =>
+        {
+            "avx2-vnni"
+        }
+        "x86_64" if has("avx2") && has("f16c") => "avx2",
         "aarch64" => "neon",
         "arm" if matches!(cpu, "cortex-m55" | "cortex-m85") || plus_mve => "mve",
         "arm" if target.starts_with("thumbv7em") => "dsp",

@@ -3,10 +3,10 @@
 # train → export → runtime checks on Fashion-MNIST, and tests/firmware.rs, which builds the
 # Cortex-M4 and M55 firmware and runs it under qemu-system-arm against the host runtime),
 # builds the runtime for Cortex-M4, checks the Cortex-M kernel variants (DSP, Helium) under
-# qemu-system-arm, and runs the runtime's tests again with the AVX-512 VNNI paths where the
-# CPU has them and with the aarch64 NEON kernels under qemu-user (the variant-vs-reference
-# property tests run on each variant's real instruction set; the AVX2 set is checked by the
-# default run, which detects it at run time).
+# qemu-system-arm, and runs the runtime's tests again with the aarch64 NEON kernels under
+# qemu-user (the variant-vs-reference property tests run on each variant's real instruction
+# set; the x86-64 sets, AVX2 and AVX2 + VNNI, are checked by the default run, which detects
+# them at run time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -30,14 +30,6 @@ scripts/mcu-kernel-check.sh
 cargo test --workspace --no-fail-fast 2>&1
 # The AVX2 kernels need no separate build: the default `cargo test` above finds them at run
 # time (KernelSet::detect) and checks them against the reference wherever the CPU has AVX2.
-if grep -qw avx512_vnni /proc/cpuinfo 2>/dev/null; then
-    # The AVX-512 VNNI paths of the same kernels. A fixed CPU level plus the one feature,
-    # not `native`: the same build on every VNNI machine (Ice Lake, Sapphire Rapids, Zen 4
-    # differ in their other features). KESTREL_EXPECT_VNNI makes `vnni_paths_compiled`
-    # fail if the flags did not enable the VNNI paths.
-    KESTREL_EXPECT_VNNI=1 RUSTFLAGS="-C target-cpu=x86-64-v4 -C target-feature=+avx512vnni" \
-        cargo test -p kestrel-runtime --target-dir target/x86-64-v4-vnni --no-fail-fast 2>&1
-else
-    echo "skipping the AVX-512 VNNI kernel tests: this CPU has no avx512_vnni (/proc/cpuinfo)"
-fi
+# Nor do the AVX-512 VNNI kernels: the same run checks the `avx2-vnni` set wherever the CPU
+# has it (runtime/src/tests/variants.rs says when it does not).
 scripts/neon-test.sh

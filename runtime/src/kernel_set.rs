@@ -21,25 +21,38 @@ pub enum KernelSet {
     /// aarch64 Advanced SIMD, with the dot-product instructions where the target has them:
     /// `neon.rs`.
     Neon,
-    /// x86-64 AVX2 and F16C (with AVX-512 VNNI paths where the target has it at compile
-    /// time): `x86.rs`.
+    /// x86-64 AVX2 and F16C: `x86.rs`.
     Avx2,
+    /// x86-64 AVX2 with AVX-512 VNNI (and VL, BW): the AVX2 set, with int8 convolution and
+    /// fully connected layers on `vpdpbusd` (Ice Lake and later, Zen 4 and later).
+    Avx2Vnni,
 }
 
 impl KernelSet {
     /// Every kernel set.
-    pub const ALL: [KernelSet; 5] = [
+    pub const ALL: [KernelSet; 6] = [
         KernelSet::Reference,
         KernelSet::Dsp,
         KernelSet::Mve,
         KernelSet::Neon,
         KernelSet::Avx2,
+        KernelSet::Avx2Vnni,
     ];
 
     /// The set a plan runs without run-time detection: the fastest one the target
-    /// guarantees at compile time (`"avx2"` on x86-64 only where the target has AVX2 and
-    /// F16C, e.g. `-C target-cpu=x86-64-v3` or `native`).
+    /// guarantees at compile time (on x86-64, `"avx2"` only where the target has AVX2 and
+    /// F16C, e.g. `-C target-cpu=x86-64-v3`, and `"avx2-vnni"` where it also has
+    /// `avx512vnni`, `avx512vl` and `avx512bw`).
     pub const COMPILED: KernelSet = if cfg!(all(
+        kestrel_isa = "avx2",
+        target_feature = "avx2",
+        target_feature = "f16c",
+        target_feature = "avx512vnni",
+        target_feature = "avx512vl",
+        target_feature = "avx512bw"
+    )) {
+        KernelSet::Avx2Vnni
+    } else if cfg!(all(
         kestrel_isa = "avx2",
         target_feature = "avx2",
         target_feature = "f16c"
@@ -66,19 +79,34 @@ impl KernelSet {
     };
 
     /// Whether this build has `self`'s kernels and this CPU runs them: the reference
-    /// always; the compiled-in variant where the target guarantees it
-    /// ([`KernelSet::COMPILED`]) or, with the `std` feature, where the CPU reports its
-    /// features (x86-64: AVX2 and F16C).
+    /// always; a variant where the target guarantees it (up to [`KernelSet::COMPILED`])
+    /// or, with the `std` feature, where the CPU reports its features (x86-64: AVX2 and
+    /// F16C; for `avx2-vnni` also AVX-512 VNNI, VL and BW).
     pub fn runs_here(self) -> bool {
         if self == KernelSet::Reference || self == KernelSet::COMPILED {
             return true;
         }
-        if self != KernelSet::VARIANT {
+        // A target with the VNNI set has the AVX2 one.
+        if self == KernelSet::Avx2 && KernelSet::COMPILED == KernelSet::Avx2Vnni {
+            return true;
+        }
+        // Otherwise only the files this build compiles, if the CPU says so.
+        let built = self == KernelSet::VARIANT
+            || (cfg!(kestrel_isa = "avx2") && self == KernelSet::Avx2Vnni);
+        if !built {
             return false;
         }
         #[cfg(all(any(feature = "std", test), target_arch = "x86_64"))]
-        if self == KernelSet::Avx2 {
-            return std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("f16c");
+        {
+            use std::is_x86_feature_detected as has;
+            let avx2 = has!("avx2") && has!("f16c");
+            match self {
+                KernelSet::Avx2 => return avx2,
+                KernelSet::Avx2Vnni => {
+                    return avx2 && has!("avx512vnni") && has!("avx512vl") && has!("avx512bw")
+                }
+                _ => {}
+            }
         }
         false
     }
@@ -86,15 +114,14 @@ impl KernelSet {
     /// The fastest set this build has and this CPU runs (with `std`: asked of the CPU;
     /// without: [`KernelSet::COMPILED`]).
     pub fn detect() -> KernelSet {
-        if KernelSet::VARIANT.runs_here() {
-            KernelSet::VARIANT
-        } else {
-            KernelSet::COMPILED
-        }
+        [KernelSet::Avx2Vnni, KernelSet::VARIANT]
+            .into_iter()
+            .find(|s| s.runs_here())
+            .unwrap_or(KernelSet::COMPILED)
     }
 
     /// Its name, as [`crate::IMPL`] spells it: `"reference"`, `"dsp"`, `"mve"`, `"neon"`,
-    /// `"avx2"`.
+    /// `"avx2"`, `"avx2-vnni"`.
     pub const fn name(self) -> &'static str {
         match self {
             KernelSet::Reference => "reference",
@@ -102,6 +129,7 @@ impl KernelSet {
             KernelSet::Mve => "mve",
             KernelSet::Neon => "neon",
             KernelSet::Avx2 => "avx2",
+            KernelSet::Avx2Vnni => "avx2-vnni",
         }
     }
 

@@ -138,11 +138,21 @@ impl Kernels {
     /// `mve` on Cortex-M; the reference elsewhere).
     pub(crate) const VARIANT: Kernels = table!(KernelSet::VARIANT, isa);
 
+    /// The AVX2 set with the AVX-512 VNNI int8 convolution and fully connected kernels.
+    #[cfg(kestrel_isa = "avx2")]
+    pub(crate) const AVX2_VNNI: Kernels = Kernels {
+        set: KernelSet::Avx2Vnni,
+        conv2d_s8: conv2d::x86::conv2d_s8_vnni,
+        fc_s8: fc::x86::fc_s8_vnni,
+        ..Self::VARIANT
+    };
+
     /// The table of [`KernelSet::COMPILED`], the set the target guarantees.
-    pub(crate) const COMPILED: Kernels = if matches!(KernelSet::COMPILED, KernelSet::Reference) {
-        Self::REFERENCE
-    } else {
-        Self::VARIANT
+    pub(crate) const COMPILED: Kernels = match KernelSet::COMPILED {
+        KernelSet::Reference => Self::REFERENCE,
+        #[cfg(kestrel_isa = "avx2")]
+        KernelSet::Avx2Vnni => Self::AVX2_VNNI,
+        _ => Self::VARIANT,
     };
 
     /// The table of `set`, where this build has it and this CPU runs it. Without `std`
@@ -157,6 +167,10 @@ impl Kernels {
         } else if set == KernelSet::VARIANT {
             Some(&Self::VARIANT)
         } else {
+            #[cfg(kestrel_isa = "avx2")]
+            if set == KernelSet::Avx2Vnni {
+                return Some(&Self::AVX2_VNNI);
+            }
             None
         }
     }

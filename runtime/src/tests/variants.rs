@@ -10,7 +10,7 @@ use proptest::prelude::*;
 
 use crate::check::{self, Kernel, WORK_BYTES};
 use crate::kernels::table::Kernels;
-use crate::{KernelSet, IMPL};
+use crate::KernelSet;
 
 /// Case `seed` of `kernel` on every set [`check::sets`] offers here.
 fn check(kernel: Kernel, seed: u64) -> Result<(), TestCaseError> {
@@ -49,34 +49,49 @@ fn note(kernel: Kernel) {
     }
 }
 
-/// On x86-64 a plain build (no `-C target-cpu`) finds AVX2 at run time where the CPU has
-/// it, so the checks above test it without a separate build.
+/// On x86-64 a plain build (no `-C target-cpu`) finds AVX2, and AVX-512 VNNI, at run time
+/// where the CPU has them, so the checks above test them without separate builds.
 #[test]
 fn detection_finds_this_cpus_set() {
     #[cfg(target_arch = "x86_64")]
     {
-        let cpu = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("f16c");
+        use std::is_x86_feature_detected as has;
+        let avx2 = has!("avx2") && has!("f16c");
+        let vnni = avx2 && has!("avx512vnni") && has!("avx512vl") && has!("avx512bw");
         let expect = if cfg!(feature = "force-reference") {
             KernelSet::Reference
-        } else if cpu {
+        } else if vnni {
+            KernelSet::Avx2Vnni
+        } else if avx2 {
             KernelSet::Avx2
         } else {
             KernelSet::Reference
         };
         assert_eq!(KernelSet::detect(), expect);
-        assert_eq!(
-            check::sets().any(|s| s == KernelSet::Avx2),
-            expect == KernelSet::Avx2
-        );
-        if expect == KernelSet::Avx2 {
-            // The table really holds the AVX2 functions, not the reference's.
-            assert!(!check::runs_reference(KernelSet::Avx2, Kernel::Conv2dS8));
+        let sets: std::vec::Vec<KernelSet> = check::sets().collect();
+        let want: &[KernelSet] = match expect {
+            KernelSet::Avx2Vnni => &[KernelSet::Avx2, KernelSet::Avx2Vnni],
+            KernelSet::Avx2 => &[KernelSet::Avx2],
+            _ => &[],
+        };
+        assert_eq!(sets, want);
+        for &set in want {
+            // The tables really hold the variants, not the reference's functions.
+            assert!(
+                !check::runs_reference(set, Kernel::Conv2dS8),
+                "{}",
+                set.name()
+            );
         }
-        if !cpu {
-            eprintln!("detection_finds_this_cpus_set: this CPU has no AVX2; the AVX2 set is not checked here");
+        if !vnni {
+            eprintln!(
+                "detection_finds_this_cpus_set: this CPU has no {}; those kernels are not checked here",
+                if avx2 { "AVX-512 VNNI" } else { "AVX2" }
+            );
         }
     }
     assert!(KernelSet::Reference.runs_here());
+    assert!(KernelSet::detect().runs_here());
 }
 
 proptest! {
@@ -107,31 +122,6 @@ proptest! {
     #[cfg(feature = "encoders")]
     #[test]
     fn lista_step_f16(seed: u64) { note(Kernel::ListaF16); check(Kernel::ListaF16, seed)?; }
-}
-
-/// A build for a target with AVX-512 VNNI compiles the VNNI paths of the AVX2 kernels: the
-/// `cfg` they sit behind is on, and the kernel set is still `avx2`. `scripts/test.sh` sets
-/// `KESTREL_EXPECT_VNNI=1` for its VNNI run, so flags that miss a feature fail here instead
-/// of silently testing the AVX2 paths again.
-#[test]
-fn vnni_paths_compiled() {
-    let vnni = cfg!(all(
-        target_arch = "x86_64",
-        target_feature = "avx512vnni",
-        target_feature = "avx512vl",
-        target_feature = "avx512bw"
-    ));
-    if std::env::var_os("KESTREL_EXPECT_VNNI").is_some() {
-        assert!(
-            vnni,
-            "KESTREL_EXPECT_VNNI is set, but this build has no AVX-512 VNNI paths"
-        );
-    }
-    if vnni {
-        assert_eq!(IMPL, "avx2");
-    } else {
-        eprintln!("vnni_paths_compiled: skipped, this build's target has no AVX-512 VNNI");
-    }
 }
 
 /// The input stage (pixels or normalized f32 to int8 codes), variant against reference:

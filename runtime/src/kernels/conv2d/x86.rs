@@ -29,8 +29,9 @@
 //! so that each channel's `P` consecutive outputs are stored at once. Layers whose packed
 //! weights or input rows do not fit the stack buffers run the reference.
 //!
-//! **AVX-512 VNNI.** Where the target has `avx512vnni`, `avx512vl` and `avx512bw`, both
-//! paths (tiles and columns) read *tap quads* instead: two neighbouring tap pairs as four
+//! **AVX-512 VNNI.** `conv2d_s8_vnni` (the `avx2-vnni` kernel set, run where the CPU has
+//! `avx512vnni`, `avx512vl` and `avx512bw`) reads *tap quads* in both paths (tiles and
+//! columns) instead: two neighbouring tap pairs as four
 //! u8 input bytes `x + 128` times four s8 weights, one `vpdpbusd` each, on a u8 copy of the
 //! band (same layout, `wp = W + 2·pad + 3`), minus `(zp_in + 128)·Σ w` per channel (see
 //! `x86/vnni.rs`). Measured on Zen 4 for LeNet-5 (`lenet5`; minimum per layer, µs, AVX2 → VNNI):
@@ -57,15 +58,7 @@ const XCAP: usize = 4096;
 const SLACK: usize = 32;
 /// Tap pairs (8-channel weight vectors) in the stack's weight pack (8 KiB).
 const WCAP: usize = 256;
-/// The target has AVX-512 VNNI: `conv2d_s8` runs tap quads on bytes ([`vnni`]), and
-/// fills no i16 rows.
-const VNNI: bool = cfg!(all(
-    target_feature = "avx512vnni",
-    target_feature = "avx512vl",
-    target_feature = "avx512bw"
-));
-
-/// int8: see the module docs; equal to [`reference::conv2d_s8`] bit for bit.
+/// int8 (AVX2 set): see the module docs; equal to [`reference::conv2d_s8`] bit for bit.
 pub(crate) fn conv2d_s8(
     x: &[i8],
     xd: Dims,
@@ -78,9 +71,33 @@ pub(crate) fn conv2d_s8(
     debug_assert_eq!(x.len(), xd.len());
     debug_assert_eq!(y.len(), yd.len());
     debug_assert_eq!(p.weight.len(), yd.c * xd.c * g.kh * g.kw);
-    match Layout::new(xd, g, yd) {
-        // SAFETY: this file runs only through `Kernels::VARIANT`, which a plan uses only where the CPU has AVX2 and F16C (`KernelSet::runs_here`).
+    match Layout::new(xd, g, yd, false) {
+        // SAFETY: this file runs only through the AVX2 kernel tables, which a plan uses
+        // only where the CPU has AVX2 and F16C (`KernelSet::runs_here`).
         Some(l) => unsafe { conv2d_s8_avx2(x, p, &l, y) },
+        None => reference::conv2d_s8(x, xd, p, g, yd, y, scratch),
+    }
+}
+
+/// int8 (AVX2 + VNNI set): tap quads on bytes ([`vnni`]) instead of i16 pairs; equal to
+/// [`reference::conv2d_s8`] bit for bit.
+pub(crate) fn conv2d_s8_vnni(
+    x: &[i8],
+    xd: Dims,
+    p: DenseS8<'_>,
+    g: ConvGeom,
+    yd: Dims,
+    y: &mut [i8],
+    scratch: &mut [u8],
+) {
+    debug_assert_eq!(x.len(), xd.len());
+    debug_assert_eq!(y.len(), yd.len());
+    debug_assert_eq!(p.weight.len(), yd.c * xd.c * g.kh * g.kw);
+    match Layout::new(xd, g, yd, true) {
+        // SAFETY: only the AVX2 + VNNI kernel table holds this function, and a plan uses
+        // it only where the CPU has AVX2, F16C, AVX-512 VNNI, VL and BW
+        // (`KernelSet::runs_here`).
+        Some(l) => unsafe { conv2d_s8_avx2_vnni(x, p, &l, y) },
         None => reference::conv2d_s8(x, xd, p, g, yd, y, scratch),
     }
 }
@@ -197,12 +214,14 @@ struct Layout {
     wp: usize,
     /// Output rows per band.
     band: usize,
+    /// Tap quads on bytes (AVX-512 VNNI, [`vnni`]) instead of i16 pairs.
+    vnni: bool,
 }
 
 impl Layout {
     /// `None` if one output row's input rows or one channel block's weights overflow the
     /// stack buffers.
-    fn new(xd: Dims, g: ConvGeom, yd: Dims) -> Option<Self> {
+    fn new(xd: Dims, g: ConvGeom, yd: Dims, vnni: bool) -> Option<Self> {
         let columns = g.stride == 1 && (yd.c <= 6 || (xd.c == 1 && yd.c <= 16)) && yd.w >= 16;
         let channel_pairs = !columns && xd.c.is_multiple_of(2) && !g.kw.is_multiple_of(2);
         let pairs = if channel_pairs {
@@ -216,7 +235,7 @@ impl Layout {
             1
         };
         // Quads of column pairs read up to 2 columns further (see `vnni`).
-        let wp = xd.w + 2 * g.pad + if VNNI { 3 } else { 1 };
+        let wp = xd.w + 2 * g.pad + if vnni { 3 } else { 1 };
         let fits = |band: usize| xd.c * ((band - 1) * g.stride + g.kh) * wp + SLACK <= XCAP;
         if pairs > WCAP || !fits(1) || yd.len() == 0 {
             return None;
@@ -238,6 +257,7 @@ impl Layout {
             blocks,
             wp,
             band,
+            vnni,
         })
     }
 
@@ -280,36 +300,54 @@ impl Layout {
 }
 
 /// # Safety
-/// The CPU must support AVX2.
+/// The CPU must support AVX2; `l` without `vnni`.
 #[target_feature(enable = "avx2")]
 unsafe fn conv2d_s8_avx2(x: &[i8], p: DenseS8<'_>, l: &Layout, y: &mut [i8]) {
+    debug_assert!(!l.vnni);
+    // SAFETY: forwarded.
+    unsafe { conv2d_s8_body::<false>(x, p, l, y) }
+}
+
+/// # Safety
+/// The CPU must support AVX2, AVX-512 VNNI, VL and BW; `l` with `vnni`.
+#[target_feature(enable = "avx2,avx512vnni,avx512vl,avx512bw")]
+unsafe fn conv2d_s8_avx2_vnni(x: &[i8], p: DenseS8<'_>, l: &Layout, y: &mut [i8]) {
+    debug_assert!(l.vnni);
+    // SAFETY: forwarded.
+    unsafe { conv2d_s8_body::<true>(x, p, l, y) }
+}
+
+/// The int8 convolution, inlined into each entry so that it is compiled with the entry's
+/// features: `V`, the VNNI quads (then the CPU has AVX-512 VNNI, VL and BW).
+///
+/// # Safety
+/// As the entry that calls it.
+#[inline(always)]
+unsafe fn conv2d_s8_body<const V: bool>(x: &[i8], p: DenseS8<'_>, l: &Layout, y: &mut [i8]) {
     let yd = l.yd;
     // Uninitialized: only the parts written for a block and band are read.
     let mut wpack = [const { MaybeUninit::<__m256i>::uninit() }; WCAP];
     let mut xbuf = [const { MaybeUninit::<i16>::uninit() }; XCAP];
     let mut offs = [0u32; WCAP];
-    #[cfg(all(
-        target_feature = "avx512vnni",
-        target_feature = "avx512vl",
-        target_feature = "avx512bw"
-    ))]
-    let mut qbuf = vnni::Buffers::new();
+    let mut qbuf = if V { Some(vnni::Buffers::new()) } else { None };
     for o0 in (0..yd.c).step_by(8 * l.blocks) {
         let blocks = l.blocks.min((yd.c - o0).div_ceil(8));
-        let wpack = pack_weights(p.weight, l, o0, blocks, &mut wpack);
-        #[cfg(all(
-            target_feature = "avx512vnni",
-            target_feature = "avx512vl",
-            target_feature = "avx512bw"
-        ))]
-        // SAFETY: the target has AVX-512 VNNI and VL (this `cfg`).
-        let mut quads = unsafe { qbuf.pack(l, wpack, blocks, p.zp_in) };
-        let out = Out {
-            p: &p,
-            rq: [
+        // SAFETY: AVX2 by this function's contract.
+        let wpack = unsafe { pack_weights(p.weight, l, o0, blocks, &mut wpack) };
+        // SAFETY: with `V` the CPU has AVX-512 VNNI and VL (this function's contract).
+        let mut quads = qbuf
+            .as_mut()
+            .map(|q| unsafe { q.pack(l, wpack, blocks, p.zp_in) });
+        // SAFETY: AVX2 by this function's contract.
+        let rq = unsafe {
+            [
                 Requant8::new(p.bias, p.multiplier, p.shift, o0, p.zp_out),
                 Requant8::new(p.bias, p.multiplier, p.shift, o0 + 8, p.zp_out),
-            ],
+            ]
+        };
+        let out = Out {
+            p: &p,
+            rq,
             o0,
             plane: yd.h * yd.w,
         };
@@ -320,19 +358,18 @@ unsafe fn conv2d_s8_avx2(x: &[i8], p: DenseS8<'_>, l: &Layout, y: &mut [i8]) {
             // With VNNI, the bytes in `quads` replace the i16 rows.
             let band = Band {
                 l,
-                xbuf: if !VNNI {
-                    fill_band(x, l, p.zp_in, i0, rows, &mut xbuf)
+                xbuf: if !V {
+                    // SAFETY: AVX2 by this function's contract.
+                    unsafe { fill_band(x, l, p.zp_in, i0, rows, &mut xbuf) }
                 } else {
                     &[]
                 },
                 wpack,
                 offs: &offs[..l.pairs],
-                #[cfg(all(
-                    target_feature = "avx512vnni",
-                    target_feature = "avx512vl",
-                    target_feature = "avx512bw"
-                ))]
-                quads: Some(quads.band(x, l, p.zp_in, i0, rows, &offs)),
+                // SAFETY: AVX2 by this function's contract.
+                quads: quads
+                    .as_mut()
+                    .map(|q| unsafe { q.band(x, l, p.zp_in, i0, rows, &offs) }),
             };
             // SAFETY (all calls): `band.xbuf` (with VNNI, `band.quads`) holds every row the
             // band's positions read (see `Band::tile`), and `wpack` (the quads) has `blocks`
@@ -340,15 +377,15 @@ unsafe fn conv2d_s8_avx2(x: &[i8], p: DenseS8<'_>, l: &Layout, y: &mut [i8]) {
             unsafe {
                 if l.columns {
                     match yd.c - o0 {
-                        1 | 2 => band.run_columns::<2>(o0, i0, n, &p, y),
-                        3 | 4 => band.run_columns::<4>(o0, i0, n, &p, y),
-                        5 | 6 => band.run_columns::<6>(o0, i0, n, &p, y),
-                        _ => band.run_columns::<8>(o0, i0, n, &p, y),
+                        1 | 2 => band.run_columns::<2, V>(o0, i0, n, &p, y),
+                        3 | 4 => band.run_columns::<4, V>(o0, i0, n, &p, y),
+                        5 | 6 => band.run_columns::<6, V>(o0, i0, n, &p, y),
+                        _ => band.run_columns::<8, V>(o0, i0, n, &p, y),
                     }
                 } else if blocks == 2 {
-                    band.run::<4, 2>(i0, n, &out, y);
+                    band.run::<4, 2, V>(i0, n, &out, y);
                 } else {
-                    band.run::<8, 1>(i0, n, &out, y);
+                    band.run::<8, 1, V>(i0, n, &out, y);
                 }
             }
         }
@@ -521,12 +558,8 @@ struct Band<'a> {
     wpack: &'a [__m256i],
     /// `xbuf` offset of each tap pair (see [`Layout::offsets`]).
     offs: &'a [u32],
-    /// The same band as u8 bytes, and the weights as quads (used by [`Band::tile`]).
-    #[cfg(all(
-        target_feature = "avx512vnni",
-        target_feature = "avx512vl",
-        target_feature = "avx512bw"
-    ))]
+    /// The same band as u8 bytes, and the weights as quads (used by [`Band::tile`] and
+    /// [`Band::run_columns`] when `V`).
     quads: Option<vnni::Band<'a>>,
 }
 
@@ -538,7 +571,8 @@ impl Band<'_> {
     /// AVX2; `self` as built by `conv2d_s8_avx2` (`xbuf` covers the band, `wpack` has
     /// `pairs·B` vectors).
     #[target_feature(enable = "avx2")]
-    unsafe fn run<const P: usize, const B: usize>(
+    #[inline]
+    unsafe fn run<const P: usize, const B: usize, const V: bool>(
         &self,
         i0: usize,
         n: usize,
@@ -563,13 +597,13 @@ impl Band<'_> {
         while pos + P <= end {
             let base: [usize; P] = core::array::from_fn(|_| next());
             // SAFETY: forwarded from the caller; `base` are positions of this band.
-            let acc = unsafe { self.tile::<P, B>(base) };
+            let acc = unsafe { self.tile::<P, B, V>(base) };
             out.store::<P, B>(pos, &acc, y);
             pos += P;
         }
         while pos < end {
             // SAFETY: as above.
-            let acc = unsafe { self.tile::<1, B>([next()]) };
+            let acc = unsafe { self.tile::<1, B, V>([next()]) };
             out.store::<1, B>(pos, &acc, y);
             pos += 1;
         }
@@ -584,15 +618,13 @@ impl Band<'_> {
     /// columns `j·stride + kq + 1 ≤ (OW−1)·stride + KW ≤ wp − 1` are in the band.
     #[target_feature(enable = "avx2")]
     #[inline]
-    unsafe fn tile<const P: usize, const B: usize>(&self, base: [usize; P]) -> [[__m256i; B]; P] {
-        #[cfg(all(
-            target_feature = "avx512vnni",
-            target_feature = "avx512vl",
-            target_feature = "avx512bw"
-        ))]
-        if let Some(quads) = &self.quads {
+    unsafe fn tile<const P: usize, const B: usize, const V: bool>(
+        &self,
+        base: [usize; P],
+    ) -> [[__m256i; B]; P] {
+        if let (true, Some(quads)) = (V, &self.quads) {
             // SAFETY: forwarded; `quads` was built for this band (see `vnni::Band::tile`),
-            // and the target has AVX-512 VNNI and VL (this `cfg`).
+            // and with `V` the CPU has AVX-512 VNNI and VL (`conv2d_s8_body`).
             return unsafe { quads.tile::<P, B>(base) };
         }
         debug_assert_eq!(self.wpack.len(), self.offs.len() * B);
@@ -632,7 +664,8 @@ impl Band<'_> {
     /// pairs, one block, `OW ≥ 16`): the loads reach at most column
     /// `(OW − 16) + 1 + (KW − 1) + 15 = W + 2·pad ≤ wp − 1` of a band row.
     #[target_feature(enable = "avx2")]
-    unsafe fn run_columns<const G: usize>(
+    #[inline]
+    unsafe fn run_columns<const G: usize, const V: bool>(
         &self,
         o0: usize,
         i0: usize,
@@ -661,24 +694,12 @@ impl Band<'_> {
             loop {
                 let j = j0.min(ow - 16);
                 let base = (i - i0) * wp + j;
-                #[cfg(all(
-                    target_feature = "avx512vnni",
-                    target_feature = "avx512vl",
-                    target_feature = "avx512bw"
-                ))]
-                // SAFETY: forwarded; `quads` was built for this band, and the target has
-                // AVX-512 VNNI and VL (this `cfg`).
-                let (even, odd) = match &self.quads {
-                    Some(quads) => unsafe { quads.columns::<G>(base) },
-                    None => unsafe { self.columns::<G>(base) },
+                // SAFETY: forwarded; `quads` was built for this band, and with `V` the CPU
+                // has AVX-512 VNNI and VL (`conv2d_s8_body`).
+                let (even, odd) = match (V, &self.quads) {
+                    (true, Some(quads)) => unsafe { quads.columns::<G>(base) },
+                    _ => unsafe { self.columns::<G>(base) },
                 };
-                #[cfg(not(all(
-                    target_feature = "avx512vnni",
-                    target_feature = "avx512vl",
-                    target_feature = "avx512bw"
-                )))]
-                // SAFETY: forwarded.
-                let (even, odd) = unsafe { self.columns::<G>(base) };
                 for o in 0..oc.min(G) {
                     let out = &mut y[(o0 + o) * plane + i * ow + j..][..16];
                     let (re, fe) = rq[o].requant(even[o]);
@@ -820,9 +841,4 @@ impl Out<'_, '_> {
 }
 
 /// AVX-512 VNNI: the tiles and columns by tap quads (`x86/vnni.rs`).
-#[cfg(all(
-    target_feature = "avx512vnni",
-    target_feature = "avx512vl",
-    target_feature = "avx512bw"
-))]
 mod vnni;

@@ -9,7 +9,8 @@
 //! depend on the order. The eight row sums are reduced horizontally into one vector and
 //! requantized together (`crate::kernels::x86::Requant8`).
 //!
-//! **AVX-512 VNNI** (where the target has `avx512vnni`, `avx512vl` and `avx512bw`): 32 inputs per step, as u8
+//! **AVX-512 VNNI** (`fc_s8_vnni`, the `avx2-vnni` kernel set: where the CPU has
+//! `avx512vnni`, `avx512vl` and `avx512bw`): 32 inputs per step, as u8
 //! `x' = x ^ 0x80 = x + 128`, multiplied with the row's s8 weights four at a time by
 //! `vpdpbusd` (u8 × s8, summed in i32 without saturation), and the row sum `Σ w` beside
 //! it (`vpdpbusd` with ones). Then `Σ w·(x − zp) = Σ w·x' − (zp + 128)·Σ w`, equal modulo
@@ -26,32 +27,26 @@ use crate::kernels::DenseS8;
 
 pub(crate) use reference::fc_f16;
 
-/// int8: see the module docs; equal to [`reference::fc_s8`] bit for bit.
+/// int8 (AVX2 set): see the module docs; equal to [`reference::fc_s8`] bit for bit.
 pub(crate) fn fc_s8(x: &[i8], p: DenseS8<'_>, y: &mut [i8], _scratch: &mut [u8]) {
     debug_assert_eq!(p.weight.len(), y.len() * x.len());
-    // SAFETY: this file runs only through `Kernels::VARIANT`, which a plan uses only where the CPU has AVX2 and F16C (`KernelSet::runs_here`), and
-    // the VNNI path only where it also has AVX-512 VNNI, VL and BW.
-    #[cfg(all(
-        target_feature = "avx512vnni",
-        target_feature = "avx512vl",
-        target_feature = "avx512bw"
-    ))]
+    // SAFETY: this file runs only through the AVX2 kernel tables, which a plan uses only
+    // where the CPU has AVX2 and F16C (`KernelSet::runs_here`).
+    unsafe { fc_s8_avx2(x, p, y) }
+}
+
+/// int8 (AVX2 + VNNI set): see the module docs; equal to [`reference::fc_s8`] bit for bit.
+pub(crate) fn fc_s8_vnni(x: &[i8], p: DenseS8<'_>, y: &mut [i8], _scratch: &mut [u8]) {
+    debug_assert_eq!(p.weight.len(), y.len() * x.len());
+    // SAFETY: only the AVX2 + VNNI kernel table holds this function, and a plan uses it
+    // only where the CPU has AVX2, F16C, AVX-512 VNNI, VL and BW (`KernelSet::runs_here`).
+    // Inputs after a ReLU usually have `zp_in = −128`: then `x' = x − zp_in` exactly.
     unsafe {
-        // Inputs after a ReLU usually have `zp_in = −128`: then `x' = x − zp_in` exactly.
         if p.zp_in == -128 {
-            fc_s8_vnni::<false>(x, p, y)
+            fc_s8_quads::<false>(x, p, y)
         } else {
-            fc_s8_vnni::<true>(x, p, y)
+            fc_s8_quads::<true>(x, p, y)
         }
-    }
-    // SAFETY: as above.
-    #[cfg(not(all(
-        target_feature = "avx512vnni",
-        target_feature = "avx512vl",
-        target_feature = "avx512bw"
-    )))]
-    unsafe {
-        fc_s8_avx2(x, p, y)
     }
 }
 
@@ -59,13 +54,8 @@ pub(crate) fn fc_s8(x: &[i8], p: DenseS8<'_>, y: &mut [i8], _scratch: &mut [u8])
 ///
 /// # Safety
 /// The CPU must support AVX2, AVX-512 VNNI, VL and BW.
-#[cfg(all(
-    target_feature = "avx512vnni",
-    target_feature = "avx512vl",
-    target_feature = "avx512bw"
-))]
 #[target_feature(enable = "avx2,avx512vnni,avx512vl,avx512bw")]
-unsafe fn fc_s8_vnni<const SUMS: bool>(x: &[i8], p: DenseS8<'_>, y: &mut [i8]) {
+unsafe fn fc_s8_quads<const SUMS: bool>(x: &[i8], p: DenseS8<'_>, y: &mut [i8]) {
     let (k, o_n) = (x.len(), y.len());
     if o_n == 0 {
         return;
@@ -124,11 +114,6 @@ unsafe fn fc_s8_vnni<const SUMS: bool>(x: &[i8], p: DenseS8<'_>, y: &mut [i8]) {
 
 /// # Safety
 /// The CPU must support AVX2.
-#[cfg(not(all(
-    target_feature = "avx512vnni",
-    target_feature = "avx512vl",
-    target_feature = "avx512bw"
-)))]
 #[target_feature(enable = "avx2")]
 unsafe fn fc_s8_avx2(x: &[i8], p: DenseS8<'_>, y: &mut [i8]) {
     use crate::kernels::x86::load_partial_i8;
