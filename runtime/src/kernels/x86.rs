@@ -17,6 +17,7 @@
 //! live on the stack, like the AVX2 kernels' packed weights).
 
 use core::arch::x86_64::*;
+use core::mem::MaybeUninit;
 
 use kestrel_format::quant::requant_in_range;
 
@@ -261,11 +262,27 @@ pub(crate) fn store_partial_i8(dst: &mut [i8], v: __m128i) {
     dst.copy_from_slice(&tmp[..n]);
 }
 
+/// `core::array::from_fn` that is always inlined, for the AVX2 kernels: a closure inherits
+/// its function's target features, and LLVM does not inline an AVX2 closure into the
+/// library's `from_fn` (which has none), so in a build without `-C target-cpu` every element
+/// became a call (int8 `lenet`: `pack_weights`' closure alone took 5% of the run). Here the
+/// loop lands in the caller, and the closure inlines into it.
+#[inline(always)]
+pub(crate) fn array<T, const N: usize>(mut f: impl FnMut(usize) -> T) -> [T; N] {
+    let mut out: [MaybeUninit<T>; N] = [const { MaybeUninit::uninit() }; N];
+    for (i, o) in out.iter_mut().enumerate() {
+        o.write(f(i));
+    }
+    // SAFETY: every element was written, and `[MaybeUninit<T>; N]` has `[T; N]`'s layout;
+    // `out` is not dropped (`MaybeUninit` never drops), so nothing is dropped twice.
+    unsafe { core::mem::transmute_copy(&out) }
+}
+
 /// Columns of an 8 × 8 matrix given by its rows.
 #[target_feature(enable = "avx2")]
 #[inline]
 pub(crate) fn transpose8x8(r: [__m256; 8]) -> [__m256; 8] {
-    let t: [__m256; 8] = core::array::from_fn(|i| {
+    let t: [__m256; 8] = array(|i| {
         let (a, b) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
         if i % 2 == 0 {
             _mm256_unpacklo_ps(a, b)
@@ -274,7 +291,7 @@ pub(crate) fn transpose8x8(r: [__m256; 8]) -> [__m256; 8] {
         }
     });
     // t0 = r0 r1 interleaved (elements 0,1 | 4,5), t1 = (2,3 | 6,7), t2, t3 for r2, r3, …
-    let s: [__m256; 8] = core::array::from_fn(|i| {
+    let s: [__m256; 8] = array(|i| {
         let g = i / 4 * 4; // rows 0..4 or 4..8
         let (a, b) = (t[g + (i % 4) / 2], t[g + 2 + (i % 4) / 2]);
         if i % 2 == 0 {
@@ -284,7 +301,7 @@ pub(crate) fn transpose8x8(r: [__m256; 8]) -> [__m256; 8] {
         }
     });
     // s[0..4]: columns 0, 1, 2, 3 (| 4, 5, 6, 7) of rows 0..4; s[4..8] of rows 4..8.
-    core::array::from_fn(|c| {
+    array(|c| {
         if c < 4 {
             _mm256_permute2f128_ps::<0x20>(s[c], s[4 + c])
         } else {

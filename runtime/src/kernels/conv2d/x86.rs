@@ -45,7 +45,7 @@ use core::mem::MaybeUninit;
 use kestrel_format::ConvGeom;
 
 use super::reference;
-use crate::kernels::x86::{load_partial_i8, transpose8x8, Requant8};
+use crate::kernels::x86::{array, load_partial_i8, transpose8x8, Requant8};
 use crate::kernels::{DenseS8, Dims};
 
 // No scratch (the reference's `scratch_len`, 0): the packed weights and widened input rows
@@ -157,8 +157,8 @@ unsafe fn conv2d_f32_avx2(
     let plane = yd.h * yd.w;
     for o0 in (0..yd.c).step_by(4) {
         // Channels past the end repeat the last one; their results are dropped.
-        let o: [usize; 4] = core::array::from_fn(|k| (o0 + k).min(yd.c - 1));
-        let w: [&[f32]; 4] = core::array::from_fn(|k| &p.weight[o[k] * per_out..][..per_out]);
+        let o: [usize; 4] = array(|k| (o0 + k).min(yd.c - 1));
+        let w: [&[f32]; 4] = array(|k| &p.weight[o[k] * per_out..][..per_out]);
         for i in 0..yd.h {
             for j in (0..yd.w).step_by(8) {
                 let mut acc = [_mm256_setzero_ps(); 4];
@@ -423,7 +423,7 @@ fn pack_weights<'w>(
         for blk in 0..blocks {
             for cp in 0..l.xd.c / 2 {
                 for t0 in (0..taps).step_by(8) {
-                    let rows: [__m256; 8] = core::array::from_fn(|lane| {
+                    let rows: [__m256; 8] = array(|lane| {
                         let o = o0 + 8 * blk + lane;
                         if o >= oc {
                             return _mm256_setzero_ps();
@@ -595,7 +595,7 @@ impl Band<'_> {
             base
         };
         while pos + P <= end {
-            let base: [usize; P] = core::array::from_fn(|_| next());
+            let base: [usize; P] = array(|_| next());
             // SAFETY: forwarded from the caller; `base` are positions of this band.
             let acc = unsafe { self.tile::<P, B, V>(base) };
             out.store::<P, B>(pos, &acc, y);
@@ -635,7 +635,7 @@ impl Band<'_> {
             // (see above); `read_unaligned` takes the i16 pair at any address.
             unsafe {
                 let w = self.wpack.as_ptr().add(pair * B);
-                let wv: [__m256i; B] = core::array::from_fn(|b| *w.add(b));
+                let wv: [__m256i; B] = array(|b| *w.add(b));
                 for t in 0..P {
                     let at = base[t] + off as usize;
                     debug_assert!(at + 1 < self.xbuf.len());
@@ -678,7 +678,7 @@ impl Band<'_> {
         let (oc, ow, wp) = ((l.yd.c - o0).min(8), l.yd.w, l.wp);
         let plane = l.yd.h * ow;
         debug_assert!(l.columns && oc <= G && G <= 8 && ow >= 16 && self.wpack.len() == l.pairs);
-        let rq: [Requant8; G] = core::array::from_fn(|o| {
+        let rq: [Requant8; G] = array(|o| {
             let o = o0 + o.min(oc - 1);
             let splat = |v: &[i32]| [v[o]; 8];
             Requant8::new(
@@ -776,7 +776,7 @@ impl Out<'_, '_> {
             let lanes = 8.min(oc.saturating_sub(o_b));
             let at = o_b * self.plane + pos;
             let mut flags = _mm256_setzero_si256();
-            let r: [__m256i; P] = core::array::from_fn(|t| {
+            let r: [__m256i; P] = array(|t| {
                 let (r, f) = rq.requant(acc[t][b]);
                 flags = _mm256_or_si256(flags, f);
                 r

@@ -22,7 +22,7 @@
 use core::arch::x86_64::*;
 
 use super::reference;
-use crate::kernels::x86::{transpose8x8, Requant8};
+use crate::kernels::x86::{array, transpose8x8, Requant8};
 use crate::kernels::DenseS8;
 
 pub(crate) use reference::fc_f16;
@@ -74,7 +74,7 @@ unsafe fn fc_s8_quads<const SUMS: bool>(x: &[i8], p: DenseS8<'_>, y: &mut [i8]) 
     let zp128 = _mm256_set1_epi32(p.zp_in.wrapping_add(128));
     for o0 in (0..o_n).step_by(8) {
         // Rows past the end repeat the last row; their results are dropped.
-        let rows: [&[i8]; 8] = core::array::from_fn(|r| {
+        let rows: [&[i8]; 8] = array(|r| {
             let o = (o0 + r).min(o_n - 1);
             &p.weight[o * k..][..k]
         });
@@ -134,7 +134,7 @@ unsafe fn fc_s8_avx2(x: &[i8], p: DenseS8<'_>, y: &mut [i8]) {
         // Rows past the end repeat the last row; their results are dropped.
         // Each row from its start to the end of the weights (a tail load may read on
         // into the next row: masked).
-        let rows: [&[i8]; 8] = core::array::from_fn(|r| {
+        let rows: [&[i8]; 8] = array(|r| {
             let o = (o0 + r).min(o_n - 1);
             &p.weight[o * k..]
         });
@@ -221,21 +221,20 @@ unsafe fn fc_f32_avx2(x: &[f32], p: crate::kernels::DenseF<'_, f32>, y: &mut [f3
     let full = k / 8 * 8;
     for o0 in (0..o_n).step_by(8) {
         // Rows past the end repeat the last row; their results are dropped.
-        let rows: [&[f32]; 8] = core::array::from_fn(|r| {
+        let rows: [&[f32]; 8] = array(|r| {
             let o = (o0 + r).min(o_n - 1);
             &p.weight[o * k..][..k]
         });
         let mut acc = _mm256_setzero_ps();
         for kk in (0..full).step_by(8) {
             // SAFETY: `kk + 8 ≤ full ≤ k`: 8 readable f32s of each row.
-            let w: [__m256; 8] =
-                core::array::from_fn(|r| unsafe { _mm256_loadu_ps(rows[r].as_ptr().add(kk)) });
+            let w: [__m256; 8] = array(|r| unsafe { _mm256_loadu_ps(rows[r].as_ptr().add(kk)) });
             for (t, col) in transpose8x8(w).into_iter().enumerate() {
                 acc = _mm256_add_ps(acc, _mm256_mul_ps(col, _mm256_set1_ps(x[kk + t])));
             }
         }
         for (kk, &xk) in x.iter().enumerate().skip(full) {
-            let col: [f32; 8] = core::array::from_fn(|r| rows[r][kk]);
+            let col: [f32; 8] = array(|r| rows[r][kk]);
             // SAFETY: `col` is 8 f32s.
             let col = unsafe { _mm256_loadu_ps(col.as_ptr()) };
             acc = _mm256_add_ps(acc, _mm256_mul_ps(col, _mm256_set1_ps(xk)));

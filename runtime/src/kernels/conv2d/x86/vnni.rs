@@ -107,7 +107,7 @@ impl Buffers {
             first: &self.first[..n],
             offs: &mut self.offs,
             x: &mut self.x,
-            corr: sum.map(|s| _mm256_mullo_epi32(s, zp128)),
+            corr: array(|b| _mm256_mullo_epi32(sum[b], zp128)),
         }
     }
 }
@@ -158,7 +158,7 @@ impl Band<'_> {
             // above); `read_unaligned` takes the 4 bytes at any address.
             unsafe {
                 let w = self.w.as_ptr().add(quad * B);
-                let wv: [__m256i; B] = core::array::from_fn(|b| *w.add(b));
+                let wv: [__m256i; B] = array(|b| *w.add(b));
                 for t in 0..P {
                     let at = base[t] + off as usize;
                     debug_assert!(at + 3 < self.x.len());
@@ -169,7 +169,7 @@ impl Band<'_> {
                 }
             }
         }
-        acc.map(|a| core::array::from_fn(|b| _mm256_sub_epi32(a[b], self.corr[b])))
+        array(|t| array(|b| _mm256_sub_epi32(acc[t][b], self.corr[b])))
     }
 
     /// [`super::Band::columns`] by quads of column pairs: for 16 output columns from
