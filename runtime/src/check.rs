@@ -32,7 +32,7 @@ pub use encoders::{bench as bench_encoder, EncoderShape};
 use kestrel_format::{ConvGeom, Dense, Layer, LayerKind, QParams, Shape};
 
 use crate::kernels::table::Kernels;
-use crate::kernels::{avgpool, conv2d, fc, maxpool, DenseF, DenseS8, Dims, Elem};
+use crate::kernels::{avgpool, conv2d, fc, lcn, maxpool, DenseF, DenseS8, Dims, Elem};
 use crate::KernelSet;
 
 /// Work buffer [`run`] and [`bench::run`] need: every case's tensors fit in it. The
@@ -59,6 +59,10 @@ pub enum Kernel {
     MaxPoolF32,
     /// f32 average pooling.
     AvgPoolF32,
+    /// int8 local contrast normalization.
+    LcnS8,
+    /// f32 local contrast normalization.
+    LcnF32,
     /// int8 LISTA step (`h ← shrink_θ(b + S·h)`), after the first shrink.
     #[cfg(feature = "encoders")]
     ListaS8,
@@ -73,7 +77,7 @@ pub enum Kernel {
 impl Kernel {
     /// Every kernel, int8 first (the encoder kernels last, where built).
     #[cfg(feature = "encoders")]
-    pub const ALL: [Kernel; 11] = [
+    pub const ALL: [Kernel; 13] = [
         Kernel::Conv2dS8,
         Kernel::FcS8,
         Kernel::MaxPoolS8,
@@ -82,6 +86,8 @@ impl Kernel {
         Kernel::FcF32,
         Kernel::MaxPoolF32,
         Kernel::AvgPoolF32,
+        Kernel::LcnS8,
+        Kernel::LcnF32,
         Kernel::ListaS8,
         Kernel::ListaF32,
         Kernel::ListaF16,
@@ -89,7 +95,7 @@ impl Kernel {
 
     /// Every kernel, int8 first.
     #[cfg(not(feature = "encoders"))]
-    pub const ALL: [Kernel; 8] = [
+    pub const ALL: [Kernel; 10] = [
         Kernel::Conv2dS8,
         Kernel::FcS8,
         Kernel::MaxPoolS8,
@@ -98,6 +104,8 @@ impl Kernel {
         Kernel::FcF32,
         Kernel::MaxPoolF32,
         Kernel::AvgPoolF32,
+        Kernel::LcnS8,
+        Kernel::LcnF32,
     ];
 
     /// The kernel function's name, e.g. `"conv2d_s8"`.
@@ -111,6 +119,8 @@ impl Kernel {
             Kernel::FcF32 => "fc_f32",
             Kernel::MaxPoolF32 => "maxpool_f32",
             Kernel::AvgPoolF32 => "avgpool_f32",
+            Kernel::LcnS8 => "lcn_s8",
+            Kernel::LcnF32 => "lcn_f32",
             #[cfg(feature = "encoders")]
             Kernel::ListaS8 => "lista_step_s8",
             #[cfg(feature = "encoders")]
@@ -122,7 +132,11 @@ impl Kernel {
 
     const fn elem(self) -> Elem {
         match self {
-            Kernel::Conv2dS8 | Kernel::FcS8 | Kernel::MaxPoolS8 | Kernel::AvgPoolS8 => Elem::I8,
+            Kernel::Conv2dS8
+            | Kernel::FcS8
+            | Kernel::MaxPoolS8
+            | Kernel::AvgPoolS8
+            | Kernel::LcnS8 => Elem::I8,
             #[cfg(feature = "encoders")]
             Kernel::ListaS8 => Elem::I8,
             _ => Elem::F32,
@@ -255,6 +269,8 @@ pub fn runs_reference(set: KernelSet, kernel: Kernel) -> bool {
         Kernel::FcF32 => same!(fc, fc_f32),
         Kernel::MaxPoolF32 => same!(maxpool, maxpool_f32),
         Kernel::AvgPoolF32 => same!(avgpool, avgpool_f32),
+        Kernel::LcnS8 => same!(lcn, lcn_s8),
+        Kernel::LcnF32 => same!(lcn, lcn_f32),
         #[cfg(feature = "encoders")]
         Kernel::ListaS8 => same!(lista, lista_step_s8),
         #[cfg(feature = "encoders")]
@@ -294,6 +310,7 @@ pub fn run_on(
     match kernel {
         Kernel::Conv2dS8 | Kernel::Conv2dF32 => conv(ks, kernel, seed, &mut rng, &mut work),
         Kernel::FcS8 | Kernel::FcF32 => linear(ks, kernel, seed, &mut rng, &mut work),
+        Kernel::LcnS8 | Kernel::LcnF32 => lcn(ks, kernel, seed, &mut rng, &mut work),
         #[cfg(feature = "encoders")]
         Kernel::ListaS8 => encoders::lista_s8(ks, seed, &mut rng, &mut work),
         #[cfg(feature = "encoders")]
@@ -457,6 +474,68 @@ fn linear(
             let p = DenseF { weight, bias };
             fc::reference::fc_f32(x, p, want, &mut []);
             (ks.fc_f32)(x, p, got, scratch);
+            compare_f32(case, want, got)
+        }
+    }
+}
+
+/// Local contrast normalization: random maps (`jarrett`'s 8×28×28 and 16×10×10 among
+/// them), odd windows 1 to 9 of positive weights (not normalized: the kernel must not
+/// assume they sum to 1), floors `eps` from tiny to larger than every deviation.
+fn lcn(
+    ks: &Kernels,
+    kernel: Kernel,
+    seed: u64,
+    rng: &mut Rng,
+    work: &mut Carve<'_>,
+) -> Result<Case, Mismatch> {
+    let elem = kernel.elem();
+    let (c, h, w) = match rng.below(4) {
+        0 => [(8, 28, 28), (16, 10, 10)][rng.below(2)],
+        _ => (1 + rng.below(12), 1 + rng.below(20), 1 + rng.below(30)),
+    };
+    let size = 1 + 2 * rng.below(5);
+    let xd = Dims { c, h, w };
+    let window = work.f32s(size * size, |_| rng.f32().abs() + 0.01);
+    let eps = [1e-6, 0.1, 1.0, 100.0][rng.below(4)];
+    let lcn = lcn::reference::Lcn { size, eps, window };
+    let scratch_len = 2 * h * w;
+    let case = Case {
+        set: ks.set,
+        kernel,
+        seed,
+        input: shape(xd),
+        output: shape(xd),
+        k: (size, size),
+        stride: 1,
+        pad: size / 2,
+        zp: (0, 0),
+        scratch: scratch_len * 4,
+    };
+    let (s_want, s_got, _) = work.outputs_f32(scratch_len, 0);
+    match elem {
+        Elem::I8 => {
+            let q = |rng: &mut Rng| QParams {
+                scale: 0.001 + rng.f32().abs() * 0.1,
+                zero_point: rng.int(-128, 127),
+            };
+            let (qi, qo) = (q(rng), q(rng));
+            let case = Case {
+                zp: (qi.zero_point, qo.zero_point),
+                ..case
+            };
+            let extremes = rng.below(4) == 0;
+            let x = work.i8s(xd.len(), |_| rng.code(extremes));
+            let (want, got, _) = work.outputs_i8(xd.len(), 0);
+            lcn::reference::lcn_s8(x, qi, xd, lcn, s_want, qo, want);
+            (ks.lcn_s8)(x, qi, xd, lcn, s_got, qo, got);
+            compare_i8(case, want, got)
+        }
+        Elem::F32 => {
+            let x = work.f32s(xd.len(), |_| rng.f32());
+            let (want, got, _) = work.outputs_f32(xd.len(), 0);
+            lcn::reference::lcn_f32(x, xd, lcn, s_want, want);
+            (ks.lcn_f32)(x, xd, lcn, s_got, got);
             compare_f32(case, want, got)
         }
     }

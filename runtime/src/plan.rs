@@ -638,7 +638,15 @@ impl<'m, 'a> Plan<'m, 'a> {
             }
             LayerKind::Lcn { size, eps, window } => {
                 let (io, scratch) = self.io(arena, layer, step);
-                lcn::dispatch(size, eps, window, layer, io, typed_mut(scratch))
+                lcn::dispatch(
+                    self.kernels(),
+                    size,
+                    eps,
+                    window,
+                    layer,
+                    io,
+                    typed_mut(scratch),
+                )
             }
         }
     }

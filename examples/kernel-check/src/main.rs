@@ -31,6 +31,15 @@ fn main() -> ! {
     );
     let mut ok = impl_ == EXPECT_IMPL;
     for kernel in Kernel::ALL {
+        if check::runs_reference(kestrel_runtime::KernelSet::COMPILED, kernel) {
+            // The reference against itself proves nothing, and costs emulated minutes.
+            let _ = writeln!(
+                out,
+                "{:<12} reference  no variant on this board: not checked",
+                kernel.name()
+            );
+            continue;
+        }
         let mut failed = 0u32;
         for seed in 0..SEEDS {
             if let Err(m) = check::run(kernel, seed, work) {
@@ -42,19 +51,10 @@ fn main() -> ! {
         }
         let _ = writeln!(
             out,
-            "{:<12} {:<9} {} / {SEEDS} cases bit-exact{}{}",
+            "{:<12} {:<9} {} / {SEEDS} cases bit-exact{}",
             kernel.name(),
-            if check::runs_reference(kestrel_runtime::KernelSet::COMPILED, kernel) {
-                "reference"
-            } else {
-                impl_
-            },
+            impl_,
             SEEDS - failed as u64,
-            if check::runs_reference(kestrel_runtime::KernelSet::COMPILED, kernel) {
-                "  (no variant on this board: the reference against itself)"
-            } else {
-                ""
-            },
             if failed == 0 { "" } else { "  FAILED" }
         );
         ok &= failed == 0;

@@ -18,6 +18,7 @@
 use half::f16;
 use kestrel_format::{ConvGeom, QParams};
 
+use super::lcn::{self, reference::Lcn};
 #[cfg(feature = "encoders")]
 use super::lista::{self, ListaS8};
 use super::{avgpool, conv2d, fc, maxpool, quantize, DenseF, DenseS8, Dims};
@@ -35,6 +36,10 @@ pub(crate) type FcF32 = fn(&[f32], DenseF<'_, f32>, &mut [f32], &mut [u8]);
 pub(crate) type FcF16 = fn(&[f32], DenseF<'_, f16>, &mut [f32], &mut [u8]);
 /// int8 fully connected.
 pub(crate) type FcS8 = fn(&[i8], DenseS8<'_>, &mut [i8], &mut [u8]);
+/// f32 local contrast normalization: `(x, xd, lcn, scratch, y)`.
+pub(crate) type LcnF32 = fn(&[f32], Dims, Lcn<'_>, &mut [f32], &mut [f32]);
+/// int8 local contrast normalization: `(x, qi, xd, lcn, scratch, qo, y)`.
+pub(crate) type LcnS8 = fn(&[i8], QParams, Dims, Lcn<'_>, &mut [f32], QParams, &mut [i8]);
 /// Pooling: `(x, xd, k, stride, yd, y, scratch)`.
 pub(crate) type Pool<X> = fn(&[X], Dims, usize, usize, Dims, &mut [X], &mut [u8]);
 /// A float LISTA step: `(S, b, θ, h_in, h)`.
@@ -64,6 +69,8 @@ pub(crate) struct Kernels {
     pub maxpool_s8: Pool<i8>,
     pub avgpool_f32: Pool<f32>,
     pub avgpool_s8: Pool<i8>,
+    pub lcn_f32: LcnF32,
+    pub lcn_s8: LcnS8,
     /// Input stage: pixels to f32, `(p, mean, std, y)`.
     pub pixels_f32: fn(&[u8], f32, f32, &mut [f32]),
     /// Input stage: normalized f32 copied in.
@@ -105,6 +112,8 @@ macro_rules! table {
             maxpool_s8: maxpool::$m::maxpool_s8,
             avgpool_f32: avgpool::$m::avgpool_f32,
             avgpool_s8: avgpool::$m::avgpool_s8,
+            lcn_f32: lcn::$m::lcn_f32,
+            lcn_s8: lcn::$m::lcn_s8,
             pixels_f32: quantize::$m::pixels_f32,
             copy_f32: quantize::$m::copy_f32,
             pixels_s8: quantize::$m::pixels_s8,

@@ -113,6 +113,10 @@ proptest! {
     fn maxpool_f32(seed: u64) { note(Kernel::MaxPoolF32); check(Kernel::MaxPoolF32, seed)?; }
     #[test]
     fn avgpool_f32(seed: u64) { note(Kernel::AvgPoolF32); check(Kernel::AvgPoolF32, seed)?; }
+    #[test]
+    fn lcn_s8(seed: u64) { note(Kernel::LcnS8); check(Kernel::LcnS8, seed)?; }
+    #[test]
+    fn lcn_f32(seed: u64) { note(Kernel::LcnF32); check(Kernel::LcnF32, seed)?; }
     #[cfg(feature = "encoders")]
     #[test]
     fn lista_step_s8(seed: u64) { note(Kernel::ListaS8); check(Kernel::ListaS8, seed)?; }

@@ -1,9 +1,20 @@
 //! Local contrast normalization (Jarrett et al. 2009): `lcn_f32`, `lcn_s8`.
 
-mod reference;
+// The spec. Where a variant replaces it, only `crate::check` (tests) calls it directly.
+pub(crate) mod reference;
+
+// The x86-64 variant (AVX2); every other target runs the reference.
+#[cfg(kestrel_isa = "avx2")]
+pub(crate) mod x86;
+
+#[cfg(not(kestrel_isa = "avx2"))]
+pub(crate) use reference as isa;
+#[cfg(kestrel_isa = "avx2")]
+pub(crate) use x86 as isa;
 
 use kestrel_format::Layer;
 
+use super::table::Kernels;
 use super::{Dims, Elem, Io};
 
 /// f32 always; int8 needs both quantizations.
@@ -21,6 +32,7 @@ pub(crate) fn scratch_len(layer: &Layer<'_>, _elem: Elem) -> usize {
 
 /// Runs the layer on `io` with `scratch` (`2·H·W` f32).
 pub(crate) fn dispatch(
+    kernels: &Kernels,
     size: usize,
     eps: f32,
     window: &[f32],
@@ -32,9 +44,9 @@ pub(crate) fn dispatch(
     let lcn = reference::Lcn { size, eps, window };
     match (io, layer.in_quant, layer.out_quant) {
         #[cfg(feature = "f32")]
-        (Io::F32 { x, y }, ..) => reference::lcn_f32(x, xd, lcn, scratch, y),
+        (Io::F32 { x, y }, ..) => (kernels.lcn_f32)(x, xd, lcn, scratch, y),
         #[cfg(feature = "int8")]
-        (Io::S8 { x, y }, Some(qi), Some(qo)) => reference::lcn_s8(x, qi, xd, lcn, scratch, qo, y),
+        (Io::S8 { x, y }, Some(qi), Some(qo)) => (kernels.lcn_s8)(x, qi, xd, lcn, scratch, qo, y),
         _ => debug_assert!(false, "Plan::new admits only supported layers"),
     }
 }
