@@ -12,6 +12,7 @@ fn main() {
     println!(
         "cargo::rustc-check-cfg=cfg(kestrel_isa, values(\"reference\", \"dsp\", \"mve\", \"neon\", \"avx2\"))"
     );
+    println!("cargo::rustc-check-cfg=cfg(kestrel_tables)");
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-changed=select.rs");
     let var = |k: &str| env::var(k).unwrap_or_default();
@@ -28,4 +29,15 @@ fn main() {
         )
     };
     println!("cargo::rustc-cfg=kestrel_isa=\"{isa}\"");
+    // Kernel tables (`src/kernels/table.rs`): on hosts, whose kernel set is picked when a
+    // plan is made, and for the kernel checks. Cortex-M firmware without them calls its
+    // one set's kernels directly (no function pointers: they inline as before).
+    let arch = var("CARGO_CFG_TARGET_ARCH");
+    if env::var_os("CARGO_FEATURE_STD").is_some()
+        || env::var_os("CARGO_FEATURE_KERNEL_CHECK").is_some()
+        || arch == "x86_64"
+        || arch == "aarch64"
+    {
+        println!("cargo::rustc-cfg=kestrel_tables");
+    }
 }

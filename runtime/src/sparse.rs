@@ -205,7 +205,7 @@ impl<'m> Problem<'m> {
 
         let mut t = 1.0f32;
         let mut iterations = 0;
-        let step = Kernels::default_table().lista_step_f32;
+        let step = crate::kernels::kernel!(Kernels::default_table(), lista::lista_step_f32);
         while iterations < opts.max_iter {
             h_prev.copy_from_slice(h);
             step(self.fista_s, b, theta, y, h);

@@ -31,6 +31,26 @@
 //! only `debug_assert!`ed here).
 
 use half::f16;
+
+/// The function `$f` of op `$op` in the plan's kernel set `$kernels`: through the table on
+/// hosts (`cfg(kestrel_tables)`: the set is picked when the plan is made); on Cortex-M
+/// firmware the one set compiled in (`$op::isa::$f`), called directly, so that the kernels
+/// inline as they did before the tables and `.text` does not grow.
+#[allow(unused_macros)] // a build with neither precision dispatches nothing
+macro_rules! kernel {
+    ($kernels:expr, $op:ident :: $f:ident) => {{
+        #[cfg(kestrel_tables)]
+        let f = $kernels.$f;
+        #[cfg(not(kestrel_tables))]
+        let f = {
+            let _: &$crate::kernels::table::Kernels = $kernels;
+            $crate::kernels::$op::isa::$f
+        };
+        f
+    }};
+}
+#[allow(unused_imports)] // used by `crate::sparse`, which needs `f32` and `encoders`
+pub(crate) use kernel;
 use kestrel_format::{quant::requantize, Dense, Layer, Shape};
 
 pub(crate) mod abs;
@@ -55,6 +75,11 @@ pub(crate) mod quantize;
 pub(crate) mod relu;
 #[cfg(feature = "encoders")]
 pub(crate) mod shrink;
+// Kernel tables on hosts and for the checks; firmware calls its one set directly.
+#[cfg(kestrel_tables)]
+pub(crate) mod table;
+#[cfg(not(kestrel_tables))]
+#[path = "table_direct.rs"]
 pub(crate) mod table;
 pub(crate) mod tanh;
 /// Helpers shared by the AVX2 variants (`<op>/x86.rs`).

@@ -51,6 +51,8 @@ pub(crate) type StepF<W> = fn(&[W], &[f32], &[f32], &[f32], &mut [f32]);
 pub(crate) type StepS8 = fn(&ListaS8<'_>, &[i8], &[i8], &mut [i32], &mut [i8]);
 
 /// One kernel set: a function per kernel, each with the signature of its `reference.rs`.
+/// A build without a precision's feature has none of that precision's entries (so firmware
+/// links none of those kernels), except for the kernel checks, which need them all.
 #[derive(Clone, Copy)]
 pub(crate) struct Kernels {
     /// The set these functions belong to.
@@ -59,39 +61,71 @@ pub(crate) struct Kernels {
         allow(dead_code)
     )]
     pub set: KernelSet,
+    #[cfg(any(feature = "f32", feature = "kernel-check", test))]
     pub conv2d_f32: ConvF32,
+    #[cfg(any(feature = "f32", feature = "kernel-check", test))]
     pub conv2d_f16: ConvF16,
+    #[cfg(any(feature = "int8", feature = "kernel-check", test))]
     pub conv2d_s8: ConvS8,
+    #[cfg(any(feature = "f32", feature = "kernel-check", test))]
     pub fc_f32: FcF32,
+    #[cfg(any(feature = "f32", feature = "kernel-check", test))]
     pub fc_f16: FcF16,
+    #[cfg(any(feature = "int8", feature = "kernel-check", test))]
     pub fc_s8: FcS8,
+    #[cfg(any(feature = "f32", feature = "kernel-check", test))]
     pub maxpool_f32: Pool<f32>,
+    #[cfg(any(feature = "int8", feature = "kernel-check", test))]
     pub maxpool_s8: Pool<i8>,
+    #[cfg(any(feature = "f32", feature = "kernel-check", test))]
     pub avgpool_f32: Pool<f32>,
+    #[cfg(any(feature = "int8", feature = "kernel-check", test))]
     pub avgpool_s8: Pool<i8>,
+    #[cfg(any(feature = "f32", feature = "kernel-check", test))]
     pub lcn_f32: LcnF32,
+    #[cfg(any(feature = "int8", feature = "kernel-check", test))]
     pub lcn_s8: LcnS8,
     /// Input stage: pixels to f32, `(p, mean, std, y)`.
+    #[cfg(any(feature = "f32", feature = "kernel-check", test))]
     pub pixels_f32: fn(&[u8], f32, f32, &mut [f32]),
     /// Input stage: normalized f32 copied in.
+    #[cfg(any(feature = "f32", feature = "kernel-check", test))]
     pub copy_f32: fn(&[f32], &mut [f32]),
     /// Input stage: pixels to int8 codes, `(p, mean, std, q, y)`.
+    #[cfg(any(feature = "int8", feature = "kernel-check", test))]
     pub pixels_s8: fn(&[u8], f32, f32, QParams, &mut [i8]),
     /// Input stage: normalized f32 to int8 codes.
+    #[cfg(any(feature = "int8", feature = "kernel-check", test))]
     pub quantize_s8: fn(&[f32], QParams, &mut [i8]),
     /// Output stage: int8 codes to f32.
+    #[cfg(any(feature = "int8", feature = "kernel-check", test))]
     pub dequantize_s8: fn(&[i8], QParams, &mut [f32]),
     /// `(b, θ, h)`.
-    #[cfg(feature = "encoders")]
+    #[cfg(all(
+        feature = "encoders",
+        any(feature = "f32", feature = "kernel-check", test)
+    ))]
     pub lista_first_f32: fn(&[f32], &[f32], &mut [f32]),
-    #[cfg(feature = "encoders")]
+    #[cfg(all(
+        feature = "encoders",
+        any(feature = "f32", feature = "kernel-check", test)
+    ))]
     pub lista_step_f32: StepF<f32>,
-    #[cfg(feature = "encoders")]
+    #[cfg(all(
+        feature = "encoders",
+        any(feature = "f32", feature = "kernel-check", test)
+    ))]
     pub lista_step_f16: StepF<f16>,
     /// `(p, b, h)`.
-    #[cfg(feature = "encoders")]
+    #[cfg(all(
+        feature = "encoders",
+        any(feature = "int8", feature = "kernel-check", test)
+    ))]
     pub lista_first_s8: fn(&ListaS8<'_>, &[i8], &mut [i8]),
-    #[cfg(feature = "encoders")]
+    #[cfg(all(
+        feature = "encoders",
+        any(feature = "int8", feature = "kernel-check", test)
+    ))]
     pub lista_step_s8: StepS8,
 }
 
@@ -102,32 +136,64 @@ macro_rules! table {
     ($set:expr, $m:ident) => {
         Kernels {
             set: $set,
+            #[cfg(any(feature = "f32", feature = "kernel-check", test))]
             conv2d_f32: conv2d::$m::conv2d_f32,
+            #[cfg(any(feature = "f32", feature = "kernel-check", test))]
             conv2d_f16: conv2d::$m::conv2d_f16,
+            #[cfg(any(feature = "int8", feature = "kernel-check", test))]
             conv2d_s8: conv2d::$m::conv2d_s8,
+            #[cfg(any(feature = "f32", feature = "kernel-check", test))]
             fc_f32: fc::$m::fc_f32,
+            #[cfg(any(feature = "f32", feature = "kernel-check", test))]
             fc_f16: fc::$m::fc_f16,
+            #[cfg(any(feature = "int8", feature = "kernel-check", test))]
             fc_s8: fc::$m::fc_s8,
+            #[cfg(any(feature = "f32", feature = "kernel-check", test))]
             maxpool_f32: maxpool::$m::maxpool_f32,
+            #[cfg(any(feature = "int8", feature = "kernel-check", test))]
             maxpool_s8: maxpool::$m::maxpool_s8,
+            #[cfg(any(feature = "f32", feature = "kernel-check", test))]
             avgpool_f32: avgpool::$m::avgpool_f32,
+            #[cfg(any(feature = "int8", feature = "kernel-check", test))]
             avgpool_s8: avgpool::$m::avgpool_s8,
+            #[cfg(any(feature = "f32", feature = "kernel-check", test))]
             lcn_f32: lcn::$m::lcn_f32,
+            #[cfg(any(feature = "int8", feature = "kernel-check", test))]
             lcn_s8: lcn::$m::lcn_s8,
+            #[cfg(any(feature = "f32", feature = "kernel-check", test))]
             pixels_f32: quantize::$m::pixels_f32,
+            #[cfg(any(feature = "f32", feature = "kernel-check", test))]
             copy_f32: quantize::$m::copy_f32,
+            #[cfg(any(feature = "int8", feature = "kernel-check", test))]
             pixels_s8: quantize::$m::pixels_s8,
+            #[cfg(any(feature = "int8", feature = "kernel-check", test))]
             quantize_s8: quantize::$m::quantize_s8,
+            #[cfg(any(feature = "int8", feature = "kernel-check", test))]
             dequantize_s8: quantize::$m::dequantize_s8,
-            #[cfg(feature = "encoders")]
+            #[cfg(all(
+                feature = "encoders",
+                any(feature = "f32", feature = "kernel-check", test)
+            ))]
             lista_first_f32: lista::$m::lista_first_f32,
-            #[cfg(feature = "encoders")]
+            #[cfg(all(
+                feature = "encoders",
+                any(feature = "f32", feature = "kernel-check", test)
+            ))]
             lista_step_f32: lista::$m::lista_step_f32,
-            #[cfg(feature = "encoders")]
+            #[cfg(all(
+                feature = "encoders",
+                any(feature = "f32", feature = "kernel-check", test)
+            ))]
             lista_step_f16: lista::$m::lista_step_f16,
-            #[cfg(feature = "encoders")]
+            #[cfg(all(
+                feature = "encoders",
+                any(feature = "int8", feature = "kernel-check", test)
+            ))]
             lista_first_s8: lista::$m::lista_first_s8,
-            #[cfg(feature = "encoders")]
+            #[cfg(all(
+                feature = "encoders",
+                any(feature = "int8", feature = "kernel-check", test)
+            ))]
             lista_step_s8: lista::$m::lista_step_s8,
         }
     };
@@ -151,7 +217,9 @@ impl Kernels {
     #[cfg(kestrel_isa = "avx2")]
     pub(crate) const AVX2_VNNI: Kernels = Kernels {
         set: KernelSet::Avx2Vnni,
+        #[cfg(any(feature = "int8", feature = "kernel-check", test))]
         conv2d_s8: conv2d::x86::conv2d_s8_vnni,
+        #[cfg(any(feature = "int8", feature = "kernel-check", test))]
         fc_s8: fc::x86::fc_s8_vnni,
         ..Self::VARIANT
     };

@@ -91,15 +91,15 @@ pub(crate) fn dispatch(
     match (DenseArgs::new(params, layer), io) {
         #[cfg(feature = "f32")]
         (Some(DenseArgs::F32(p)), Io::F32 { x, y }) => {
-            (kernels.conv2d_f32)(x, xd, p, geom, yd, y, scratch)
+            kernel!(kernels, conv2d::conv2d_f32)(x, xd, p, geom, yd, y, scratch)
         }
         #[cfg(feature = "f32")]
         (Some(DenseArgs::F16(p)), Io::F32 { x, y }) => {
-            (kernels.conv2d_f16)(x, xd, p, geom, yd, y, scratch)
+            kernel!(kernels, conv2d::conv2d_f16)(x, xd, p, geom, yd, y, scratch)
         }
         #[cfg(feature = "int8")]
         (Some(DenseArgs::S8(p)), Io::S8 { x, y }) => {
-            (kernels.conv2d_s8)(x, xd, p, geom, yd, y, scratch)
+            kernel!(kernels, conv2d::conv2d_s8)(x, xd, p, geom, yd, y, scratch)
         }
         _ => debug_assert!(false, "Plan::new admits only supported layers"),
     }

@@ -62,11 +62,15 @@ pub(crate) fn dispatch(
 ) {
     match (DenseArgs::new(params, layer), io) {
         #[cfg(feature = "f32")]
-        (Some(DenseArgs::F32(p)), Io::F32 { x, y }) => (kernels.fc_f32)(x, p, y, scratch),
+        (Some(DenseArgs::F32(p)), Io::F32 { x, y }) => {
+            kernel!(kernels, fc::fc_f32)(x, p, y, scratch)
+        }
         #[cfg(feature = "f32")]
-        (Some(DenseArgs::F16(p)), Io::F32 { x, y }) => (kernels.fc_f16)(x, p, y, scratch),
+        (Some(DenseArgs::F16(p)), Io::F32 { x, y }) => {
+            kernel!(kernels, fc::fc_f16)(x, p, y, scratch)
+        }
         #[cfg(feature = "int8")]
-        (Some(DenseArgs::S8(p)), Io::S8 { x, y }) => (kernels.fc_s8)(x, p, y, scratch),
+        (Some(DenseArgs::S8(p)), Io::S8 { x, y }) => kernel!(kernels, fc::fc_s8)(x, p, y, scratch),
         _ => debug_assert!(false, "Plan::new admits only supported layers"),
     }
 }

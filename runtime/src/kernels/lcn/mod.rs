@@ -44,9 +44,11 @@ pub(crate) fn dispatch(
     let lcn = reference::Lcn { size, eps, window };
     match (io, layer.in_quant, layer.out_quant) {
         #[cfg(feature = "f32")]
-        (Io::F32 { x, y }, ..) => (kernels.lcn_f32)(x, xd, lcn, scratch, y),
+        (Io::F32 { x, y }, ..) => kernel!(kernels, lcn::lcn_f32)(x, xd, lcn, scratch, y),
         #[cfg(feature = "int8")]
-        (Io::S8 { x, y }, Some(qi), Some(qo)) => (kernels.lcn_s8)(x, qi, xd, lcn, scratch, qo, y),
+        (Io::S8 { x, y }, Some(qi), Some(qo)) => {
+            kernel!(kernels, lcn::lcn_s8)(x, qi, xd, lcn, scratch, qo, y)
+        }
         _ => debug_assert!(false, "Plan::new admits only supported layers"),
     }
 }

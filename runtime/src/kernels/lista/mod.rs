@@ -89,14 +89,16 @@ pub(crate) fn dispatch(
     match (*lateral, io, layer.in_quant, layer.out_quant) {
         #[cfg(feature = "f32")]
         (Lateral::F32 { s, theta }, Io::F32 { x, y }, ..) => {
-            let step =
-                |th: &[f32], hi: &[f32], h: &mut [f32]| (kernels.lista_step_f32)(s, x, th, hi, h);
+            let step = |th: &[f32], hi: &[f32], h: &mut [f32]| {
+                kernel!(kernels, lista::lista_step_f32)(s, x, th, hi, h)
+            };
             lista_float(kernels, step, x, theta, steps, y, cast_mut(scratch))
         }
         #[cfg(feature = "f32")]
         (Lateral::F16 { s, theta }, Io::F32 { x, y }, ..) => {
-            let step =
-                |th: &[f32], hi: &[f32], h: &mut [f32]| (kernels.lista_step_f16)(s, x, th, hi, h);
+            let step = |th: &[f32], hi: &[f32], h: &mut [f32]| {
+                kernel!(kernels, lista::lista_step_f16)(s, x, th, hi, h)
+            };
             lista_float(kernels, step, x, theta, steps, y, cast_mut(scratch))
         }
         #[cfg(feature = "int8")]
@@ -168,7 +170,7 @@ pub(crate) fn lista_float(
     } else {
         (tmp, h)
     };
-    (kernels.lista_first_f32)(b, step_theta(theta, n, 0), cur);
+    kernel!(kernels, lista::lista_first_f32)(b, step_theta(theta, n, 0), cur);
     for t in 1..=steps {
         step(step_theta(theta, n, t), cur, next);
         core::mem::swap(&mut cur, &mut next);
@@ -197,9 +199,9 @@ fn lista_s8(
     } else {
         (tmp, h)
     };
-    (kernels.lista_first_s8)(&at(0), b, cur);
+    kernel!(kernels, lista::lista_first_s8)(&at(0), b, cur);
     for t in 1..=steps {
-        (kernels.lista_step_s8)(&at(t), b, cur, acc, next);
+        kernel!(kernels, lista::lista_step_s8)(&at(t), b, cur, acc, next);
         core::mem::swap(&mut cur, &mut next);
     }
 }

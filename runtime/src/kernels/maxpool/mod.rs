@@ -57,9 +57,11 @@ pub(crate) fn dispatch(
     let (xd, yd): (Dims, Dims) = (layer.input.into(), layer.output.into());
     match io {
         #[cfg(feature = "f32")]
-        Io::F32 { x, y } => (kernels.maxpool_f32)(x, xd, k, stride, yd, y, scratch),
+        Io::F32 { x, y } => {
+            kernel!(kernels, maxpool::maxpool_f32)(x, xd, k, stride, yd, y, scratch)
+        }
         #[cfg(feature = "int8")]
-        Io::S8 { x, y } => (kernels.maxpool_s8)(x, xd, k, stride, yd, y, scratch),
+        Io::S8 { x, y } => kernel!(kernels, maxpool::maxpool_s8)(x, xd, k, stride, yd, y, scratch),
         #[cfg(not(all(feature = "f32", feature = "int8")))]
         _ => debug_assert!(false, "Plan::new admits only the precisions built"),
     }

@@ -34,13 +34,19 @@ pub(crate) fn dispatch(kernels: &Kernels, spec: &InputSpec, src: Source<'_>, dst
     let (mean, std) = (spec.mean, spec.std);
     match (src, dst, spec.quant) {
         #[cfg(feature = "f32")]
-        (Source::Pixels(p), InPlace::F32(y), _) => (kernels.pixels_f32)(p, mean, std, y),
+        (Source::Pixels(p), InPlace::F32(y), _) => {
+            kernel!(kernels, quantize::pixels_f32)(p, mean, std, y)
+        }
         #[cfg(feature = "int8")]
-        (Source::Pixels(p), InPlace::S8(y), Some(q)) => (kernels.pixels_s8)(p, mean, std, q, y),
+        (Source::Pixels(p), InPlace::S8(y), Some(q)) => {
+            kernel!(kernels, quantize::pixels_s8)(p, mean, std, q, y)
+        }
         #[cfg(feature = "f32")]
-        (Source::Normalized(x), InPlace::F32(y), _) => (kernels.copy_f32)(x, y),
+        (Source::Normalized(x), InPlace::F32(y), _) => kernel!(kernels, quantize::copy_f32)(x, y),
         #[cfg(feature = "int8")]
-        (Source::Normalized(x), InPlace::S8(y), Some(q)) => (kernels.quantize_s8)(x, q, y),
+        (Source::Normalized(x), InPlace::S8(y), Some(q)) => {
+            kernel!(kernels, quantize::quantize_s8)(x, q, y)
+        }
         #[cfg(feature = "int8")]
         (_, InPlace::S8(_), None) => debug_assert!(false, "Plan::new checked the quantization"),
         #[cfg(not(all(feature = "f32", feature = "int8")))]
@@ -51,5 +57,5 @@ pub(crate) fn dispatch(kernels: &Kernels, spec: &InputSpec, src: Source<'_>, dst
 /// Dequantizes int8 output codes into `y`.
 #[cfg(feature = "int8")]
 pub(crate) fn dequantize(kernels: &Kernels, q: &[i8], qp: QParams, y: &mut [f32]) {
-    (kernels.dequantize_s8)(q, qp, y)
+    kernel!(kernels, quantize::dequantize_s8)(q, qp, y)
 }
