@@ -45,6 +45,10 @@ pub struct InspectReport {
     /// Kernel set a plan runs on this machine (the fastest this CPU runs, or
     /// `KESTREL_KERNELS`).
     pub kernels: &'static str,
+    /// The input normalization `x = (p / 255 − input_mean) / input_std`.
+    pub input_mean: f32,
+    /// See `input_mean`.
+    pub input_std: f32,
     /// File size.
     pub model_bytes: usize,
     /// Arena the runtime needs.
@@ -90,6 +94,8 @@ pub fn inspect(model: &Model<'_>) -> Result<InspectReport> {
         macs: layers.iter().map(|l| l.macs).sum(),
         kernels: plan.kernel_set().name(),
         layers,
+        input_mean: model.desc.input.mean,
+        input_std: model.desc.input.std,
         model_bytes: model.file_len(),
         arena_bytes: plan.arena_bytes(),
         classes: model.desc.classes.iter().map(|s| s.to_string()).collect(),
