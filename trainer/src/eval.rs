@@ -118,6 +118,16 @@ pub fn outputs(model: &Model<'_>, set: &Images) -> Result<Vec<Vec<f32>>> {
     Ok(all)
 }
 
+/// Output vectors as little-endian f32 bytes, one after another (`kestrel eval
+/// --dump-logits`): the same bytes on every machine that computes the same outputs.
+pub fn le_bytes(outputs: &[Vec<f32>]) -> Vec<u8> {
+    outputs
+        .iter()
+        .flatten()
+        .flat_map(|v| v.to_le_bytes())
+        .collect()
+}
+
 /// Accuracy and latency of `model` on `set`.
 pub fn evaluate(model: &Model<'_>, set: &Images) -> Result<EvalReport> {
     let mut correct = 0;
