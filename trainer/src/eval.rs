@@ -152,3 +152,16 @@ pub fn evaluate(model: &Model<'_>, set: &Images) -> Result<EvalReport> {
         float_accuracy: model.desc.provenance.float_accuracy,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn le_bytes_lays_outputs_end_to_end() {
+        let bytes = super::le_bytes(&[vec![1.0, -2.0], vec![0.5]]);
+        let want: Vec<u8> = [1.0f32, -2.0, 0.5]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        assert_eq!(bytes, want);
+    }
+}
