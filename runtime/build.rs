@@ -1,8 +1,9 @@
 //! Picks which kernel variants are compiled (`cfg(kestrel_isa = "…")`) for the target being
 //! built. On x86-64 the AVX2 variants are always compiled: which set runs is decided when a
 //! plan is made (run-time detection with the `std` feature, else what the target guarantees,
-//! `KernelSet::COMPILED`). On Arm the rule is in `select.rs` (shared with
-//! `KernelSet::for_target`). The `force-reference` feature compiles only the portable
+//! `KernelSet::COMPILED`); likewise every aarch64 build has the NEON files, whose `SDOT`
+//! entries run as the `neon-dotprod` set. On Cortex-M the rule is in `select.rs` (shared
+//! with `KernelSet::for_target`). The `force-reference` feature compiles only the portable
 //! reference kernels.
 use std::env;
 
@@ -20,6 +21,10 @@ fn main() {
         "reference"
     } else if var("CARGO_CFG_TARGET_ARCH") == "x86_64" {
         "avx2"
+    } else if var("CARGO_CFG_TARGET_ARCH") == "aarch64" {
+        // Every aarch64 build has the NEON files, `SDOT` entries included: which set runs
+        // is decided when a plan is made (`KernelSet::detect`, or `KernelSet::COMPILED`).
+        "neon"
     } else {
         select_kernel_set(
             &var("TARGET"),

@@ -6,7 +6,8 @@
 // |---|---|
 // | `avx2-vnni` | x86-64 with `avx2`, `f16c`, `avx512vnni`, `avx512vl` and `avx512bw` |
 // | `avx2` | x86-64 with `avx2` and `f16c` (e.g. `-C target-cpu=x86-64-v3`) |
-// | `neon` | aarch64 (NEON is baseline; `dotprod` is used where the target has it) |
+// | `neon-dotprod` | aarch64 with `dotprod` (e.g. `-C target-cpu=cortex-a76`, or `+dotprod`) |
+// | `neon` | aarch64 (NEON is baseline) |
 // | `mve` | Armv8.1-M with Helium: `-C target-cpu=cortex-m55` or `cortex-m85`, or `+mve` |
 // | `dsp` | ARMv7E-M (`thumbv7em-*`: Cortex-M4/M7), or Armv8-M Mainline with `cortex-m33`/`cortex-m35p` or `+dsp` |
 // | `reference` | everything else |
@@ -54,6 +55,7 @@ pub fn select_kernel_set(
             "avx2-vnni"
         }
         "x86_64" if has("avx2") && has("f16c") => "avx2",
+        "aarch64" if has("dotprod") => "neon-dotprod",
         "aarch64" => "neon",
         "arm" if matches!(cpu, "cortex-m55" | "cortex-m85") || plus_mve => "mve",
         "arm" if target.starts_with("thumbv7em") => "dsp",

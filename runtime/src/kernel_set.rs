@@ -18,9 +18,12 @@ pub enum KernelSet {
     Dsp,
     /// Armv8.1-M Helium (Cortex-M55, M85): `mve.rs`.
     Mve,
-    /// aarch64 Advanced SIMD, with the dot-product instructions where the target has them:
-    /// `neon.rs`.
+    /// aarch64 Advanced SIMD: `neon.rs`.
     Neon,
+    /// aarch64 Advanced SIMD with the dot-product extension (Armv8.2-A `dotprod`: Cortex-A55,
+    /// A76 and later, Apple M1 and later): the NEON set, with int8 convolution and fully
+    /// connected layers on `SDOT`.
+    NeonDot,
     /// x86-64 AVX2 and F16C: `x86.rs`.
     Avx2,
     /// x86-64 AVX2 with AVX-512 VNNI (and VL, BW): the AVX2 set, with int8 convolution and
@@ -30,11 +33,12 @@ pub enum KernelSet {
 
 impl KernelSet {
     /// Every kernel set.
-    pub const ALL: [KernelSet; 6] = [
+    pub const ALL: [KernelSet; 7] = [
         KernelSet::Reference,
         KernelSet::Dsp,
         KernelSet::Mve,
         KernelSet::Neon,
+        KernelSet::NeonDot,
         KernelSet::Avx2,
         KernelSet::Avx2Vnni,
     ];
@@ -42,8 +46,11 @@ impl KernelSet {
     /// The set a plan runs without run-time detection: the fastest one the target
     /// guarantees at compile time (on x86-64, `"avx2"` only where the target has AVX2 and
     /// F16C, e.g. `-C target-cpu=x86-64-v3`, and `"avx2-vnni"` where it also has
-    /// `avx512vnni`, `avx512vl` and `avx512bw`).
-    pub const COMPILED: KernelSet = if cfg!(all(
+    /// `avx512vnni`, `avx512vl` and `avx512bw`; on aarch64 `"neon-dotprod"` where the target
+    /// has `dotprod`, e.g. `-C target-cpu=cortex-a76`).
+    pub const COMPILED: KernelSet = if cfg!(all(kestrel_isa = "neon", target_feature = "dotprod")) {
+        KernelSet::NeonDot
+    } else if cfg!(all(
         kestrel_isa = "avx2",
         target_feature = "avx2",
         target_feature = "f16c",
@@ -81,7 +88,8 @@ impl KernelSet {
     /// Whether this build has `self`'s kernels and this CPU runs them: the reference
     /// always; a variant where the target guarantees it (up to [`KernelSet::COMPILED`])
     /// or, with the `std` feature, where the CPU reports its features (x86-64: AVX2 and
-    /// F16C; for `avx2-vnni` also AVX-512 VNNI, VL and BW).
+    /// F16C; for `avx2-vnni` also AVX-512 VNNI, VL and BW; aarch64: `dotprod` for
+    /// `neon-dotprod`).
     pub fn runs_here(self) -> bool {
         if self == KernelSet::Reference || self == KernelSet::COMPILED {
             return true;
@@ -90,9 +98,15 @@ impl KernelSet {
         if self == KernelSet::Avx2 && KernelSet::COMPILED == KernelSet::Avx2Vnni {
             return true;
         }
-        // Otherwise only the files this build compiles, if the CPU says so.
+        // NEON is baseline on aarch64 (a target with `dotprod` has it too).
+        if self == KernelSet::Neon && cfg!(kestrel_isa = "neon") {
+            return true;
+        }
+        // Otherwise only the files this build compiles, if the CPU says so (NEON is
+        // baseline on aarch64, so `VARIANT` is `COMPILED` there).
         let built = self == KernelSet::VARIANT
-            || (cfg!(kestrel_isa = "avx2") && self == KernelSet::Avx2Vnni);
+            || (cfg!(kestrel_isa = "avx2") && self == KernelSet::Avx2Vnni)
+            || (cfg!(kestrel_isa = "neon") && self == KernelSet::NeonDot);
         if !built {
             return false;
         }
@@ -108,26 +122,31 @@ impl KernelSet {
                 _ => {}
             }
         }
+        #[cfg(all(any(feature = "std", test), target_arch = "aarch64"))]
+        if self == KernelSet::NeonDot {
+            return std::arch::is_aarch64_feature_detected!("dotprod");
+        }
         false
     }
 
     /// The fastest set this build has and this CPU runs (with `std`: asked of the CPU;
     /// without: [`KernelSet::COMPILED`]).
     pub fn detect() -> KernelSet {
-        [KernelSet::Avx2Vnni, KernelSet::VARIANT]
+        [KernelSet::Avx2Vnni, KernelSet::NeonDot, KernelSet::VARIANT]
             .into_iter()
             .find(|s| s.runs_here())
             .unwrap_or(KernelSet::COMPILED)
     }
 
     /// Its name, as [`crate::IMPL`] spells it: `"reference"`, `"dsp"`, `"mve"`, `"neon"`,
-    /// `"avx2"`, `"avx2-vnni"`.
+    /// `"neon-dotprod"`, `"avx2"`, `"avx2-vnni"`.
     pub const fn name(self) -> &'static str {
         match self {
             KernelSet::Reference => "reference",
             KernelSet::Dsp => "dsp",
             KernelSet::Mve => "mve",
             KernelSet::Neon => "neon",
+            KernelSet::NeonDot => "neon-dotprod",
             KernelSet::Avx2 => "avx2",
             KernelSet::Avx2Vnni => "avx2-vnni",
         }
@@ -145,6 +164,9 @@ impl KernelSet {
     /// assert_eq!(m55, KernelSet::Mve);
     /// assert_eq!(KernelSet::for_target("thumbv7em-none-eabihf", "arm", "", ""), KernelSet::Dsp);
     /// assert_eq!(KernelSet::for_target("x86_64-unknown-linux-gnu", "x86_64", "sse2", ""), KernelSet::Reference);
+    /// let a76 = KernelSet::for_target("aarch64-unknown-linux-gnu", "aarch64", "neon,dotprod", "");
+    /// assert_eq!(a76, KernelSet::NeonDot);
+    /// assert_eq!(KernelSet::for_target("aarch64-unknown-linux-gnu", "aarch64", "neon", ""), KernelSet::Neon);
     /// ```
     pub fn for_target(
         target: &str,

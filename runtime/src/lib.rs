@@ -95,9 +95,10 @@ pub use kestrel_format;
 pub use plan::{Input, LayerStats, Output, Plan};
 
 /// The kernel set this build runs without run-time detection: `"reference"` (the scalar
-/// kernels), `"dsp"` (ARMv7E-M / Armv8-M DSP), `"mve"` (Helium), `"neon"` (aarch64) or
-/// `"avx2"` (x86-64 built for AVX2) or `"avx2-vnni"` (built for AVX2 and AVX-512 VNNI):
-/// the name of [`KernelSet::COMPILED`]. With the `std` feature a plan runs
-/// [`KernelSet::detect`] instead, which on x86-64 finds AVX2 and VNNI at run time
-/// ([`Plan::kernel_set`] says which ran).
+/// kernels), `"dsp"` (ARMv7E-M / Armv8-M DSP), `"mve"` (Helium), `"neon"` (aarch64),
+/// `"neon-dotprod"` (aarch64 built for `dotprod`), `"avx2"` (x86-64 built for AVX2) or
+/// `"avx2-vnni"` (built for AVX2 and AVX-512 VNNI): the name of [`KernelSet::COMPILED`].
+/// With the `std` feature a plan runs [`KernelSet::detect`] instead, which finds AVX2 and
+/// VNNI on x86-64, and `dotprod` on aarch64, at run time ([`Plan::kernel_set`] says which
+/// ran).
 pub const IMPL: &str = KernelSet::COMPILED.name();

@@ -118,6 +118,16 @@ pub fn outputs(model: &Model<'_>, set: &Images) -> Result<Vec<Vec<f32>>> {
     Ok(all)
 }
 
+/// Output vectors as little-endian f32 bytes, one after another (`kestrel eval
+/// --dump-logits`): the same bytes on every machine that computes the same outputs.
+pub fn le_bytes(outputs: &[Vec<f32>]) -> Vec<u8> {
+    outputs
+        .iter()
+        .flatten()
+        .flat_map(|v| v.to_le_bytes())
+        .collect()
+}
+
 /// Accuracy and latency of `model` on `set`.
 pub fn evaluate(model: &Model<'_>, set: &Images) -> Result<EvalReport> {
     let mut correct = 0;
@@ -141,4 +151,17 @@ pub fn evaluate(model: &Model<'_>, set: &Images) -> Result<EvalReport> {
         model_bytes: model.file_len(),
         float_accuracy: model.desc.provenance.float_accuracy,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn le_bytes_lays_outputs_end_to_end() {
+        let bytes = super::le_bytes(&[vec![1.0, -2.0], vec![0.5]]);
+        let want: Vec<u8> = [1.0f32, -2.0, 0.5]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        assert_eq!(bytes, want);
+    }
 }

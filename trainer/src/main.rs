@@ -118,6 +118,11 @@ enum Cmd {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+        /// Also write every image's outputs (logits, dequantized for int8) to this file as
+        /// little-endian f32, image after image: to compare kernel sets or machines byte
+        /// for byte (`cmp`).
+        #[arg(long)]
+        dump_logits: Option<PathBuf>,
     },
     /// Run an exported sparse-code encoder on held-out patches, on the runtime, against
     /// on-device FISTA: energies, sparsity, time per patch and the speedup.
@@ -483,12 +488,17 @@ fn run(cli: Cli) -> Result<()> {
             data,
             limit,
             json,
+            dump_logits,
         } => {
             let buf = eval::read_model(&model)?;
             let m = parse_model(&buf, &model)?;
             let mut set = data::load(&data, Split::Test)?;
             if let Some(n) = limit {
                 set = set.take(n);
+            }
+            if let Some(path) = dump_logits {
+                let bytes = eval::le_bytes(&eval::outputs(&m, &set)?);
+                std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))?;
             }
             let r = eval::evaluate(&m, &set)?;
             if json {

@@ -11,10 +11,11 @@
 //!
 //! **Variants.** Convolution, fully connected, pooling, the input stage and the LISTA step
 //! have per-instruction-set files beside `reference.rs` (`x86.rs` for AVX2, with AVX-512
-//! VNNI paths for int8 where the target has them at compile time, `neon.rs`, `dsp.rs`,
-//! `mve.rs`; helpers shared by one instruction set's files in `kernels/<isa>.rs`). A build
-//! compiles the files of its architecture (`cfg(kestrel_isa = "…")`, set by
-//! `runtime/build.rs`: every x86-64 build has the AVX2 files), re-exported as `<op>::isa`,
+//! VNNI entries for int8, `neon.rs`, with `SDOT` entries for int8, `dsp.rs`, `mve.rs`;
+//! helpers shared by one instruction set's files in `kernels/<isa>.rs`). A build compiles
+//! the files of its architecture (`cfg(kestrel_isa = "…")`, set by `runtime/build.rs`:
+//! every x86-64 build has the AVX2 files, every aarch64 build the NEON ones), re-exported as
+//! `<op>::isa`,
 //! and [`table`] gathers them into kernel tables: [`table::Kernels::REFERENCE`] and
 //! [`table::Kernels::VARIANT`]. A plan calls the table of the set it runs (chosen at run
 //! time with the `std` feature; see [`crate::KernelSet`]). Every variant file has the same

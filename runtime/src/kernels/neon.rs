@@ -2,22 +2,28 @@
 //! requantization on four lanes, and `SDOT` (through `asm!`, because the
 //! dot-product intrinsics are still unstable in `core::arch`).
 //!
-//! NEON is baseline on aarch64, so nothing here needs a run-time check; `SDOT` is compiled
-//! only where the target has `dotprod` (`-C target-feature=+dotprod`, or a `target-cpu`
-//! that has it).
+//! **Kernel sets.** NEON is baseline on aarch64, so the `neon` set needs no run-time
+//! check. `SDOT` is the Armv8.2-A dot-product extension (`dotprod`: Cortex-A55, A76 and
+//! later; not the Cortex-A53 or A72 of older boards): every aarch64 build compiles the
+//! `SDOT` kernels as separate entries (`conv2d_s8_dot`, `fc_s8_dot`) whose bodies are
+//! `#[target_feature(enable = "dotprod")]` code, gathered in the `neon-dotprod` set
+//! (`Kernels::NEON_DOT`), which runs where `KernelSet::runs_here` finds `dotprod` (asked
+//! of the CPU with the `std` feature, or guaranteed by the target, e.g.
+//! `-C target-cpu=cortex-a76`). The plain entries never execute `SDOT`.
 
 use core::arch::aarch64::*;
 
 use crate::kernels::{DenseS8, Dims};
 
 /// `acc + Σ_{t<4} a[4l+t]·b[4l+t]` in each 32-bit lane `l` (`SDOT`, wrapping like the i32
-/// accumulators of the reference).
-#[cfg(target_feature = "dotprod")]
-#[inline(always)]
+/// accumulators of the reference). Callable only from `dotprod` code (or `unsafe`, where
+/// the CPU has `dotprod`), into which it inlines.
+#[target_feature(enable = "dotprod")]
+#[inline]
 pub(crate) fn sdot(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
     let mut acc = acc;
     // SAFETY: `SDOT` only reads and writes the three vector registers given to it, and this
-    // function is compiled only where the target has the dot-product extension.
+    // function runs only where the CPU has the dot-product extension (its target feature).
     unsafe {
         core::arch::asm!(
             "sdot {acc:v}.4s, {a:v}.16b, {b:v}.16b",

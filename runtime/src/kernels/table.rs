@@ -10,10 +10,12 @@
 //! [`KernelSet::COMPILED`], and the calls go through a constant table, so they are direct
 //! calls as before.
 //!
-//! **Safety.** The x86-64 variants are safe functions that enter `#[target_feature]` code:
-//! they may only run where the CPU has the set's features. They are reached only through
-//! [`Kernels::VARIANT`], and [`Kernels::get`] hands that table out only for a set that
-//! [`KernelSet::runs_here`] (detected at run time, or guaranteed by the target).
+//! **Safety.** The x86-64 variants, and the aarch64 `SDOT` ones (`*_dot`), are safe
+//! functions that enter `#[target_feature]` code: they may only run where the CPU has the
+//! set's features. They are reached only through [`Kernels::VARIANT`] and
+//! `Kernels::AVX2_VNNI` (x86-64), or `Kernels::NEON_DOT` (aarch64), and [`Kernels::get`]
+//! hands a table out only for a set that [`KernelSet::runs_here`] (detected at run time, or
+//! guaranteed by the target).
 
 use half::f16;
 use kestrel_format::{ConvGeom, QParams};
@@ -224,11 +226,22 @@ impl Kernels {
         ..Self::VARIANT
     };
 
+    /// The NEON set with the `SDOT` int8 convolution and fully connected kernels.
+    #[cfg(kestrel_isa = "neon")]
+    pub(crate) const NEON_DOT: Kernels = Kernels {
+        set: KernelSet::NeonDot,
+        conv2d_s8: conv2d::neon::conv2d_s8_dot,
+        fc_s8: fc::neon::fc_s8_dot,
+        ..Self::VARIANT
+    };
+
     /// The table of [`KernelSet::COMPILED`], the set the target guarantees.
     pub(crate) const COMPILED: Kernels = match KernelSet::COMPILED {
         KernelSet::Reference => Self::REFERENCE,
         #[cfg(kestrel_isa = "avx2")]
         KernelSet::Avx2Vnni => Self::AVX2_VNNI,
+        #[cfg(kestrel_isa = "neon")]
+        KernelSet::NeonDot => Self::NEON_DOT,
         _ => Self::VARIANT,
     };
 
@@ -247,6 +260,10 @@ impl Kernels {
             #[cfg(kestrel_isa = "avx2")]
             if set == KernelSet::Avx2Vnni {
                 return Some(&Self::AVX2_VNNI);
+            }
+            #[cfg(kestrel_isa = "neon")]
+            if set == KernelSet::NeonDot {
+                return Some(&Self::NEON_DOT);
             }
             None
         }

@@ -31,6 +31,8 @@ fn impl_matches_target() {
         target_feature = "f16c"
     )) {
         "avx2"
+    } else if cfg!(all(target_arch = "aarch64", target_feature = "dotprod")) {
+        "neon-dotprod"
     } else if cfg!(target_arch = "aarch64") {
         "neon"
     } else {

@@ -50,7 +50,8 @@ fn note(kernel: Kernel) {
 }
 
 /// On x86-64 a plain build (no `-C target-cpu`) finds AVX2, and AVX-512 VNNI, at run time
-/// where the CPU has them, so the checks above test them without separate builds.
+/// where the CPU has them, and on aarch64 the dot-product extension, so the checks above
+/// test them without separate builds.
 #[test]
 fn detection_finds_this_cpus_set() {
     #[cfg(target_arch = "x86_64")]
@@ -90,8 +91,45 @@ fn detection_finds_this_cpus_set() {
             );
         }
     }
+    #[cfg(target_arch = "aarch64")]
+    {
+        let dot = std::arch::is_aarch64_feature_detected!("dotprod");
+        let expect = if cfg!(feature = "force-reference") {
+            KernelSet::Reference
+        } else if dot {
+            KernelSet::NeonDot
+        } else {
+            KernelSet::Neon
+        };
+        assert_eq!(KernelSet::detect(), expect);
+        let sets: std::vec::Vec<KernelSet> = check::sets().collect();
+        let want: &[KernelSet] = match expect {
+            KernelSet::NeonDot => &[KernelSet::Neon, KernelSet::NeonDot],
+            KernelSet::Neon => &[KernelSet::Neon],
+            _ => &[],
+        };
+        assert_eq!(sets, want);
+        for &set in want {
+            // The tables really hold the variants, not the reference's functions.
+            assert!(
+                !check::runs_reference(set, Kernel::Conv2dS8),
+                "{}",
+                set.name()
+            );
+        }
+        if !dot {
+            eprintln!(
+                "detection_finds_this_cpus_set: this CPU has no dotprod; the SDOT kernels are not checked here"
+            );
+        }
+    }
     assert!(KernelSet::Reference.runs_here());
     assert!(KernelSet::detect().runs_here());
+    // A script that runs this binary on a known CPU (`scripts/neon-test.sh`, under qemu)
+    // says which set it must find, so that a wrong detection fails instead of testing less.
+    if let Ok(name) = std::env::var("KESTREL_EXPECT_KERNELS") {
+        assert_eq!(KernelSet::detect().name(), name, "KESTREL_EXPECT_KERNELS");
+    }
 }
 
 proptest! {

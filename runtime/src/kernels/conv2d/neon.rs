@@ -12,6 +12,11 @@
 //! Kernel rows that fall in the padding are skipped, as in the reference. int8
 //! requantization runs on four lanes ([`Requant`]). No scratch (at most 2 KiB of stack).
 //!
+//! **Kernel sets.** [`conv2d_s8`] is the `neon` set's int8 kernel; [`conv2d_s8_dot`] the
+//! `neon-dotprod` set's, the same code with the `SDOT` paths below, compiled on every
+//! aarch64 build as `#[target_feature(enable = "dotprod")]` functions and run only where
+//! the CPU has `dotprod` (see `kernels/neon.rs`). The f32 kernels are shared.
+//!
 //! - int8 with `dotprod`: `SDOT` multiplies 4 taps by 4 inputs per lane. A table lookup
 //!   (`TBL`) turns 8 input bytes from `x[j0 + 4·g ..]` into the four overlapping windows
 //!   `x[j + 4g .. j + 4g + 4]` of pixels `j0..j0+4`; the weights, packed per output channel
@@ -71,7 +76,8 @@ fn kernel_cols(j: usize, g: ConvGeom, w: usize) -> Cols {
     }
 }
 
-/// int8: see the module docs; `y = clamp(zp_out + requantize(bias + Σ w·(x − zp_in)))`.
+/// int8 (`neon` set): see the module docs;
+/// `y = clamp(zp_out + requantize(bias + Σ w·(x − zp_in)))`.
 pub(crate) fn conv2d_s8(
     x: &[i8],
     xd: Dims,
@@ -80,6 +86,46 @@ pub(crate) fn conv2d_s8(
     yd: Dims,
     y: &mut [i8],
     _scratch: &mut [u8],
+) {
+    // SAFETY: without `SDOT` the body needs nothing past baseline NEON.
+    unsafe { conv2d_s8_body::<false>(x, xd, p, g, yd, y) }
+}
+
+/// int8 (`neon-dotprod` set): [`conv2d_s8`] with `SDOT` (see the module docs).
+pub(crate) fn conv2d_s8_dot(
+    x: &[i8],
+    xd: Dims,
+    p: DenseS8<'_>,
+    g: ConvGeom,
+    yd: Dims,
+    y: &mut [i8],
+    _scratch: &mut [u8],
+) {
+    // SAFETY: only the `neon-dotprod` kernel table (`Kernels::NEON_DOT`) holds this
+    // function, and a plan uses that table only where the CPU has `dotprod`
+    // (`KernelSet::runs_here`).
+    unsafe { conv2d_s8_sdot(x, xd, p, g, yd, y) }
+}
+
+/// # Safety
+/// The CPU must have `dotprod`.
+#[target_feature(enable = "dotprod")]
+unsafe fn conv2d_s8_sdot(x: &[i8], xd: Dims, p: DenseS8<'_>, g: ConvGeom, yd: Dims, y: &mut [i8]) {
+    // SAFETY: `dotprod` by this function's contract.
+    unsafe { conv2d_s8_body::<true>(x, xd, p, g, yd, y) }
+}
+
+/// # Safety
+/// With `D` (`SDOT`), the CPU must have `dotprod`: only then does a [`Row`] carry packed
+/// weights ([`DotW`]), which is what the `SDOT` paths require.
+#[inline(always)]
+unsafe fn conv2d_s8_body<const D: bool>(
+    x: &[i8],
+    xd: Dims,
+    p: DenseS8<'_>,
+    g: ConvGeom,
+    yd: Dims,
+    y: &mut [i8],
 ) {
     debug_assert_eq!(x.len(), xd.len());
     debug_assert_eq!(y.len(), yd.len());
@@ -125,8 +171,7 @@ pub(crate) fn conv2d_s8(
     for o in 0..yd.c {
         let w_o = &p.weight[o * per_out..][..per_out]; // [C, KH, KW]
         let rq = Requant::new(&p, o);
-        #[cfg(target_feature = "dotprod")]
-        let dot = DotW::new(w_o, xd.c, g);
+        let dot = if D { DotW::new(w_o, xd.c, g) } else { None };
         for i in 0..yd.h {
             let y_row = &mut y[(o * yd.h + i) * yd.w..][..yd.w]; // [OW]
             let rows = kernel_rows(i, g, xd.h);
@@ -139,7 +184,6 @@ pub(crate) fn conv2d_s8(
                 rows,
                 top: i,
                 tail: &tail,
-                #[cfg(target_feature = "dotprod")]
                 dot: dot.as_ref(),
             };
             for j in scalar[0].clone().chain(scalar[1].clone()) {
@@ -169,8 +213,9 @@ struct Row<'a> {
     top: usize,
     /// The end of `x`, for loads that would pass it.
     tail: &'a Tail,
-    /// The channel's weights packed for `SDOT`, where they fit.
-    #[cfg(target_feature = "dotprod")]
+    /// The channel's weights packed for `SDOT`, where they fit. `Some` only in
+    /// `conv2d_s8_body::<true>`, so only where the CPU has `dotprod`: the `SDOT` paths
+    /// rely on it.
     dot: Option<&'a DotW>,
 }
 
@@ -206,31 +251,9 @@ impl Row<'_> {
         o: usize,
         y: &mut [i8],
     ) {
-        #[cfg(target_feature = "dotprod")]
         if let Some(dot) = self.dot {
-            if cols.len() < 4 {
-                cols.for_each(|j| y[j] = p.output(o, self.pixel(j)));
-                return;
-            }
-            let corr = dot.zp_weight_sum(self.rows.clone(), self.zp);
-            // Blocks of 16, then one of 8, then 4s, the last moved back to end at `cols.end`.
-            let mut j0 = cols.start;
-            while cols.end - j0 >= 16 {
-                rq.store(&self.block_dot::<4>(dot, j0, corr), &mut y[j0..]);
-                j0 += 16;
-            }
-            if cols.end - j0 >= 8 {
-                rq.store(&self.block_dot::<2>(dot, j0, corr), &mut y[j0..]);
-                j0 += 8;
-            }
-            while cols.end - j0 >= 4 {
-                rq.store(&self.block_dot::<1>(dot, j0, corr), &mut y[j0..]);
-                j0 += 4;
-            }
-            if j0 < cols.end {
-                let j0 = cols.end - 4;
-                rq.store(&self.block_dot::<1>(dot, j0, corr), &mut y[j0..]);
-            }
+            // SAFETY: a row has `dot` only where the CPU has `dotprod` (see `Row::dot`).
+            unsafe { self.interior_dot(dot, cols, rq, p, o, y) };
             return;
         }
         if cols.len() < 8 {
@@ -244,6 +267,42 @@ impl Row<'_> {
                 rq.store(&self.block_widen::<2>(j0), &mut y[j0..]);
             }
         });
+    }
+
+    /// Interior columns `cols` (stride 1) with `SDOT`, in blocks.
+    #[target_feature(enable = "dotprod")]
+    fn interior_dot(
+        &self,
+        dot: &DotW,
+        cols: Range<usize>,
+        rq: &Requant,
+        p: &DenseS8<'_>,
+        o: usize,
+        y: &mut [i8],
+    ) {
+        if cols.len() < 4 {
+            cols.for_each(|j| y[j] = p.output(o, self.pixel(j)));
+            return;
+        }
+        let corr = dot.zp_weight_sum(self.rows.clone(), self.zp);
+        // Blocks of 16, then one of 8, then 4s, the last moved back to end at `cols.end`.
+        let mut j0 = cols.start;
+        while cols.end - j0 >= 16 {
+            rq.store(&self.block_dot::<4>(dot, j0, corr), &mut y[j0..]);
+            j0 += 16;
+        }
+        if cols.end - j0 >= 8 {
+            rq.store(&self.block_dot::<2>(dot, j0, corr), &mut y[j0..]);
+            j0 += 8;
+        }
+        while cols.end - j0 >= 4 {
+            rq.store(&self.block_dot::<1>(dot, j0, corr), &mut y[j0..]);
+            j0 += 4;
+        }
+        if j0 < cols.end {
+            let j0 = cols.end - 4;
+            rq.store(&self.block_dot::<1>(dot, j0, corr), &mut y[j0..]);
+        }
     }
 
     /// `Σ w·(x − zp_in)` of the `4·B` interior pixels `j0..` (`B` even), i16 products
@@ -280,44 +339,20 @@ impl Row<'_> {
     /// window, widened like [`Row::block_widen`], or with `SDOT` where the channel has
     /// packed weights (padding is `zp_in`, so `Σ w·x − zp_in·Σ w` counts it as 0).
     fn block_edge(&self, edge: &Edge) -> [int32x4_t; 2] {
+        if let Some(dot) = self.dot {
+            // SAFETY: a row has `dot` only where the CPU has `dotprod` (see `Row::dot`).
+            return unsafe { self.block_edge_dot(edge, dot) };
+        }
         let (g, xd) = (self.g, self.xd);
-        // SAFETY: NEON is baseline on aarch64; the 16-byte load reads from `Tail::src` for
-        // 16 bytes at an offset inside `x`; the 8-byte loads read `win[kq..kq + 8]` with
+        // SAFETY: NEON is baseline on aarch64; the 8-byte loads read `win[kq..kq + 8]` with
         // `kq + 8 ≤ KW + 7 ≤ 15`.
         unsafe {
-            let zp16 = vdupq_n_s8(self.zp as i8);
-            let window = |c: usize, kp: usize| {
-                let at = (c * xd.h + self.input_row(kp)) * xd.w + edge.start;
-                let raw = vld1q_s8(self.tail.src(self.x, at, 16));
-                vbslq_s8(edge.valid, vqtbl1q_s8(raw, edge.idx), zp16)
-            };
-            #[cfg(target_feature = "dotprod")]
-            if let Some(dot) = self.dot {
-                use crate::kernels::neon::sdot;
-                let mut acc = [vdupq_n_s32(0); 2];
-                for c in 0..xd.c {
-                    for kp in self.rows.clone() {
-                        let win = window(c, kp);
-                        let words = &dot.words[(c * g.kh + kp) * dot.groups..][..dot.groups];
-                        for (grp, &word) in words.iter().enumerate() {
-                            let w4 = vreinterpretq_s8_s32(vdupq_n_s32(word));
-                            for (b, acc) in acc.iter_mut().enumerate() {
-                                // Lane l, byte t: window[4b + l + 4·grp + t].
-                                let idx = vaddq_u8(dot.idx, vdupq_n_u8((4 * b + 4 * grp) as u8));
-                                *acc = sdot(*acc, vqtbl1q_s8(win, idx), w4);
-                            }
-                        }
-                    }
-                }
-                let corr = vdupq_n_s32(dot.zp_weight_sum(self.rows.clone(), self.zp));
-                return acc.map(|a| vsubq_s32(a, corr));
-            }
             let zp8 = vdup_n_s8(self.zp as i8);
             let mut acc = [vdupq_n_s32(0); 2];
             let mut win = [0i8; 16];
             for c in 0..xd.c {
                 for kp in self.rows.clone() {
-                    vst1q_s8(win.as_mut_ptr(), window(c, kp));
+                    vst1q_s8(win.as_mut_ptr(), self.window(edge, c, kp));
                     let w_row = &self.w_o[(c * g.kh + kp) * g.kw..][..g.kw];
                     for (kq, &w) in w_row.iter().enumerate() {
                         let d = vsubl_s8(vld1_s8(win.as_ptr().add(kq)), zp8);
@@ -330,9 +365,50 @@ impl Row<'_> {
         }
     }
 
+    /// Kernel row `kp` of channel `c`'s input window for `edge`: bytes `t < 8 + KW − 1`
+    /// are input columns `edge.j0 + t − pad`, `zp_in` where padded.
+    #[inline(always)]
+    fn window(&self, edge: &Edge, c: usize, kp: usize) -> int8x16_t {
+        let at = (c * self.xd.h + self.input_row(kp)) * self.xd.w + edge.start;
+        // SAFETY: NEON is baseline on aarch64; the 16-byte load reads from `Tail::src` for
+        // 16 bytes at an offset inside `x`.
+        unsafe {
+            let raw = vld1q_s8(self.tail.src(self.x, at, 16));
+            vbslq_s8(
+                edge.valid,
+                vqtbl1q_s8(raw, edge.idx),
+                vdupq_n_s8(self.zp as i8),
+            )
+        }
+    }
+
+    /// [`Row::block_edge`] with `SDOT`.
+    #[target_feature(enable = "dotprod")]
+    fn block_edge_dot(&self, edge: &Edge, dot: &DotW) -> [int32x4_t; 2] {
+        use crate::kernels::neon::sdot;
+        let (g, xd) = (self.g, self.xd);
+        let mut acc = [vdupq_n_s32(0); 2];
+        for c in 0..xd.c {
+            for kp in self.rows.clone() {
+                let win = self.window(edge, c, kp);
+                let words = &dot.words[(c * g.kh + kp) * dot.groups..][..dot.groups];
+                for (grp, &word) in words.iter().enumerate() {
+                    let w4 = vreinterpretq_s8_s32(vdupq_n_s32(word));
+                    for (b, acc) in acc.iter_mut().enumerate() {
+                        // Lane l, byte t: window[4b + l + 4·grp + t].
+                        let idx = vaddq_u8(dot.idx, vdupq_n_u8((4 * b + 4 * grp) as u8));
+                        *acc = sdot(*acc, vqtbl1q_s8(win, idx), w4);
+                    }
+                }
+            }
+        }
+        let corr = vdupq_n_s32(dot.zp_weight_sum(self.rows.clone(), self.zp));
+        acc.map(|a| vsubq_s32(a, corr))
+    }
+
     /// `Σ w·(x − zp_in)` of the `4·B` interior pixels `j0..` with `SDOT`: lane `l` of
     /// accumulator `b` is pixel `j0 + 4b + l`; kernel taps in groups of four.
-    #[cfg(target_feature = "dotprod")]
+    #[target_feature(enable = "dotprod")]
     fn block_dot<const B: usize>(&self, dot: &DotW, j0: usize, corr: i32) -> [int32x4_t; B] {
         use crate::kernels::neon::sdot;
         let (g, xd) = (self.g, self.xd);
@@ -448,11 +524,9 @@ impl Edge {
 
 /// Most packed words [`DotW`] holds (`C·KH·⌈KW/4⌉`; 2 KiB of stack); larger layers, and
 /// `KW > 8` or `KH > 32`, run the widening path.
-#[cfg(target_feature = "dotprod")]
 const DOT_WORDS: usize = 512;
 
 /// One output channel's weights for [`Row::block_dot`].
-#[cfg(target_feature = "dotprod")]
 struct DotW {
     /// `⌈KW/4⌉` (1 or 2).
     groups: usize,
@@ -466,7 +540,6 @@ struct DotW {
     idx: uint8x16_t,
 }
 
-#[cfg(target_feature = "dotprod")]
 impl DotW {
     /// `w_o` `[C, KH, KW]`; `None` where it does not fit.
     fn new(w_o: &[i8], c: usize, g: ConvGeom) -> Option<Self> {

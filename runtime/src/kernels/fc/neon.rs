@@ -3,9 +3,10 @@
 //!
 //! Shapes as in the reference: `x` `[K]`, `weight` `[O, K]`, `y` `[O]`. No scratch.
 //!
-//! - int8, 16 inputs at a time: with `dotprod`, `SDOT` sums `w·x` and `w·zp_in` separately
-//!   (both fit: `zp_in` is an int8 code) and the layer subtracts them, equal to
-//!   `Σ w·(x − zp_in)` modulo 2^32. Without it, `SMULL` `w·x` and `SMLSL` `w·zp_in` in i16:
+//! - int8, 16 inputs at a time: in the `neon-dotprod` set ([`fc_s8_dot`], run where the CPU
+//!   has `dotprod`), `SDOT` sums `w·x` and `w·zp_in` separately (both fit: `zp_in` is an
+//!   int8 code) and the layer subtracts them, equal to `Σ w·(x − zp_in)` modulo 2^32. In the
+//!   `neon` set ([`fc_s8`]), `SMULL` `w·x` and `SMLSL` `w·zp_in` in i16:
 //!   the difference `w·(x − zp_in)` lies in `[-32640, 32640]`, so the wrapping i16
 //!   arithmetic gives it exactly, and `SADALP` adds pairs of them into i32 lanes. An 8-wide
 //!   step and a scalar tail finish `K`.
@@ -17,30 +18,58 @@ use core::arch::aarch64::*;
 pub(crate) use super::reference::fc_f16;
 use crate::kernels::{DenseF, DenseS8};
 
-/// int8: `acc = bias[o] + Σ_k w[o,k] · (x[k] − zp_in)`, requantized as the reference.
+/// int8 (`neon` set): `acc = bias[o] + Σ_k w[o,k] · (x[k] − zp_in)`, requantized as the
+/// reference.
 pub(crate) fn fc_s8(x: &[i8], p: DenseS8<'_>, y: &mut [i8], _scratch: &mut [u8]) {
+    // SAFETY: without `SDOT` the body needs nothing past baseline NEON.
+    unsafe { fc_s8_body::<false>(x, p, y) }
+}
+
+/// int8 (`neon-dotprod` set): [`fc_s8`] with `SDOT`.
+pub(crate) fn fc_s8_dot(x: &[i8], p: DenseS8<'_>, y: &mut [i8], _scratch: &mut [u8]) {
+    // SAFETY: only the `neon-dotprod` kernel table (`Kernels::NEON_DOT`) holds this
+    // function, and a plan uses that table only where the CPU has `dotprod`
+    // (`KernelSet::runs_here`).
+    unsafe { fc_s8_sdot(x, p, y) }
+}
+
+/// # Safety
+/// The CPU must have `dotprod`.
+#[target_feature(enable = "dotprod")]
+unsafe fn fc_s8_sdot(x: &[i8], p: DenseS8<'_>, y: &mut [i8]) {
+    // SAFETY: `dotprod` by this function's contract.
+    unsafe { fc_s8_body::<true>(x, p, y) }
+}
+
+/// # Safety
+/// With `D` (`SDOT`), the CPU must have `dotprod`.
+#[inline(always)]
+unsafe fn fc_s8_body<const D: bool>(x: &[i8], p: DenseS8<'_>, y: &mut [i8]) {
     let k = x.len();
     debug_assert_eq!(p.weight.len(), y.len() * k);
     for (o, y_o) in y.iter_mut().enumerate() {
         let w_o = &p.weight[o * k..][..k]; // [K]
-        *y_o = p.output(o, dot_s8(w_o, x, p.zp_in));
+                                           // SAFETY: forwarded.
+        *y_o = p.output(o, unsafe { dot_s8::<D>(w_o, x, p.zp_in) });
     }
 }
 
 /// `Σ_k w[k]·(x[k] − zp)` wrapping in i32, `w.len() == x.len()`.
+///
+/// # Safety
+/// With `D` (`SDOT`), the CPU must have `dotprod`.
 #[inline(always)]
-fn dot_s8(w: &[i8], x: &[i8], zp: i32) -> i32 {
+unsafe fn dot_s8<const D: bool>(w: &[i8], x: &[i8], zp: i32) -> i32 {
     let k = x.len();
     let (k16, k8) = (k / 16 * 16, k / 8 * 8);
-    // SAFETY: NEON is baseline on aarch64; every load reads `w[at..at + 16]` or
-    // `x[at..at + 16]` with `at + 16 ≤ k16 ≤ k` (8 bytes with `at + 8 ≤ k8 ≤ k`), inside
-    // both slices of length `k`.
+    // SAFETY: NEON is baseline on aarch64, and `SDOT` runs only with `D`, where the caller
+    // guarantees `dotprod`; every load reads `w[at..at + 16]` or `x[at..at + 16]` with
+    // `at + 16 ≤ k16 ≤ k` (8 bytes with `at + 8 ≤ k8 ≤ k`), inside both slices of length `k`.
     let mut sum = unsafe {
         let (wp, xp) = (w.as_ptr(), x.as_ptr());
         let zp16 = vdupq_n_s8(zp as i8); // zp_in ∈ [-128, 127]
         let mut acc = vdupq_n_s32(0);
-        #[cfg(target_feature = "dotprod")]
-        {
+        if D {
             use crate::kernels::neon::sdot;
             let mut acc_zp = vdupq_n_s32(0);
             for at in (0..k16).step_by(16) {
@@ -49,18 +78,18 @@ fn dot_s8(w: &[i8], x: &[i8], zp: i32) -> i32 {
                 acc_zp = sdot(acc_zp, wv, zp16);
             }
             acc = vsubq_s32(acc, acc_zp);
-        }
-        #[cfg(not(target_feature = "dotprod"))]
-        for at in (0..k16).step_by(16) {
-            let (wv, xv) = (vld1q_s8(wp.add(at)), vld1q_s8(xp.add(at)));
-            // w·x − w·zp = w·(x − zp) in i16: exact, it fits.
-            let lo = vmlsl_s8(
-                vmull_s8(vget_low_s8(wv), vget_low_s8(xv)),
-                vget_low_s8(wv),
-                vget_low_s8(zp16),
-            );
-            let hi = vmlsl_high_s8(vmull_high_s8(wv, xv), wv, zp16);
-            acc = vpadalq_s16(vpadalq_s16(acc, lo), hi);
+        } else {
+            for at in (0..k16).step_by(16) {
+                let (wv, xv) = (vld1q_s8(wp.add(at)), vld1q_s8(xp.add(at)));
+                // w·x − w·zp = w·(x − zp) in i16: exact, it fits.
+                let lo = vmlsl_s8(
+                    vmull_s8(vget_low_s8(wv), vget_low_s8(xv)),
+                    vget_low_s8(wv),
+                    vget_low_s8(zp16),
+                );
+                let hi = vmlsl_high_s8(vmull_high_s8(wv, xv), wv, zp16);
+                acc = vpadalq_s16(vpadalq_s16(acc, lo), hi);
+            }
         }
         if k8 > k16 {
             let (wv, xv) = (vld1_s8(wp.add(k16)), vld1_s8(xp.add(k16)));
