@@ -230,7 +230,9 @@ impl Kernels {
     #[cfg(kestrel_isa = "neon")]
     pub(crate) const NEON_DOT: Kernels = Kernels {
         set: KernelSet::NeonDot,
+        #[cfg(any(feature = "int8", feature = "kernel-check", test))]
         conv2d_s8: conv2d::neon::conv2d_s8_dot,
+        #[cfg(any(feature = "int8", feature = "kernel-check", test))]
         fc_s8: fc::neon::fc_s8_dot,
         ..Self::VARIANT
     };
