@@ -52,6 +52,36 @@ fn note(kernel: Kernel) {
 /// On x86-64 a plain build (no `-C target-cpu`) finds AVX2, and AVX-512 VNNI, at run time
 /// where the CPU has them, and on aarch64 the dot-product extension, so the checks above
 /// test them without separate builds.
+/// Detection picks the last of `sets` (the variant sets this CPU has, slowest first; the
+/// reference where there are none, or with `force-reference`), and the check offers exactly
+/// `sets`, each holding real variants. `missing` names what this CPU lacks when the check
+/// covers less than every set of this architecture.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn expect_sets(sets: &[KernelSet], missing: &str) {
+    let sets = if cfg!(feature = "force-reference") {
+        &[]
+    } else {
+        sets
+    };
+    let expect = sets.last().copied().unwrap_or(KernelSet::Reference);
+    assert_eq!(KernelSet::detect(), expect);
+    let offered: std::vec::Vec<KernelSet> = check::sets().collect();
+    assert_eq!(offered, sets);
+    for &set in sets {
+        // The tables really hold the variants, not the reference's functions.
+        assert!(
+            !check::runs_reference(set, Kernel::Conv2dS8),
+            "{}",
+            set.name()
+        );
+    }
+    if sets.len() < 2 {
+        eprintln!(
+            "detection_finds_this_cpus_set: this CPU has no {missing}; those kernels are not checked here"
+        );
+    }
+}
+
 #[test]
 fn detection_finds_this_cpus_set() {
     #[cfg(target_arch = "x86_64")]
@@ -59,69 +89,21 @@ fn detection_finds_this_cpus_set() {
         use std::is_x86_feature_detected as has;
         let avx2 = has!("avx2") && has!("f16c");
         let vnni = avx2 && has!("avx512vnni") && has!("avx512vl") && has!("avx512bw");
-        let expect = if cfg!(feature = "force-reference") {
-            KernelSet::Reference
-        } else if vnni {
-            KernelSet::Avx2Vnni
-        } else if avx2 {
-            KernelSet::Avx2
-        } else {
-            KernelSet::Reference
-        };
-        assert_eq!(KernelSet::detect(), expect);
-        let sets: std::vec::Vec<KernelSet> = check::sets().collect();
-        let want: &[KernelSet] = match expect {
-            KernelSet::Avx2Vnni => &[KernelSet::Avx2, KernelSet::Avx2Vnni],
-            KernelSet::Avx2 => &[KernelSet::Avx2],
+        let sets: &[KernelSet] = match (avx2, vnni) {
+            (_, true) => &[KernelSet::Avx2, KernelSet::Avx2Vnni],
+            (true, false) => &[KernelSet::Avx2],
             _ => &[],
         };
-        assert_eq!(sets, want);
-        for &set in want {
-            // The tables really hold the variants, not the reference's functions.
-            assert!(
-                !check::runs_reference(set, Kernel::Conv2dS8),
-                "{}",
-                set.name()
-            );
-        }
-        if !vnni {
-            eprintln!(
-                "detection_finds_this_cpus_set: this CPU has no {}; those kernels are not checked here",
-                if avx2 { "AVX-512 VNNI" } else { "AVX2" }
-            );
-        }
+        expect_sets(sets, if avx2 { "AVX-512 VNNI" } else { "AVX2" });
     }
     #[cfg(target_arch = "aarch64")]
     {
-        let dot = std::arch::is_aarch64_feature_detected!("dotprod");
-        let expect = if cfg!(feature = "force-reference") {
-            KernelSet::Reference
-        } else if dot {
-            KernelSet::NeonDot
+        let sets: &[KernelSet] = if std::arch::is_aarch64_feature_detected!("dotprod") {
+            &[KernelSet::Neon, KernelSet::NeonDot]
         } else {
-            KernelSet::Neon
+            &[KernelSet::Neon]
         };
-        assert_eq!(KernelSet::detect(), expect);
-        let sets: std::vec::Vec<KernelSet> = check::sets().collect();
-        let want: &[KernelSet] = match expect {
-            KernelSet::NeonDot => &[KernelSet::Neon, KernelSet::NeonDot],
-            KernelSet::Neon => &[KernelSet::Neon],
-            _ => &[],
-        };
-        assert_eq!(sets, want);
-        for &set in want {
-            // The tables really hold the variants, not the reference's functions.
-            assert!(
-                !check::runs_reference(set, Kernel::Conv2dS8),
-                "{}",
-                set.name()
-            );
-        }
-        if !dot {
-            eprintln!(
-                "detection_finds_this_cpus_set: this CPU has no dotprod; the SDOT kernels are not checked here"
-            );
-        }
+        expect_sets(sets, "dotprod");
     }
     assert!(KernelSet::Reference.runs_here());
     assert!(KernelSet::detect().runs_here());

@@ -68,15 +68,7 @@ pub(crate) fn conv2d_s8(
     y: &mut [i8],
     scratch: &mut [u8],
 ) {
-    debug_assert_eq!(x.len(), xd.len());
-    debug_assert_eq!(y.len(), yd.len());
-    debug_assert_eq!(p.weight.len(), yd.c * xd.c * g.kh * g.kw);
-    match Layout::new(xd, g, yd, false) {
-        // SAFETY: this file runs only through the AVX2 kernel tables, which a plan uses
-        // only where the CPU has AVX2 and F16C (`KernelSet::runs_here`).
-        Some(l) => unsafe { conv2d_s8_avx2(x, p, &l, y) },
-        None => reference::conv2d_s8(x, xd, p, g, yd, y, scratch),
-    }
+    conv2d_s8_entry::<false>(x, xd, p, g, yd, y, scratch)
 }
 
 /// int8 (AVX2 + VNNI set): tap quads on bytes ([`vnni`]) instead of i16 pairs; equal to
@@ -90,14 +82,30 @@ pub(crate) fn conv2d_s8_vnni(
     y: &mut [i8],
     scratch: &mut [u8],
 ) {
+    conv2d_s8_entry::<true>(x, xd, p, g, yd, y, scratch)
+}
+
+/// Both int8 entries: `V`, the VNNI quads.
+#[inline(always)]
+fn conv2d_s8_entry<const V: bool>(
+    x: &[i8],
+    xd: Dims,
+    p: DenseS8<'_>,
+    g: ConvGeom,
+    yd: Dims,
+    y: &mut [i8],
+    scratch: &mut [u8],
+) {
     debug_assert_eq!(x.len(), xd.len());
     debug_assert_eq!(y.len(), yd.len());
     debug_assert_eq!(p.weight.len(), yd.c * xd.c * g.kh * g.kw);
-    match Layout::new(xd, g, yd, true) {
-        // SAFETY: only the AVX2 + VNNI kernel table holds this function, and a plan uses
-        // it only where the CPU has AVX2, F16C, AVX-512 VNNI, VL and BW
+    match Layout::new(xd, g, yd, V) {
+        // SAFETY: this file runs only through the AVX2 kernel tables, which a plan uses
+        // only where the CPU has AVX2 and F16C; only the AVX2 + VNNI table holds
+        // `conv2d_s8_vnni` (`V`), used only where the CPU also has AVX-512 VNNI, VL and BW
         // (`KernelSet::runs_here`).
-        Some(l) => unsafe { conv2d_s8_avx2_vnni(x, p, &l, y) },
+        Some(l) if V => unsafe { conv2d_s8_avx2_vnni(x, p, &l, y) },
+        Some(l) => unsafe { conv2d_s8_avx2(x, p, &l, y) },
         None => reference::conv2d_s8(x, xd, p, g, yd, y, scratch),
     }
 }

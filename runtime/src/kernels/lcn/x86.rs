@@ -112,6 +112,43 @@ unsafe fn window_sum<const N: usize>(
     }
 }
 
+/// Every output position of a `[h, w]` map, eight columns and (while they last) four rows
+/// at a time: `put(j, k0, n, sum)` for row `j`, columns `k0 .. k0 + n` (`n ≤ 8` lanes used)
+/// and their window sums of `f` ([`window_sum`]).
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[inline(always)]
+unsafe fn pass(
+    c: usize,
+    window: &[f32],
+    size: usize,
+    (h, w, wp): (usize, usize, usize),
+    f: impl Fn(usize, usize) -> __m256,
+    mut put: impl FnMut(usize, usize, usize, __m256),
+) {
+    for k0 in (0..w).step_by(8) {
+        let n = (w - k0).min(8);
+        let mut j = 0;
+        while j < h {
+            if h - j >= 4 {
+                let at = array4(|t| (j + t) * wp + k0);
+                // SAFETY: AVX2 by this function's contract.
+                let sums = unsafe { window_sum::<4>(c, window, size, at, wp, &f) };
+                for (t, sum) in sums.into_iter().enumerate() {
+                    put(j + t, k0, n, sum);
+                }
+                j += 4;
+            } else {
+                // SAFETY: as above.
+                let [sum] = unsafe { window_sum::<1>(c, window, size, [j * wp + k0], wp, &f) };
+                put(j, k0, n, sum);
+                j += 1;
+            }
+        }
+    }
+}
+
 /// `[f(0), f(1), f(2), f(3)]`.
 #[inline(always)]
 fn array4(f: impl Fn(usize) -> usize) -> [usize; 4] {
@@ -160,73 +197,36 @@ unsafe fn lcn_avx2(
         // SAFETY: 8 f32s inside `xpad` (the bound above).
         unsafe { _mm256_loadu_ps(xp.add(i * plane + at)) }
     };
-    // Rows four at a time (independent sums), then one at a time.
-    for k0 in (0..w).step_by(8) {
-        let n = (w - k0).min(8);
-        let mut j = 0;
-        while j < h {
-            if h - j >= 4 {
-                // SAFETY: AVX2 by this function's contract.
-                let sums = unsafe {
-                    window_sum::<4>(xd.c, lcn.window, size, array4(|t| (j + t) * wp + k0), wp, x)
-                };
-                for (t, sum) in sums.into_iter().enumerate() {
-                    let mv = _mm256_div_ps(sum, channels);
-                    store(&mut m[(j + t) * w + k0..][..n], mv);
-                    store(&mut mpad[(j + t + r) * wp + r + k0..][..n], mv);
-                }
-                j += 4;
-            } else {
-                // SAFETY: as above.
-                let [sum] =
-                    unsafe { window_sum::<1>(xd.c, lcn.window, size, [j * wp + k0], wp, x) };
-                let mv = _mm256_div_ps(sum, channels);
-                store(&mut m[j * w + k0..][..n], mv);
-                store(&mut mpad[(j + r) * wp + r + k0..][..n], mv);
-                j += 1;
-            }
-        }
-    }
+    // SAFETY (both passes): AVX2 by this function's contract.
+    unsafe {
+        pass(xd.c, lcn.window, size, (h, w, wp), x, |j, k0, n, sum| {
+            let mv = _mm256_div_ps(sum, channels);
+            store(&mut m[j * w + k0..][..n], mv);
+            store(&mut mpad[(j + r) * wp + r + k0..][..n], mv);
+        })
+    };
+    let mp = mpad.as_ptr();
     let v2 = |i: usize, at: usize| {
-        let (xv, mv) = (&xpad[i * hp * wp + at..][..8], &mpad[at..][..8]);
-        // SAFETY: `xv` and `mv` are 8 f32s each.
-        let v =
-            unsafe { _mm256_sub_ps(_mm256_loadu_ps(xv.as_ptr()), _mm256_loadu_ps(mv.as_ptr())) };
+        debug_assert!(i * plane + at + 8 <= xpad.len() && at + 8 <= mpad.len());
+        // SAFETY: 8 f32s inside `xpad` and `mpad` (the bound above).
+        let (xv, mv) = unsafe {
+            (
+                _mm256_loadu_ps(xp.add(i * plane + at)),
+                _mm256_loadu_ps(mp.add(at)),
+            )
+        };
+        let v = _mm256_sub_ps(xv, mv);
         _mm256_mul_ps(v, v)
     };
-    for k0 in (0..w).step_by(8) {
-        let n = (w - k0).min(8);
-        let mut j = 0;
-        while j < h {
-            if h - j >= 4 {
-                // SAFETY: AVX2 by this function's contract.
-                let sums = unsafe {
-                    window_sum::<4>(
-                        xd.c,
-                        lcn.window,
-                        size,
-                        array4(|t| (j + t) * wp + k0),
-                        wp,
-                        v2,
-                    )
-                };
-                for (t, sum) in sums.into_iter().enumerate() {
-                    let sd = _mm256_sqrt_ps(_mm256_div_ps(sum, channels));
-                    store(&mut s[(j + t) * w + k0..][..n], sd);
-                }
-                j += 4;
-            } else {
-                // SAFETY: as above.
-                let [sum] =
-                    unsafe { window_sum::<1>(xd.c, lcn.window, size, [j * wp + k0], wp, v2) };
-                store(
-                    &mut s[j * w + k0..][..n],
-                    _mm256_sqrt_ps(_mm256_div_ps(sum, channels)),
-                );
-                j += 1;
-            }
-        }
-    }
+    // SAFETY: as above.
+    unsafe {
+        pass(xd.c, lcn.window, size, (h, w, wp), v2, |j, k0, n, sum| {
+            store(
+                &mut s[j * w + k0..][..n],
+                _mm256_sqrt_ps(_mm256_div_ps(sum, channels)),
+            );
+        })
+    };
     // The reference's scalar tail: the mean deviation (summed in order) and the division.
     let mut s_sum = 0.0f32;
     for &sd in s.iter() {
