@@ -15,7 +15,8 @@
 //! requantized for int8) are the reference's scalar code.
 //!
 //! int8 `jarrett` (LCN 9×9 on 8×28×28 and 16×10×10), `kestrel eval` median per image, AMD
-//! EPYC (Zen 4), plain release build: 763 µs with the reference LCN, 48 µs with these.
+//! EPYC (Zen 4), plain release build: 763 µs with the reference LCN, 74 µs with these
+//! (`benches/host_latency.sh`, docs/BENCHMARKS.md).
 
 use core::arch::x86_64::*;
 
