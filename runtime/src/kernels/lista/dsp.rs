@@ -50,22 +50,7 @@ pub(crate) fn lista_step_s8(p: &ListaS8<'_>, b: &[i8], h_in: &[i8], acc: &mut [i
             // SAFETY: both columns hold `4·groups` bytes and `acc` `4·groups` aligned i32s.
             unsafe { add_pair(col_a.as_ptr(), col_c.as_ptr(), d, acc.as_mut_ptr(), groups) };
         };
-        // The pending non-zero column of a pair: (j, d_j).
-        let mut pending: Option<(usize, i32)> = None;
-        for (j, &q) in h_in.iter().enumerate() {
-            let d = q as i32 - p.zp_h;
-            if d == 0 {
-                continue;
-            }
-            match pending.take() {
-                None => pending = Some((j, d)),
-                Some(first) => add(acc, first, (j, d)),
-            }
-        }
-        if let Some((a, da)) = pending {
-            // The partner column adds `S[·, a]·0`.
-            add(acc, (a, da), (a, 0));
-        }
+        p.column_pairs(h_in, |first, second| add(acc, first, second));
     }
     // The last `n % 4` rows, scalar, in the same wrapping arithmetic.
     for (i, acc) in acc.iter_mut().enumerate().skip(groups * 4) {

@@ -116,14 +116,8 @@ pub(crate) fn lista_step_f32(s: &[f32], b: &[f32], theta: &[f32], h_in: &[f32], 
         r0 += 4 * vecs;
     }
     // The last `n % 4` rows: the reference's scalar sum.
-    for i in full..n {
-        let mut acc = 0.0f32;
-        for (j, &hj) in h_in.iter().enumerate() {
-            if hj != 0.0 {
-                acc += s[j * n + i] * hj;
-            }
-        }
-        h[i] = shrink1_f32(b[i] + acc, theta[i]);
+    for (i, h) in h.iter_mut().enumerate().skip(full) {
+        *h = super::reference::step_row(s, b, theta, h_in, i);
     }
 }
 

@@ -39,6 +39,33 @@ pub(crate) struct ListaS8<'p> {
 }
 
 impl ListaS8<'_> {
+    /// Calls `add(first, second)` for the non-zero code columns of `h_in` taken two at a
+    /// time in ascending `j`, each as `(j, d_j)` with `d_j = h_q[j] − zp_h`; an odd last one
+    /// pairs with itself and `d = 0` (adding `S[·, j]·0`). How the SIMD variants that
+    /// multiply column pairs walk the codes.
+    #[inline(always)]
+    pub(crate) fn column_pairs(
+        &self,
+        h_in: &[i8],
+        mut add: impl FnMut((usize, i32), (usize, i32)),
+    ) {
+        // The pending non-zero column of a pair.
+        let mut pending: Option<(usize, i32)> = None;
+        for (j, &q) in h_in.iter().enumerate() {
+            let d = q as i32 - self.zp_h;
+            if d == 0 {
+                continue;
+            }
+            match pending.take() {
+                None => pending = Some((j, d)),
+                Some(first) => add(first, (j, d)),
+            }
+        }
+        if let Some((a, da)) = pending {
+            add((a, da), (a, 0));
+        }
+    }
+
     /// `b_acc[i]`: row `i`'s input in its accumulator units.
     #[inline(always)]
     pub(crate) fn b_acc(&self, i: usize, b: i8) -> i32 {
@@ -97,15 +124,23 @@ pub(crate) fn lista_step_f16(s: &[f16], b: &[f32], theta: &[f32], h_in: &[f32], 
 fn step_float<W: Widen>(s: &[W], b: &[f32], theta: &[f32], h_in: &[f32], h: &mut [f32]) {
     let n = h.len();
     debug_assert!(s.len() == n * n && b.len() == n && theta.len() == n && h_in.len() == n);
-    for i in 0..n {
-        let mut acc = 0.0f32;
-        for (j, &hj) in h_in.iter().enumerate() {
-            if hj != 0.0 {
-                acc += s[j * n + i].widen() * hj;
-            }
-        }
-        h[i] = shrink1_f32(b[i] + acc, theta[i]);
+    for (i, h) in h.iter_mut().enumerate() {
+        *h = step_row(s, b, theta, h_in, i);
     }
+}
+
+/// Row `i` of a float step: `shrink_θ[i](b[i] + Σ_{h_in[j] ≠ 0} S[i, j]·h_in[j])`, summed
+/// in ascending `j`. Also the SIMD variants' leftover rows.
+#[inline]
+pub(crate) fn step_row<W: Widen>(s: &[W], b: &[f32], theta: &[f32], h_in: &[f32], i: usize) -> f32 {
+    let n = h_in.len();
+    let mut acc = 0.0f32;
+    for (j, &hj) in h_in.iter().enumerate() {
+        if hj != 0.0 {
+            acc += s[j * n + i].widen() * hj;
+        }
+    }
+    shrink1_f32(b[i] + acc, theta[i])
 }
 
 /// The first int8 shrink: `h_q[i] = p.output(i, b_q[i], 0)`.

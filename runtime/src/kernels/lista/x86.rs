@@ -53,22 +53,9 @@ unsafe fn step_s8_avx2(p: &ListaS8<'_>, h_in: &[i8], acc: &mut [i32]) {
     let n = acc.len();
     let full = n / 16 * 16;
     acc.fill(0);
-    // The pending non-zero column of a pair: (j, d_j).
-    let mut pending: Option<(usize, i32)> = None;
-    for (j, &q) in h_in.iter().enumerate() {
-        let d = q as i32 - p.zp_h;
-        if d == 0 {
-            continue;
-        }
-        match pending.take() {
-            None => pending = Some((j, d)),
-            Some((a, da)) => add_pair(p.s, n, full, acc, (a, da), (j, d)),
-        }
-    }
-    if let Some((a, da)) = pending {
-        // The partner column adds `S[·, a]·0`.
-        add_pair(p.s, n, full, acc, (a, da), (a, 0));
-    }
+    p.column_pairs(h_in, |first, second| {
+        add_pair(p.s, n, full, acc, first, second)
+    });
     // Blocks of 16 rows back in order: [0‥3, 8‥11] [4‥7, 12‥15] → [0‥7] [8‥15].
     for r0 in (0..full).step_by(16) {
         let blk = &mut acc[r0..r0 + 16];
@@ -189,14 +176,8 @@ fn step_float<W: Load8>(s: &[W], b: &[f32], theta: &[f32], h_in: &[f32], h: &mut
         r0 += 8 * blocks;
     }
     // The last `n % 8` rows: the reference's scalar sum.
-    for i in full..n {
-        let mut acc = 0.0f32;
-        for (j, &hj) in h_in.iter().enumerate() {
-            if hj != 0.0 {
-                acc += s[j * n + i].widen() * hj;
-            }
-        }
-        h[i] = shrink1_f32(b[i] + acc, theta[i]);
+    for (i, h) in h.iter_mut().enumerate().skip(full) {
+        *h = super::reference::step_row(s, b, theta, h_in, i);
     }
 }
 
