@@ -130,11 +130,24 @@ pub fn le_bytes(outputs: &[Vec<f32>]) -> Vec<u8> {
 
 /// Accuracy and latency of `model` on `set`.
 pub fn evaluate(model: &Model<'_>, set: &Images) -> Result<EvalReport> {
+    evaluate_keeping(model, set, None)
+}
+
+/// [`evaluate`], also appending every output vector to `outputs` when given (in the same
+/// pass: the outputs are copied outside the timed calls).
+pub fn evaluate_keeping(
+    model: &Model<'_>,
+    set: &Images,
+    mut outputs: Option<&mut Vec<Vec<f32>>>,
+) -> Result<EvalReport> {
     let mut correct = 0;
     let mut times = Vec::with_capacity(set.n);
     run_each(model, set, |i, out, us| {
         correct += usize::from(argmax(out) == set.labels[i] as usize);
         times.push(us);
+        if let Some(all) = outputs.as_deref_mut() {
+            all.push(out.to_vec());
+        }
     })?;
     let plan = plan(model)?;
     times.sort_by(f64::total_cmp);

@@ -496,11 +496,12 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(n) = limit {
                 set = set.take(n);
             }
+            let mut outputs = Vec::new();
+            let keep = dump_logits.is_some().then_some(&mut outputs);
+            let r = eval::evaluate_keeping(&m, &set, keep)?;
             if let Some(path) = dump_logits {
-                let bytes = eval::le_bytes(&eval::outputs(&m, &set)?);
-                std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))?;
+                checkpoint::write_atomic(&path, &eval::le_bytes(&outputs))?;
             }
-            let r = eval::evaluate(&m, &set)?;
             if json {
                 println!("{}", json_line(&r)?);
             } else {
