@@ -138,13 +138,19 @@ impl fmt::Display for Error {
                      `{feature}` feature)"
                 )
             }
+            #[cfg(feature = "std")]
             Error::KernelSetUnavailable { set, best } => write!(
                 f,
-                "kernel set {} is not available here (this build has the reference and {} \
-                 kernels; this CPU runs {} at best)",
+                "kernel set {} is not available here: {} is the best this build and CPU run",
                 set.name(),
-                crate::KernelSet::VARIANT.name(),
                 best.name()
+            ),
+            // Without `std` a build runs only the set it compiles (`KernelSet::COMPILED`);
+            // a constant message keeps firmware `.text` as it was.
+            #[cfg(not(feature = "std"))]
+            Error::KernelSetUnavailable { .. } => f.write_str(
+                "kernel set not available: a build without `std` runs only the set it \
+                 compiles (KernelSet::COMPILED)",
             ),
             Error::EncodersNotBuilt { layer } => write!(
                 f,

@@ -91,9 +91,10 @@ impl Step {
 #[derive(Debug, Clone)]
 pub struct Plan<'m, 'a> {
     model: &'m Model<'a>,
-    /// The kernel set this plan runs.
+    /// The kernel set this plan runs, and its table (without `std` the plan runs
+    /// [`KernelSet::COMPILED`] and calls the constant [`Kernels::COMPILED`]).
+    #[cfg(feature = "std")]
     set: KernelSet,
-    /// Its table (without `std` the plan calls the constant [`Kernels::COMPILED`]).
     #[cfg(feature = "std")]
     kernels: &'static Kernels,
     elem: Elem,
@@ -254,16 +255,15 @@ impl<'m, 'a> Plan<'m, 'a> {
     /// ([`KernelSet::detect`]: asked of the CPU with the `std` feature, else
     /// [`KernelSet::COMPILED`]); [`Plan::kernel_set`] says which.
     pub fn new(model: &'m Model<'a>) -> Result<Self, Error> {
-        Self::with_kernels(model, KernelSet::detect())
+        // The detected set is always one this build has and this CPU runs.
+        Self::checked_precision(model)?;
+        Self::for_kernels(model, KernelSet::detect())
     }
 
     /// [`Plan::new`] running `set`'s kernels, e.g. [`KernelSet::Reference`] to compare;
     /// [`Error::KernelSetUnavailable`] if this build lacks them or this CPU cannot run them.
     pub fn with_kernels(model: &'m Model<'a>, set: KernelSet) -> Result<Self, Error> {
-        let precision = model.precision();
-        if !precision_built(precision) {
-            return Err(Error::PrecisionNotBuilt { precision });
-        }
+        Self::checked_precision(model)?;
         if Kernels::get(set).is_none() {
             return Err(Error::KernelSetUnavailable {
                 set,
@@ -273,9 +273,26 @@ impl<'m, 'a> Plan<'m, 'a> {
         Self::for_kernels(model, set)
     }
 
+    /// [`Error::PrecisionNotBuilt`] if this build lacks the model's precision.
+    fn checked_precision(model: &Model<'_>) -> Result<(), Error> {
+        let precision = model.precision();
+        if precision_built(precision) {
+            Ok(())
+        } else {
+            Err(Error::PrecisionNotBuilt { precision })
+        }
+    }
+
     /// The kernel set this plan runs.
     pub fn kernel_set(&self) -> KernelSet {
-        self.set
+        #[cfg(feature = "std")]
+        {
+            self.set
+        }
+        #[cfg(not(feature = "std"))]
+        {
+            KernelSet::COMPILED
+        }
     }
 
     /// The table the plan calls: its own with `std`; without, the target's constant table,
@@ -385,6 +402,7 @@ impl<'m, 'a> Plan<'m, 'a> {
         }
         Ok(Plan {
             model,
+            #[cfg(feature = "std")]
             set,
             #[cfg(feature = "std")]
             kernels: Kernels::get(set).unwrap_or(&Kernels::REFERENCE),
