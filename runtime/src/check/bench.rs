@@ -43,11 +43,17 @@ pub enum Shape {
     MaxPool2x2,
     /// Average pooling 2×2, stride 2, on 6×28×28 (figures are per output).
     AvgPool2x2,
+    /// A strided f32 convolution: 5×5, stride 2, pad 2, 8 → 16 channels, 28×28.
+    ConvF32Stride2,
+    /// Max pooling 3×3, stride 2 (overlapping windows), on 8×27×27 (per output).
+    MaxPool3x3Stride2,
+    /// Average pooling 3×3, stride 2, on 8×27×27 (per output).
+    AvgPool3x3Stride2,
 }
 
 impl Shape {
     /// Every timed shape.
-    pub const ALL: [Shape; 9] = [
+    pub const ALL: [Shape; 12] = [
         Shape::Conv3x3x16x32,
         Shape::Conv5x5x1x6,
         Shape::Conv5x5x6x16,
@@ -57,6 +63,9 @@ impl Shape {
         Shape::FcF32x400x120,
         Shape::MaxPool2x2,
         Shape::AvgPool2x2,
+        Shape::ConvF32Stride2,
+        Shape::MaxPool3x3Stride2,
+        Shape::AvgPool3x3Stride2,
     ];
 
     /// A short description, e.g. `"conv 3x3 16->32 16x16 pad 1"`.
@@ -71,12 +80,21 @@ impl Shape {
             Shape::FcF32x400x120 => "fc_f32 400->120",
             Shape::MaxPool2x2 => "maxpool 2x2 on 6x28x28",
             Shape::AvgPool2x2 => "avgpool 2x2 on 6x28x28",
+            Shape::ConvF32Stride2 => "conv_f32 5x5/2 8->16 28x28 pad 2",
+            Shape::MaxPool3x3Stride2 => "maxpool 3x3/2 on 8x27x27",
+            Shape::AvgPool3x3Stride2 => "avgpool 3x3/2 on 8x27x27",
         }
     }
 
     /// Pooling figures are per output element, the others per MAC.
     pub const fn per_output(self) -> bool {
-        matches!(self, Shape::MaxPool2x2 | Shape::AvgPool2x2)
+        matches!(
+            self,
+            Shape::MaxPool2x2
+                | Shape::AvgPool2x2
+                | Shape::MaxPool3x3Stride2
+                | Shape::AvgPool3x3Stride2
+        )
     }
 }
 
@@ -116,9 +134,15 @@ pub fn run(shape: Shape, work: &mut [u8], time: &mut dyn FnMut(&mut dyn FnMut())
         Shape::Conv5x5x6x16 => conv(ks, &mut rng, &mut work, time, 6, 14, 16, 5, 0),
         Shape::Fc400x120 => linear(ks, &mut rng, &mut work, time, 400, 120),
         Shape::Fc120x84 => linear(ks, &mut rng, &mut work, time, 120, 84),
-        Shape::ConvF32x5x5x6x16 => conv_f32(ks, &mut rng, &mut work, time, 6, 14, 16, 5),
+        Shape::ConvF32x5x5x6x16 => conv_f32(ks, &mut rng, &mut work, time, 6, 14, 16, 5, 1, 0),
+        Shape::ConvF32Stride2 => conv_f32(ks, &mut rng, &mut work, time, 8, 28, 16, 5, 2, 2),
         Shape::FcF32x400x120 => linear_f32(ks, &mut rng, &mut work, time, 400, 120),
-        Shape::MaxPool2x2 | Shape::AvgPool2x2 => pool(ks, shape, &mut rng, &mut work, time),
+        Shape::MaxPool2x2 | Shape::AvgPool2x2 => {
+            pool(ks, shape, &mut rng, &mut work, time, 2, 2, (6, 28))
+        }
+        Shape::MaxPool3x3Stride2 | Shape::AvgPool3x3Stride2 => {
+            pool(ks, shape, &mut rng, &mut work, time, 3, 2, (8, 27))
+        }
     }
 }
 
@@ -237,14 +261,16 @@ fn conv_f32(
     hw: usize,
     oc: usize,
     k: usize,
+    stride: usize,
+    pad: usize,
 ) -> Timing {
     let g = ConvGeom {
         kh: k,
         kw: k,
-        stride: 1,
-        pad: 0,
+        stride,
+        pad,
     };
-    let o = hw - k + 1;
+    let o = (hw + 2 * pad - k) / stride + 1;
     let (xd, yd) = (Dims { c, h: hw, w: hw }, Dims { c: oc, h: o, w: o });
     let weight = work.f32s(oc * c * k * k, |_| rng.f32());
     let bias = work.f32s(oc, |_| rng.f32());
@@ -306,20 +332,24 @@ fn linear_f32(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn pool(
     ks: &Kernels,
     shape_: Shape,
     rng: &mut Rng,
     work: &mut Carve<'_>,
     time: &mut dyn FnMut(&mut dyn FnMut()) -> u32,
+    k: usize,
+    stride: usize,
+    (c, hw): (usize, usize),
 ) -> Timing {
-    let (k, stride) = (2, 2);
-    let (xd, yd) = (Dims { c: 6, h: 28, w: 28 }, Dims { c: 6, h: 14, w: 14 });
+    let o = (hw - k) / stride + 1;
+    let (xd, yd) = (Dims { c, h: hw, w: hw }, Dims { c, h: o, w: o });
     let q = Some(QParams {
         scale: 1.0,
         zero_point: 0,
     });
-    let max = shape_ == Shape::MaxPool2x2;
+    let max = matches!(shape_, Shape::MaxPool2x2 | Shape::MaxPool3x3Stride2);
     let kind = if max {
         LayerKind::MaxPool2d { k, stride }
     } else {

@@ -1,6 +1,6 @@
 //! x86-64 AVX2 convolutions. `conv2d_s8` is vectorized across output channels, or across
 //! output columns for layers with few channels (`Band::run_columns`); `conv2d_f32` across
-//! output columns (stride 1); `conv2d_f16` is the reference's.
+//! output columns (any stride); `conv2d_f16` is the reference's.
 //!
 //! **int8.** Shapes as in `reference.rs`: `x` `[C, H, W]`, `weight` `[OC, C, KH, KW]`,
 //! `y` `[OC, OH, OW]`. Eight output channels sit in the eight i32 lanes of a vector, and
@@ -110,7 +110,7 @@ fn conv2d_s8_entry<const V: bool>(
     }
 }
 
-/// f32 elements of the stack's zero-padded input copy for `conv2d_f32` (16 KiB).
+/// f32 elements of the stack's zero-padded input band for `conv2d_f32` (16 KiB).
 const FCAP: usize = 4096;
 
 /// f32: equal to [`reference::conv2d_f32`] bit for bit. Eight consecutive output columns
@@ -118,8 +118,12 @@ const FCAP: usize = 4096;
 /// `w·x` in the reference's `(c, kp, kq)` order with a separate multiply and add (no FMA).
 /// The padding is read as 0 from a zero-padded copy of the input instead of being
 /// skipped: `w·0 = ±0` leaves every partial sum unchanged (the reference's sum starts at
-/// +0 and is never −0), provided `w` is finite, so layers with non-finite weights, stride
-/// above 1 or an input too large for the copy run the reference.
+/// +0 and is never −0), provided `w` is finite, so layers with non-finite weights, or so
+/// wide that one output row's input rows overflow the copy, run the reference. The copy
+/// holds the input rows of a band of output rows. At stride `S > 1` its rows are split by
+/// column phase (`[C, rows, S, ⌈(W + 2·pad)/S⌉ + 8]`, phase `φ` holding padded columns
+/// `φ, φ + S, …`), so that tap `kq` of outputs `j..j + 8`, padded columns `(j + l)·S + kq`,
+/// is the contiguous `phase[kq mod S][j + kq div S ..]`.
 pub(crate) fn conv2d_f32(
     x: &[f32],
     xd: Dims,
@@ -131,8 +135,7 @@ pub(crate) fn conv2d_f32(
 ) {
     debug_assert_eq!(x.len(), xd.len());
     debug_assert_eq!(y.len(), yd.len());
-    let padded = xd.c * (xd.h + 2 * g.pad) * (xd.w + 2 * g.pad + 8);
-    if g.stride == 1 && padded <= FCAP && p.weight.iter().all(|w| w.is_finite()) {
+    if fits_f32(xd, g) && p.weight.iter().all(|w| w.is_finite()) {
         // SAFETY: this file runs only through `Kernels::VARIANT`, which a plan uses only where the CPU has AVX2 and F16C (`KernelSet::runs_here`).
         unsafe { conv2d_f32_avx2(x, xd, p, g, yd, y) }
     } else {
@@ -140,8 +143,22 @@ pub(crate) fn conv2d_f32(
     }
 }
 
+/// Columns of one phase of a padded row in `conv2d_f32_avx2`'s input copy:
+/// `⌈(W + 2·pad)/S⌉`, plus 8 of slack for the last vector.
+fn phase_len(w: usize, g: ConvGeom) -> usize {
+    (w + 2 * g.pad).div_ceil(g.stride) + 8
+}
+
+/// Whether `conv2d_f32_avx2` takes the layer: the `KH` padded input rows of one output
+/// row, split by phase, fit the stack copy.
+fn fits_f32(xd: Dims, g: ConvGeom) -> bool {
+    xd.c.checked_mul(g.kh)
+        .and_then(|n| n.checked_mul(g.stride * phase_len(xd.w, g)))
+        .is_some_and(|n| n <= FCAP)
+}
+
 /// # Safety
-/// AVX2; stride 1 and `C·(H + 2·pad)·(W + 2·pad + 8) ≤ FCAP`.
+/// AVX2; [`fits_f32`].
 #[target_feature(enable = "avx2")]
 unsafe fn conv2d_f32_avx2(
     x: &[f32],
@@ -151,50 +168,71 @@ unsafe fn conv2d_f32_avx2(
     yd: Dims,
     y: &mut [f32],
 ) {
-    // Zero-padded input `[C, H + 2·pad, W + 2·pad + 8]` (8 columns of slack for the last
-    // vector of a row).
-    let (hp, wp) = (xd.h + 2 * g.pad, xd.w + 2 * g.pad + 8);
+    // Zero-padded input rows `[C, rows, S, phase_len]` (see `conv2d_f32`) for a band of
+    // output rows; at stride 1 one phase, the padded row plus 8 columns of slack.
+    let (s, pl) = (g.stride, phase_len(xd.w, g));
+    let row_len = s * pl;
+    // Output rows per band: its `(band − 1)·S + KH` input rows of every channel fit.
+    let band = (FCAP / (xd.c * row_len) - g.kh) / s + 1;
     let mut xpad = [0f32; FCAP];
-    for c in 0..xd.c {
-        for r in 0..xd.h {
-            let dst = (c * hp + r + g.pad) * wp + g.pad;
-            xpad[dst..dst + xd.w].copy_from_slice(&x[(c * xd.h + r) * xd.w..][..xd.w]);
-        }
-    }
     let per_out = xd.c * g.kh * g.kw;
     let plane = yd.h * yd.w;
-    for o0 in (0..yd.c).step_by(4) {
-        // Channels past the end repeat the last one; their results are dropped.
-        let o: [usize; 4] = array(|k| (o0 + k).min(yd.c - 1));
-        let w: [&[f32]; 4] = array(|k| &p.weight[o[k] * per_out..][..per_out]);
-        for i in 0..yd.h {
-            for j in (0..yd.w).step_by(8) {
-                let mut acc = [_mm256_setzero_ps(); 4];
-                let mut tap = 0;
-                for c in 0..xd.c {
-                    for kp in 0..g.kh {
-                        let row = &xpad[(c * hp + i + kp) * wp + j..];
-                        for kq in 0..g.kw {
-                            // `j + kq + 8 ≤ OW − 1 + KW + 7 ≤ wp`: inside the padded row.
-                            let xv = &row[kq..kq + 8];
-                            // SAFETY: `xv` is 8 f32s.
-                            let xv = unsafe { _mm256_loadu_ps(xv.as_ptr()) };
-                            for k in 0..4 {
-                                let wv = _mm256_set1_ps(w[k][tap]);
-                                acc[k] = _mm256_add_ps(acc[k], _mm256_mul_ps(wv, xv));
-                            }
-                            tap += 1;
-                        }
+    for i0 in (0..yd.h).step_by(band) {
+        let n_out = band.min(yd.h - i0);
+        let rows = (n_out - 1) * s + g.kh;
+        for c in 0..xd.c {
+            for t in 0..rows {
+                let dst = &mut xpad[(c * rows + t) * row_len..][..row_len];
+                dst.fill(0.0);
+                // Padded row `i0·S + t` is input row `i0·S + t − pad`, if any.
+                let Some(r) = (i0 * s + t).checked_sub(g.pad).filter(|&r| r < xd.h) else {
+                    continue;
+                };
+                let src = &x[(c * xd.h + r) * xd.w..][..xd.w];
+                if s == 1 {
+                    dst[g.pad..g.pad + xd.w].copy_from_slice(src);
+                } else {
+                    for (col, &v) in (g.pad..).zip(src) {
+                        dst[col % s * pl + col / s] = v;
                     }
                 }
-                let n = 8.min(yd.w - j);
-                for k in 0..4.min(yd.c - o0) {
-                    let v = _mm256_add_ps(_mm256_set1_ps(p.bias[o[k]]), acc[k]);
-                    let mut out = [0f32; 8];
-                    // SAFETY: `out` is 8 f32s.
-                    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), v) };
-                    let at = o[k] * plane + i * yd.w + j;
-                    y[at..at + n].copy_from_slice(&out[..n]);
+            }
+        }
+        for o0 in (0..yd.c).step_by(4) {
+            // Channels past the end repeat the last one; their results are dropped.
+            let o: [usize; 4] = array(|k| (o0 + k).min(yd.c - 1));
+            let w: [&[f32]; 4] = array(|k| &p.weight[o[k] * per_out..][..per_out]);
+            for i in 0..n_out {
+                for j in (0..yd.w).step_by(8) {
+                    let mut acc = [_mm256_setzero_ps(); 4];
+                    let mut tap = 0;
+                    for c in 0..xd.c {
+                        for kp in 0..g.kh {
+                            let row = &xpad[(c * rows + i * s + kp) * row_len..][..row_len];
+                            for kq in 0..g.kw {
+                                // `j + kq div S + 8 ≤ OW − 1 + (KW − 1) div S + 8 ≤
+                                // phase_len`: inside the phase.
+                                let at = kq % s * pl + j + kq / s;
+                                let xv = &row[at..at + 8];
+                                // SAFETY: `xv` is 8 f32s.
+                                let xv = unsafe { _mm256_loadu_ps(xv.as_ptr()) };
+                                for k in 0..4 {
+                                    let wv = _mm256_set1_ps(w[k][tap]);
+                                    acc[k] = _mm256_add_ps(acc[k], _mm256_mul_ps(wv, xv));
+                                }
+                                tap += 1;
+                            }
+                        }
+                    }
+                    let n = 8.min(yd.w - j);
+                    for k in 0..4.min(yd.c - o0) {
+                        let v = _mm256_add_ps(_mm256_set1_ps(p.bias[o[k]]), acc[k]);
+                        let mut out = [0f32; 8];
+                        // SAFETY: `out` is 8 f32s.
+                        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), v) };
+                        let at = o[k] * plane + (i0 + i) * yd.w + j;
+                        y[at..at + n].copy_from_slice(&out[..n]);
+                    }
                 }
             }
         }
