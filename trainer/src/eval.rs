@@ -36,6 +36,69 @@ pub struct EvalReport {
     pub model_bytes: usize,
     /// Float accuracy the trainer recorded in the file (NaN if none).
     pub float_accuracy: f32,
+    /// With `kestrel eval --layer-times`: each layer's median time (a second pass over the
+    /// same images, timed around every layer; the latencies above come from the first,
+    /// untouched by these timers).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<LayerTime>,
+}
+
+/// One layer's median time per image (`kestrel eval --layer-times`).
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerTime {
+    /// The op (`conv2d`, `tanh`, …); the model input's preparation is `input`.
+    pub op: &'static str,
+    /// Median microseconds per image.
+    pub median_us: f64,
+}
+
+/// The median time of the model input's preparation and of each layer over `set`, one
+/// image at a time: timed by `Plan::run_observed`'s hook, so each figure includes one
+/// `Instant::now()` (tens of nanoseconds).
+pub fn layer_times(model: &Model<'_>, set: &Images) -> Result<Vec<LayerTime>> {
+    let plan = plan(model)?;
+    check_input(model, set)?;
+    let mut arena = vec![0u128; plan.arena_bytes().div_ceil(16)];
+    let arena: &mut [u8] = bytemuck::cast_slice_mut(&mut arena);
+    let layers = model.layers();
+    let mut times = vec![Vec::with_capacity(set.n); layers.len() + 1];
+    for i in 0..set.n {
+        let mut last = Instant::now();
+        plan.run_observed(arena, Input::Pixels(set.image(i)), |done| {
+            let now = Instant::now();
+            let slot = done.map_or(0, |l| l + 1);
+            times[slot].push((now - last).as_secs_f64() * 1e6);
+            last = now;
+        })
+        .map_err(Error::Runtime)?;
+    }
+    Ok(times
+        .into_iter()
+        .enumerate()
+        .map(|(slot, mut t)| {
+            t.sort_by(f64::total_cmp);
+            LayerTime {
+                op: slot
+                    .checked_sub(1)
+                    .map_or("input", |l| layers[l].kind.name()),
+                median_us: t.get(t.len() / 2).copied().unwrap_or(0.0),
+            }
+        })
+        .collect())
+}
+
+/// A model whose input is not the data's image shape is an error naming both.
+fn check_input(model: &Model<'_>, set: &Images) -> Result<()> {
+    let s = model.input_shape();
+    if (s.c, s.h as usize, s.w as usize) != (1, set.rows, set.cols) {
+        return Err(Error::Other(format!(
+            "model input is {:?} but the data has 1×{}×{} images",
+            s.dims(),
+            set.rows,
+            set.cols
+        )));
+    }
+    Ok(())
 }
 
 /// Precision as a lower-case word.
@@ -89,15 +152,7 @@ pub fn run_each(
     mut each: impl FnMut(usize, &[f32], f64),
 ) -> Result<()> {
     let plan = plan(model)?;
-    let s = model.input_shape();
-    if (s.c, s.h as usize, s.w as usize) != (1, set.rows, set.cols) {
-        return Err(Error::Other(format!(
-            "model input is {:?} but the data has 1×{}×{} images",
-            s.dims(),
-            set.rows,
-            set.cols
-        )));
-    }
+    check_input(model, set)?;
     let mut arena = vec![0u128; plan.arena_bytes().div_ceil(16)];
     let arena: &mut [u8] = bytemuck::cast_slice_mut(&mut arena);
     let mut out = vec![0f32; model.output_shape().len()];
@@ -163,6 +218,7 @@ pub fn evaluate_keeping(
         arena_bytes: plan.arena_bytes(),
         model_bytes: model.file_len(),
         float_accuracy: model.desc.provenance.float_accuracy,
+        layers: Vec::new(),
     })
 }
 

@@ -123,6 +123,10 @@ enum Cmd {
         /// for byte (`cmp`).
         #[arg(long)]
         dump_logits: Option<PathBuf>,
+        /// Also time every layer (a second pass over the same images) and print each
+        /// one's median: where the time goes.
+        #[arg(long)]
+        layer_times: bool,
     },
     /// Run an exported sparse-code encoder on held-out patches, on the runtime, against
     /// on-device FISTA: energies, sparsity, time per patch and the speedup.
@@ -489,6 +493,7 @@ fn run(cli: Cli) -> Result<()> {
             limit,
             json,
             dump_logits,
+            layer_times,
         } => {
             let buf = eval::read_model(&model)?;
             let m = parse_model(&buf, &model)?;
@@ -498,9 +503,12 @@ fn run(cli: Cli) -> Result<()> {
             }
             let mut outputs = Vec::new();
             let keep = dump_logits.is_some().then_some(&mut outputs);
-            let r = eval::evaluate_keeping(&m, &set, keep)?;
+            let mut r = eval::evaluate_keeping(&m, &set, keep)?;
             if let Some(path) = dump_logits {
                 checkpoint::write_atomic(&path, &eval::le_bytes(&outputs))?;
+            }
+            if layer_times {
+                r.layers = eval::layer_times(&m, &set)?;
             }
             if json {
                 println!("{}", json_line(&r)?);
@@ -518,6 +526,12 @@ fn run(cli: Cli) -> Result<()> {
                     r.arena_bytes,
                     r.model_bytes
                 );
+                for (i, l) in r.layers.iter().enumerate() {
+                    let at = i
+                        .checked_sub(1)
+                        .map_or("  -".to_string(), |l| format!("{l:3}"));
+                    println!("{at}  {:<10} {:>9.2} µs (median)", l.op, l.median_us);
+                }
             }
             Ok(())
         }
