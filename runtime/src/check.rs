@@ -32,7 +32,7 @@ pub use encoders::{bench as bench_encoder, EncoderShape};
 use kestrel_format::{ConvGeom, Dense, Layer, LayerKind, QParams, Shape};
 
 use crate::kernels::table::Kernels;
-use crate::kernels::{avgpool, conv2d, fc, lcn, maxpool, DenseF, DenseS8, Dims, Elem};
+use crate::kernels::{avgpool, conv2d, fc, lcn, lut, maxpool, DenseF, DenseS8, Dims, Elem};
 use crate::KernelSet;
 
 /// Work buffer [`run`] and [`bench::run`] need: every case's tensors fit in it. The
@@ -63,6 +63,8 @@ pub enum Kernel {
     LcnS8,
     /// f32 local contrast normalization.
     LcnF32,
+    /// int8 256-entry table lookup (tanh, abs).
+    LutS8,
     /// int8 LISTA step (`h ← shrink_θ(b + S·h)`), after the first shrink.
     #[cfg(feature = "encoders")]
     ListaS8,
@@ -77,7 +79,7 @@ pub enum Kernel {
 impl Kernel {
     /// Every kernel, int8 first (the encoder kernels last, where built).
     #[cfg(feature = "encoders")]
-    pub const ALL: [Kernel; 13] = [
+    pub const ALL: [Kernel; 14] = [
         Kernel::Conv2dS8,
         Kernel::FcS8,
         Kernel::MaxPoolS8,
@@ -88,6 +90,7 @@ impl Kernel {
         Kernel::AvgPoolF32,
         Kernel::LcnS8,
         Kernel::LcnF32,
+        Kernel::LutS8,
         Kernel::ListaS8,
         Kernel::ListaF32,
         Kernel::ListaF16,
@@ -95,7 +98,7 @@ impl Kernel {
 
     /// Every kernel, int8 first.
     #[cfg(not(feature = "encoders"))]
-    pub const ALL: [Kernel; 10] = [
+    pub const ALL: [Kernel; 11] = [
         Kernel::Conv2dS8,
         Kernel::FcS8,
         Kernel::MaxPoolS8,
@@ -106,6 +109,7 @@ impl Kernel {
         Kernel::AvgPoolF32,
         Kernel::LcnS8,
         Kernel::LcnF32,
+        Kernel::LutS8,
     ];
 
     /// The kernel function's name, e.g. `"conv2d_s8"`.
@@ -121,6 +125,7 @@ impl Kernel {
             Kernel::AvgPoolF32 => "avgpool_f32",
             Kernel::LcnS8 => "lcn_s8",
             Kernel::LcnF32 => "lcn_f32",
+            Kernel::LutS8 => "lut_s8",
             #[cfg(feature = "encoders")]
             Kernel::ListaS8 => "lista_step_s8",
             #[cfg(feature = "encoders")]
@@ -136,7 +141,8 @@ impl Kernel {
             | Kernel::FcS8
             | Kernel::MaxPoolS8
             | Kernel::AvgPoolS8
-            | Kernel::LcnS8 => Elem::I8,
+            | Kernel::LcnS8
+            | Kernel::LutS8 => Elem::I8,
             #[cfg(feature = "encoders")]
             Kernel::ListaS8 => Elem::I8,
             _ => Elem::F32,
@@ -271,6 +277,7 @@ pub fn runs_reference(set: KernelSet, kernel: Kernel) -> bool {
         Kernel::AvgPoolF32 => same!(avgpool, avgpool_f32),
         Kernel::LcnS8 => same!(lcn, lcn_s8),
         Kernel::LcnF32 => same!(lcn, lcn_f32),
+        Kernel::LutS8 => same!(lut, lut_s8),
         #[cfg(feature = "encoders")]
         Kernel::ListaS8 => same!(lista, lista_step_s8),
         #[cfg(feature = "encoders")]
@@ -311,6 +318,7 @@ pub fn run_on(
         Kernel::Conv2dS8 | Kernel::Conv2dF32 => conv(ks, kernel, seed, &mut rng, &mut work),
         Kernel::FcS8 | Kernel::FcF32 => linear(ks, kernel, seed, &mut rng, &mut work),
         Kernel::LcnS8 | Kernel::LcnF32 => lcn(ks, kernel, seed, &mut rng, &mut work),
+        Kernel::LutS8 => lut(ks, seed, &mut rng, &mut work),
         #[cfg(feature = "encoders")]
         Kernel::ListaS8 => encoders::lista_s8(ks, seed, &mut rng, &mut work),
         #[cfg(feature = "encoders")]
@@ -539,6 +547,36 @@ fn lcn(
             compare_f32(case, want, got)
         }
     }
+}
+
+/// A random 256-entry table over random codes, lengths around the 32- and 16-code vectors
+/// (and LeNet-sized maps).
+fn lut(ks: &Kernels, seed: u64, rng: &mut Rng, work: &mut Carve<'_>) -> Result<Case, Mismatch> {
+    let n = match rng.below(4) {
+        0 => [6272, 1600, 784, 32, 16][rng.below(5)],
+        _ => rng.below(200),
+    };
+    let xd = Dims { c: n, h: 1, w: 1 };
+    let case = Case {
+        set: ks.set,
+        kernel: Kernel::LutS8,
+        seed,
+        input: shape(xd),
+        output: shape(xd),
+        k: (1, 1),
+        stride: 1,
+        pad: 0,
+        zp: (0, 0),
+        scratch: 0,
+    };
+    let table = work.i8s(256, |_| rng.next_u64() as i8);
+    let x = work.i8s(n, |_| rng.next_u64() as i8);
+    let (want, got, _) = work.outputs_i8(n, 0);
+    want.copy_from_slice(x);
+    got.copy_from_slice(x);
+    lut::reference::lut_s8(table, want);
+    (ks.lut_s8)(table, got);
+    compare_i8(case, want, got)
 }
 
 fn pool(

@@ -630,8 +630,12 @@ impl<'m, 'a> Plan<'m, 'a> {
     fn run_layer(&self, layer: &Layer<'a>, step: &Step, arena: &mut [u8]) {
         match layer.kind {
             LayerKind::Relu => relu::dispatch(layer, self.in_place(arena, layer, step)),
-            LayerKind::Tanh { table } => tanh::dispatch(table, self.in_place(arena, layer, step)),
-            LayerKind::Abs { table } => abs::dispatch(table, self.in_place(arena, layer, step)),
+            LayerKind::Tanh { table } => {
+                tanh::dispatch(self.kernels(), table, self.in_place(arena, layer, step))
+            }
+            LayerKind::Abs { table } => {
+                abs::dispatch(self.kernels(), table, self.in_place(arena, layer, step))
+            }
             LayerKind::Flatten => {} // the CHW data already is the flat vector
             LayerKind::PatchNorm { .. }
             | LayerKind::Shrink { .. }

@@ -23,7 +23,7 @@ use kestrel_format::{ConvGeom, QParams};
 use super::lcn::{self, reference::Lcn};
 #[cfg(feature = "encoders")]
 use super::lista::{self, ListaS8};
-use super::{avgpool, conv2d, fc, maxpool, quantize, DenseF, DenseS8, Dims};
+use super::{avgpool, conv2d, fc, lut, maxpool, quantize, DenseF, DenseS8, Dims};
 use crate::KernelSet;
 
 /// f32 convolution: `(x, xd, params, geom, yd, y, scratch)`.
@@ -87,6 +87,9 @@ pub(crate) struct Kernels {
     pub lcn_f32: LcnF32,
     #[cfg(any(feature = "int8", feature = "kernel-check", test))]
     pub lcn_s8: LcnS8,
+    /// int8 256-entry table lookup (tanh, abs), in place: `(table, xy)`.
+    #[cfg(any(feature = "int8", feature = "kernel-check", test))]
+    pub lut_s8: fn(&[i8], &mut [i8]),
     /// Input stage: pixels to f32, `(p, mean, std, y)`.
     #[cfg(any(feature = "f32", feature = "kernel-check", test))]
     pub pixels_f32: fn(&[u8], f32, f32, &mut [f32]),
@@ -162,6 +165,8 @@ macro_rules! table {
             lcn_f32: lcn::$m::lcn_f32,
             #[cfg(any(feature = "int8", feature = "kernel-check", test))]
             lcn_s8: lcn::$m::lcn_s8,
+            #[cfg(any(feature = "int8", feature = "kernel-check", test))]
+            lut_s8: lut::$m::lut_s8,
             #[cfg(any(feature = "f32", feature = "kernel-check", test))]
             pixels_f32: quantize::$m::pixels_f32,
             #[cfg(any(feature = "f32", feature = "kernel-check", test))]

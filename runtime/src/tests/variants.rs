@@ -137,6 +137,8 @@ proptest! {
     fn lcn_s8(seed: u64) { note(Kernel::LcnS8); check(Kernel::LcnS8, seed)?; }
     #[test]
     fn lcn_f32(seed: u64) { note(Kernel::LcnF32); check(Kernel::LcnF32, seed)?; }
+    #[test]
+    fn lut_s8(seed: u64) { note(Kernel::LutS8); check(Kernel::LutS8, seed)?; }
     #[cfg(feature = "encoders")]
     #[test]
     fn lista_step_s8(seed: u64) { note(Kernel::ListaS8); check(Kernel::ListaS8, seed)?; }

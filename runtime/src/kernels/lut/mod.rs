@@ -1,7 +1,29 @@
 //! 256-entry int8 lookup tables (int8 tanh and abs), in place: `lut_s8`.
+//!
+//! Variants: AVX2 (`x86.rs`, 16 `VPSHUFB` rows per 32 codes) and NEON (`neon.rs`, four
+//! 64-entry `TBL` quarters per 16 codes). int8 `jarrett`, `kestrel eval --layer-times`
+//! medians over 3,000 images, AMD EPYC (Zen 4), plain release build: tanh and abs on
+//! 8×28×28 3.44 / 3.24 µs with the scalar reference, 0.94 / 0.95 µs with AVX2; on
+//! 16×10×10 0.90 / 0.87 → 0.27 / 0.27 µs; the whole network 76.8 → 69.0 µs.
 
-mod reference;
+// The spec. Where a variant replaces it, only `crate::check` (tests) calls it directly.
+pub(crate) mod reference;
 
+#[cfg(kestrel_isa = "neon")]
+pub(crate) mod neon;
+#[cfg(kestrel_isa = "avx2")]
+pub(crate) mod x86;
+
+// The Cortex-M sets run the reference (`dsp`, `mve`: a table lookup is a load per code
+// there, and no instruction looks up more than 16 entries at once).
+#[cfg(kestrel_isa = "neon")]
+pub(crate) use neon as isa;
+#[cfg(not(any(kestrel_isa = "avx2", kestrel_isa = "neon")))]
+pub(crate) use reference as isa;
+#[cfg(kestrel_isa = "avx2")]
+pub(crate) use x86 as isa;
+
+use super::table::Kernels;
 use super::Elem;
 
 /// Int8 activations and a 256-entry table.
@@ -32,6 +54,6 @@ pub(crate) fn table_op_scratch_len(table: Option<&[i8]>, elem: Elem) -> usize {
 }
 
 /// Maps `xy` through `table`.
-pub(crate) fn dispatch(table: &[i8], xy: &mut [i8]) {
-    reference::lut_s8(table, xy)
+pub(crate) fn dispatch(kernels: &Kernels, table: &[i8], xy: &mut [i8]) {
+    kernel!(kernels, lut::lut_s8)(table, xy)
 }

@@ -3,6 +3,7 @@
 
 mod reference;
 
+use super::table::Kernels;
 use super::{lut, InPlace};
 
 /// In place; the table's scratch in int8.
@@ -11,12 +12,12 @@ pub(crate) use super::lut::table_op_scratch_len as scratch_len;
 pub(crate) use super::lut::table_op_supports as supports;
 
 /// Runs the layer on `xy`.
-pub(crate) fn dispatch(table: Option<&[i8]>, xy: InPlace<'_>) {
+pub(crate) fn dispatch(kernels: &Kernels, table: Option<&[i8]>, xy: InPlace<'_>) {
     match (table, xy) {
         #[cfg(feature = "f32")]
         (_, InPlace::F32(xy)) => reference::tanh_f32(xy),
         #[cfg(feature = "int8")]
-        (Some(table), InPlace::S8(xy)) => lut::dispatch(table, xy),
+        (Some(table), InPlace::S8(xy)) => lut::dispatch(kernels, table, xy),
         #[cfg(feature = "int8")]
         (None, InPlace::S8(_)) => debug_assert!(false, "Plan::new admits only supported layers"),
         #[cfg(not(all(feature = "f32", feature = "int8")))]
