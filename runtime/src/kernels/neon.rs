@@ -42,10 +42,11 @@ pub(crate) fn sdot(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
 pub(crate) struct Requant {
     bias: int32x4_t,
     multiplier: int32x4_t,
-    /// `2^(n−1)` with `n = 31 − shift ∈ 1..=62`: the round-half-up offset.
-    round: int64x2_t,
+    /// `2^(n−1)` with `n = 31 − shift ∈ 1..=62`: the round-half-up offset, for lanes 0–1
+    /// and 2–3.
+    round: [int64x2_t; 2],
     /// `−n`: `SSHL` by a negative amount is an arithmetic (flooring) shift right.
-    neg_n: int64x2_t,
+    neg_n: [int64x2_t; 2],
     zp_out: int32x4_t,
 }
 
@@ -53,15 +54,24 @@ impl Requant {
     /// Channel `o` of `p` (its multiplier and shift are in range: checked at load time).
     #[inline(always)]
     pub(crate) fn new(p: &DenseS8<'_>, o: usize) -> Self {
-        let n = 31 - p.shift[o] as i64;
-        debug_assert!((1..=62).contains(&n));
-        // SAFETY: NEON is baseline on aarch64; these only build vectors from scalars.
+        Self::channels(p, [o; 4])
+    }
+
+    /// Lane `l` requantizes for output channel `o[l]` (each in range, as for [`Self::new`]).
+    #[inline(always)]
+    pub(crate) fn channels(p: &DenseS8<'_>, o: [usize; 4]) -> Self {
+        let n = o.map(|o| 31 - p.shift[o] as i64);
+        debug_assert!(n.iter().all(|n| (1..=62).contains(n)));
+        let (round, neg_n) = (n.map(|n| 1i64 << (n - 1)), n.map(|n| -n));
+        let (bias, multiplier) = (o.map(|o| p.bias[o]), o.map(|o| p.multiplier[o]));
+        // SAFETY: NEON is baseline on aarch64; these only load vectors from local arrays
+        // of exactly their length.
         unsafe {
             Requant {
-                bias: vdupq_n_s32(p.bias[o]),
-                multiplier: vdupq_n_s32(p.multiplier[o]),
-                round: vdupq_n_s64(1i64 << (n - 1)),
-                neg_n: vdupq_n_s64(-n),
+                bias: vld1q_s32(bias.as_ptr()),
+                multiplier: vld1q_s32(multiplier.as_ptr()),
+                round: [vld1q_s64(round.as_ptr()), vld1q_s64(round[2..].as_ptr())],
+                neg_n: [vld1q_s64(neg_n.as_ptr()), vld1q_s64(neg_n[2..].as_ptr())],
                 zp_out: vdupq_n_s32(p.zp_out),
             }
         }
@@ -76,8 +86,8 @@ impl Requant {
                                                  // acc·m exactly in 64 bits (|acc·m| < 2^62), + 2^(n−1) (no overflow), >> n.
             let lo = vmull_s32(vget_low_s32(acc), vget_low_s32(self.multiplier));
             let hi = vmull_high_s32(acc, self.multiplier);
-            let lo = vshlq_s64(vaddq_s64(lo, self.round), self.neg_n);
-            let hi = vshlq_s64(vaddq_s64(hi, self.round), self.neg_n);
+            let lo = vshlq_s64(vaddq_s64(lo, self.round[0]), self.neg_n[0]);
+            let hi = vshlq_s64(vaddq_s64(hi, self.round[1]), self.neg_n[1]);
             // Saturate to i32 (as `requantize`), add zp_out saturating, clamp to int8.
             let r = vcombine_s32(vqmovn_s64(lo), vqmovn_s64(hi));
             let y = vqaddq_s32(r, self.zp_out);

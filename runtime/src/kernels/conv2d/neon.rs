@@ -7,10 +7,40 @@
 //! pixel: for each tap, the pixels' inputs are `x[c, r, j0 + kq − pad ..]`, contiguous.
 //! int8 (with `KW ≤ 8`) does the padded edge columns in one 8-column block per side
 //! ([`Edge`]): each kernel row's input window is assembled in a register by a table lookup
-//! from one load, with `zp_in` (real zero) in the padding. The remaining columns (and every
-//! column at other strides) run the reference's per-pixel loop over in-bounds taps.
-//! Kernel rows that fall in the padding are skipped, as in the reference. int8
-//! requantization runs on four lanes ([`Requant`]). No scratch (at most 2 KiB of stack).
+//! from one load, with `zp_in` (real zero) in the padding. The remaining columns run the
+//! reference's per-pixel loop over in-bounds taps. Kernel rows that fall in the padding are
+//! skipped, as in the reference. int8 requantization runs on four lanes ([`Requant`]).
+//!
+//! For stride > 1 the lanes are *output channels* instead: 8 at a time (4 for the last
+//! group; lanes past `OC` get zero weights and are not stored), the weights repacked on
+//! the stack as `[tap][lane]` with taps in the reference's `(c, kp, kq)` order, each input
+//! value broadcast to every lane. Output pixels whose taps all lie inside the input row
+//! (`interior`) go [`STRIDED_PIXELS`] at a time, sharing each tap's weight load; the
+//! others one at a time, skipping out-of-bounds taps through [`kernel_rows`] and
+//! [`kernel_cols`] exactly as the reference does. Each lane thus performs its channel's
+//! reference operations in order: f32 `vmulq_f32` then `vaddq_f32`; int8 `w·(x − zp_in)`
+//! as i16 × i16 into i32 (`SMLAL`, exact products, wrapping sums), then [`Requant`] with
+//! per-lane channel parameters ([`Requant::channels`]). Layers with more than
+//! [`STRIDED_TAPS`] taps per output channel run the per-pixel loop. The `neon-dotprod` set
+//! runs the same `SMLAL` path at stride > 1 (no `SDOT` there).
+//!
+//! No scratch: at most 2 KiB of stack at stride 1; at stride > 1 the packed weights,
+//! 16 KiB (f32) or 8 KiB (int8) at most.
+//!
+//! Stride > 1 figures (no aarch64 hardware measured: `qemu-aarch64` user-mode emulation
+//! time, a crude proxy that says nothing exact about a real core; on a shared 2-core
+//! host, so noisy): 5×5, stride 2, pad 2, 8 → 16 channels on 28×28, best of 5 rounds of
+//! 20 calls, ranges over 2–3 runs, from
+//! `CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -cpu cortex-a72 -L
+//! /usr/aarch64-linux-gnu" cargo test -p kestrel-runtime --target aarch64-unknown-linux-gnu
+//! --lib -- strided_timing --ignored --nocapture`:
+//!
+//! | kernel | reference | per-pixel loop (before) | channels across lanes |
+//! |--------|-----------|-------------------------|-----------------------|
+//! | f32    | 18–30 ms  | 10.0–10.8 ms            | 3.7–5.5 ms            |
+//! | int8   | 19–29 ms  | 8.7–8.9 ms              | 1.7–3.7 ms            |
+//!
+//! (`-cpu max`, with `dotprod`: int8 `neon` 1.7 ms, `neon-dotprod` 2.3 ms, the same code.)
 //!
 //! **Kernel sets.** [`conv2d_s8`] is the `neon` set's int8 kernel; [`conv2d_s8_dot`] the
 //! `neon-dotprod` set's, the same code with the `SDOT` paths below, compiled on every
@@ -130,6 +160,9 @@ unsafe fn conv2d_s8_body<const D: bool>(
     debug_assert_eq!(x.len(), xd.len());
     debug_assert_eq!(y.len(), yd.len());
     debug_assert_eq!(p.weight.len(), yd.c * xd.c * g.kh * g.kw);
+    if g.stride > 1 && strided_s8(x, xd, &p, g, yd, y) {
+        return;
+    }
     let per_out = xd.c * g.kh * g.kw;
     let inner = if g.stride == 1 {
         interior(g, xd.w, yd.w)
@@ -597,6 +630,9 @@ pub(crate) fn conv2d_f32(
     debug_assert_eq!(x.len(), xd.len());
     debug_assert_eq!(y.len(), yd.len());
     debug_assert_eq!(p.weight.len(), yd.c * xd.c * g.kh * g.kw);
+    if g.stride > 1 && strided_f32(x, xd, p, g, yd, y) {
+        return;
+    }
     let per_out = xd.c * g.kh * g.kw;
     let inner = if g.stride == 1 {
         interior(g, xd.w, yd.w)
@@ -699,5 +735,435 @@ fn block_f32<const B: usize>(
         for (b, acc) in acc.iter().enumerate() {
             vst1q_f32(y.as_mut_ptr().add(4 * b), vaddq_f32(bias, *acc));
         }
+    }
+}
+
+/// Most taps `C·KH·KW` per output channel that the stride > 1 paths pack on the stack
+/// (`[tap][8 lanes]`: 16 KiB of f32, 8 KiB of i16); larger layers run the per-pixel loop.
+const STRIDED_TAPS: usize = 512;
+
+/// Output pixels per block of interior columns on the stride > 1 paths.
+const STRIDED_PIXELS: usize = 4;
+
+/// Walks output row `i`'s columns for the stride > 1 paths: blocks of
+/// [`STRIDED_PIXELS`] interior columns (`f(j0, true)`), each other column alone
+/// (`f(j, false)`).
+#[inline(always)]
+fn strided_cols(inner: &Range<usize>, ow: usize, mut f: impl FnMut(usize, bool)) {
+    let mut j = 0;
+    while j < ow {
+        if inner.contains(&j) && j + STRIDED_PIXELS <= inner.end {
+            f(j, true);
+            j += STRIDED_PIXELS;
+        } else {
+            f(j, false);
+            j += 1;
+        }
+    }
+}
+
+/// The `4·V` output channels `o0..` of a stride > 1 group, `n ≤ 4·V` of them real: channel
+/// of lane `l` (the last real one for the padding lanes), for per-lane parameters.
+fn lane_channel(o0: usize, n: usize, l: usize) -> usize {
+    o0 + l.min(n - 1)
+}
+
+/// f32 at stride > 1 (see the module docs): `false`, having done nothing, where the
+/// weights do not fit [`STRIDED_TAPS`].
+fn strided_f32(
+    x: &[f32],
+    xd: Dims,
+    p: DenseF<'_, f32>,
+    g: ConvGeom,
+    yd: Dims,
+    y: &mut [f32],
+) -> bool {
+    let taps = xd.c * g.kh * g.kw;
+    if taps > STRIDED_TAPS {
+        return false;
+    }
+    let mut pack = [0f32; 8 * STRIDED_TAPS];
+    let mut o0 = 0;
+    while o0 < yd.c {
+        if yd.c - o0 > 4 {
+            group_f32::<2>(x, xd, p, g, yd, y, o0, &mut pack);
+            o0 += 8;
+        } else {
+            group_f32::<1>(x, xd, p, g, yd, y, o0, &mut pack);
+            o0 += 4;
+        }
+    }
+    true
+}
+
+/// Output channels `o0 .. o0 + 4·V` (those below `OC`) at stride > 1, one lane per channel.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn group_f32<const V: usize>(
+    x: &[f32],
+    xd: Dims,
+    p: DenseF<'_, f32>,
+    g: ConvGeom,
+    yd: Dims,
+    y: &mut [f32],
+    o0: usize,
+    pack: &mut [f32; 8 * STRIDED_TAPS],
+) {
+    let lanes = 4 * V;
+    let n = lanes.min(yd.c - o0);
+    let taps = xd.c * g.kh * g.kw;
+    // [tap][lane], taps in the reference's (c, kp, kq) order; zero in the padding lanes.
+    let pack = &mut pack[..taps * lanes];
+    for (t, w) in pack.chunks_exact_mut(lanes).enumerate() {
+        for (l, w) in w.iter_mut().enumerate() {
+            *w = if l < n {
+                p.weight[(o0 + l) * taps + t]
+            } else {
+                0.0
+            };
+        }
+    }
+    let pack: &[f32] = pack;
+    let bias: [f32; 8] = core::array::from_fn(|l| p.bias[lane_channel(o0, n, l % lanes)]);
+    let plane = yd.h * yd.w;
+    // Writes lane `l < n` of `sums` (channel `o0 + l`) to output pixel `(i, j)`.
+    let mut store = |sums: &[float32x4_t; V], i: usize, j: usize| {
+        let mut t = [0f32; 8];
+        // SAFETY: NEON is baseline on aarch64; `V ≤ 2` vectors fill `t`'s first `4·V`.
+        unsafe {
+            for (v, s) in sums.iter().enumerate() {
+                let b = vld1q_f32(bias.as_ptr().add(4 * v));
+                vst1q_f32(t.as_mut_ptr().add(4 * v), vaddq_f32(b, *s));
+            }
+        }
+        for (l, &t) in t[..n].iter().enumerate() {
+            y[(o0 + l) * plane + i * yd.w + j] = t;
+        }
+    };
+    let inner = interior(g, xd.w, yd.w);
+    for i in 0..yd.h {
+        let rows = kernel_rows(i, g, xd.h);
+        strided_cols(&inner, yd.w, |j, block| {
+            if !block {
+                let cols = kernel_cols(j, g, xd.w);
+                // SAFETY: NEON is baseline on aarch64; each tap's weights are the `4·V`
+                // lanes at `t·lanes` in `pack` (`t < taps`).
+                let acc = unsafe {
+                    let mut acc = [vdupq_n_f32(0.0); V];
+                    for c in 0..xd.c {
+                        for kp in rows.clone() {
+                            let r = i * g.stride + kp - g.pad;
+                            let x_row = &x[(c * xd.h + r) * xd.w..][cols.input.clone()];
+                            let t0 = (c * g.kh + kp) * g.kw;
+                            for (kq, &xv) in cols.taps.clone().zip(x_row) {
+                                let w = &pack[(t0 + kq) * lanes..][..lanes];
+                                let xv = vdupq_n_f32(xv);
+                                for (v, acc) in acc.iter_mut().enumerate() {
+                                    // Rounded product, then rounded sum: no FMA.
+                                    let wv = vld1q_f32(w.as_ptr().add(4 * v));
+                                    *acc = vaddq_f32(*acc, vmulq_f32(wv, xv));
+                                }
+                            }
+                        }
+                    }
+                    acc
+                };
+                store(&acc, i, j);
+            } else {
+                let j0 = j;
+                // SAFETY: NEON is baseline on aarch64. Interior pixel `j0 + q` reads input
+                // columns `(j0 + q)·stride + kq − pad` in `0..W` (`interior`), so every
+                // read of `x_row` is in bounds; weights as above.
+                let acc = unsafe {
+                    let mut acc = [[vdupq_n_f32(0.0); V]; STRIDED_PIXELS];
+                    for c in 0..xd.c {
+                        for kp in rows.clone() {
+                            let r = i * g.stride + kp - g.pad;
+                            let x_row = &x[(c * xd.h + r) * xd.w..][..xd.w];
+                            let src = x_row.as_ptr().add(j0 * g.stride - g.pad);
+                            let t0 = (c * g.kh + kp) * g.kw;
+                            for kq in 0..g.kw {
+                                let w = pack.as_ptr().add((t0 + kq) * lanes);
+                                let wv: [float32x4_t; V] =
+                                    core::array::from_fn(|v| vld1q_f32(w.add(4 * v)));
+                                for (q, acc) in acc.iter_mut().enumerate() {
+                                    let xv = vdupq_n_f32(*src.add(q * g.stride + kq));
+                                    for (acc, wv) in acc.iter_mut().zip(&wv) {
+                                        *acc = vaddq_f32(*acc, vmulq_f32(*wv, xv));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    acc
+                };
+                for (q, acc) in acc.iter().enumerate() {
+                    store(acc, i, j0 + q);
+                }
+            }
+        });
+    }
+}
+
+/// int8 at stride > 1 (see the module docs): `false`, having done nothing, where the
+/// weights do not fit [`STRIDED_TAPS`].
+#[inline(always)]
+fn strided_s8(x: &[i8], xd: Dims, p: &DenseS8<'_>, g: ConvGeom, yd: Dims, y: &mut [i8]) -> bool {
+    let taps = xd.c * g.kh * g.kw;
+    if taps > STRIDED_TAPS {
+        return false;
+    }
+    let mut pack = [0i16; 8 * STRIDED_TAPS];
+    let mut o0 = 0;
+    while o0 < yd.c {
+        if yd.c - o0 > 4 {
+            group_s8::<2>(x, xd, p, g, yd, y, o0, &mut pack);
+            o0 += 8;
+        } else {
+            group_s8::<1>(x, xd, p, g, yd, y, o0, &mut pack);
+            o0 += 4;
+        }
+    }
+    true
+}
+
+/// `acc[v] += w[4v..4v + 4] · d` (i16 × i16 into i32, exact; wrapping sums).
+///
+/// # Safety
+/// `w` must be valid for reading `4·V` values.
+#[inline(always)]
+unsafe fn mlal_lanes<const V: usize>(acc: &mut [int32x4_t; V], w: *const i16, d: i16) {
+    // SAFETY: the caller guarantees `4·V` readable values at `w`; NEON is baseline.
+    unsafe {
+        if V == 2 {
+            let wv = vld1q_s16(w);
+            acc[0] = vmlal_n_s16(acc[0], vget_low_s16(wv), d);
+            acc[1] = vmlal_high_n_s16(acc[1], wv, d);
+        } else {
+            for (v, acc) in acc.iter_mut().enumerate() {
+                *acc = vmlal_n_s16(*acc, vld1_s16(w.add(4 * v)), d);
+            }
+        }
+    }
+}
+
+/// Output channels `o0 .. o0 + 4·V` (those below `OC`) at stride > 1, one lane per channel.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn group_s8<const V: usize>(
+    x: &[i8],
+    xd: Dims,
+    p: &DenseS8<'_>,
+    g: ConvGeom,
+    yd: Dims,
+    y: &mut [i8],
+    o0: usize,
+    pack: &mut [i16; 8 * STRIDED_TAPS],
+) {
+    let lanes = 4 * V;
+    let n = lanes.min(yd.c - o0);
+    let taps = xd.c * g.kh * g.kw;
+    // [tap][lane], taps in the reference's (c, kp, kq) order; zero in the padding lanes.
+    let pack = &mut pack[..taps * lanes];
+    for (t, w) in pack.chunks_exact_mut(lanes).enumerate() {
+        for (l, w) in w.iter_mut().enumerate() {
+            *w = if l < n {
+                p.weight[(o0 + l) * taps + t] as i16
+            } else {
+                0
+            };
+        }
+    }
+    let pack: &[i16] = pack;
+    let rq: [Requant; V] = core::array::from_fn(|v| {
+        Requant::channels(p, core::array::from_fn(|l| lane_channel(o0, n, 4 * v + l)))
+    });
+    // x − zp_in ∈ [-255, 255] fits i16.
+    let zp = p.zp_in;
+    let plane = yd.h * yd.w;
+    // Writes lane `l < n` of `sums` (channel `o0 + l`), requantized, to output pixel `(i, j)`.
+    let mut store = |sums: &[int32x4_t; V], i: usize, j: usize| {
+        let mut t = [0i32; 8];
+        // SAFETY: NEON is baseline on aarch64; `V ≤ 2` vectors fill `t`'s first `4·V`.
+        unsafe {
+            for (v, s) in sums.iter().enumerate() {
+                vst1q_s32(t.as_mut_ptr().add(4 * v), rq[v].codes(*s));
+            }
+        }
+        for (l, &t) in t[..n].iter().enumerate() {
+            // Codes are in [-128, 127].
+            y[(o0 + l) * plane + i * yd.w + j] = t as i8;
+        }
+    };
+    let inner = interior(g, xd.w, yd.w);
+    for i in 0..yd.h {
+        let rows = kernel_rows(i, g, xd.h);
+        strided_cols(&inner, yd.w, |j, block| {
+            if !block {
+                let cols = kernel_cols(j, g, xd.w);
+                let mut acc = [zero_s32(); V];
+                for c in 0..xd.c {
+                    for kp in rows.clone() {
+                        let r = i * g.stride + kp - g.pad;
+                        let x_row = &x[(c * xd.h + r) * xd.w..][cols.input.clone()];
+                        let t0 = (c * g.kh + kp) * g.kw;
+                        for (kq, &xv) in cols.taps.clone().zip(x_row) {
+                            let w = &pack[(t0 + kq) * lanes..][..lanes];
+                            // SAFETY: `w` holds the `4·V` lanes of tap `t0 + kq`.
+                            unsafe { mlal_lanes(&mut acc, w.as_ptr(), (xv as i32 - zp) as i16) };
+                        }
+                    }
+                }
+                store(&acc, i, j);
+            } else {
+                let j0 = j;
+                let mut acc = [[zero_s32(); V]; STRIDED_PIXELS];
+                for c in 0..xd.c {
+                    for kp in rows.clone() {
+                        let r = i * g.stride + kp - g.pad;
+                        let x_row = &x[(c * xd.h + r) * xd.w..][..xd.w];
+                        let t0 = (c * g.kh + kp) * g.kw;
+                        // SAFETY: interior pixel `j0 + q` reads input columns
+                        // `(j0 + q)·stride + kq − pad` in `0..W` (`interior`), so every read
+                        // of `x_row` is in bounds; tap `t0 + kq < taps` has `4·V` lanes in
+                        // `pack`.
+                        unsafe {
+                            let src = x_row.as_ptr().add(j0 * g.stride - g.pad);
+                            for kq in 0..g.kw {
+                                let w = pack.as_ptr().add((t0 + kq) * lanes);
+                                for (q, acc) in acc.iter_mut().enumerate() {
+                                    let xv = *src.add(q * g.stride + kq) as i32 - zp;
+                                    mlal_lanes(acc, w, xv as i16);
+                                }
+                            }
+                        }
+                    }
+                }
+                for (q, acc) in acc.iter().enumerate() {
+                    store(acc, i, j0 + q);
+                }
+            }
+        });
+    }
+}
+
+/// A zero i32 vector.
+#[inline(always)]
+fn zero_s32() -> int32x4_t {
+    // SAFETY: NEON is baseline on aarch64.
+    unsafe { vdupq_n_s32(0) }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::vec::Vec;
+
+    use super::super::reference;
+    use super::*;
+
+    /// Deterministic pseudo-random values (LCG), 24 bits each.
+    fn lcg(seed: u32) -> impl FnMut() -> u32 {
+        let mut s = seed;
+        move || {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            s >> 8
+        }
+    }
+
+    /// Reference and NEON outputs of a random `x` `[C, H, W]` → `OC` convolution, f32 and
+    /// int8 (`conv2d_s8`, and `conv2d_s8_dot` where the CPU has `dotprod`), compared bit
+    /// for bit; `time(f)` runs `f` (the reference, then each variant) and may time it.
+    fn compare(xd: Dims, oc: usize, g: ConvGeom, mut time: impl FnMut(&str, &mut dyn FnMut())) {
+        let yd = Dims {
+            c: oc,
+            h: (xd.h + 2 * g.pad - g.kh) / g.stride + 1,
+            w: (xd.w + 2 * g.pad - g.kw) / g.stride + 1,
+        };
+        let n_w = oc * xd.c * g.kh * g.kw;
+        let mut r = lcg(12345);
+        let mut f = |n: usize| -> Vec<f32> { (0..n).map(|_| r() as f32 / 1e7 - 0.8).collect() };
+        let (xf, wf, bf) = (f(xd.len()), f(n_w), f(oc));
+        let p = DenseF {
+            weight: &wf,
+            bias: &bf,
+        };
+        let (mut want, mut got) = (std::vec![0f32; yd.len()], std::vec![1f32; yd.len()]);
+        time("f32 reference", &mut || {
+            reference::conv2d_f32(&xf, xd, p, g, yd, &mut want, &mut [])
+        });
+        time("f32 neon", &mut || {
+            conv2d_f32(&xf, xd, p, g, yd, &mut got, &mut [])
+        });
+        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&want), bits(&got));
+        let mut r = lcg(54321);
+        let xs: Vec<i8> = (0..xd.len()).map(|_| r() as i8).collect();
+        let ws: Vec<i8> = (0..n_w).map(|_| r() as i8).collect();
+        let bs: Vec<i32> = (0..oc).map(|_| (r() % 4000) as i32 - 2000).collect();
+        let m: Vec<i32> = (0..oc).map(|_| (1 << 30) + (r() as i32 & 0xffff)).collect();
+        let sh: Vec<i32> = (0..oc).map(|o| -13 - (o % 3) as i32).collect();
+        let p = DenseS8 {
+            weight: &ws,
+            bias: &bs,
+            multiplier: &m,
+            shift: &sh,
+            zp_in: -3,
+            zp_out: 5,
+        };
+        let (mut want, mut got) = (std::vec![0i8; yd.len()], std::vec![1i8; yd.len()]);
+        time("int8 reference", &mut || {
+            reference::conv2d_s8(&xs, xd, p, g, yd, &mut want, &mut [])
+        });
+        time("int8 neon", &mut || {
+            conv2d_s8(&xs, xd, p, g, yd, &mut got, &mut [])
+        });
+        assert_eq!(want, got);
+        if std::arch::is_aarch64_feature_detected!("dotprod") {
+            got.fill(1);
+            time("int8 neon-dotprod", &mut || {
+                conv2d_s8_dot(&xs, xd, p, g, yd, &mut got, &mut [])
+            });
+            assert_eq!(want, got);
+        }
+    }
+
+    /// Stride > 1 with more than [`STRIDED_TAPS`] taps per channel (the shared check's
+    /// cases have at most 300) takes the per-pixel fallback, still bit-exact.
+    #[test]
+    fn strided_fallback_past_the_tap_cap() {
+        let g = ConvGeom {
+            kh: 5,
+            kw: 5,
+            stride: 2,
+            pad: 1,
+        };
+        const { assert!(21 * 25 > STRIDED_TAPS) };
+        compare(Dims { c: 21, h: 9, w: 11 }, 5, g, |_, f| f());
+    }
+
+    /// Timings for the module docs (ignored; run it under qemu or on hardware with
+    /// `-- --ignored strided_timing --nocapture`): 5×5, stride 2, pad 2, 8 → 16 channels
+    /// on 28×28, best of 5 rounds of 20 calls.
+    #[test]
+    #[ignore]
+    fn strided_timing() {
+        let g = ConvGeom {
+            kh: 5,
+            kw: 5,
+            stride: 2,
+            pad: 2,
+        };
+        compare(Dims { c: 8, h: 28, w: 28 }, 16, g, |name, f| {
+            let mut best = f64::MAX;
+            for _ in 0..5 {
+                let t = std::time::Instant::now();
+                for _ in 0..20 {
+                    f();
+                }
+                best = best.min(t.elapsed().as_secs_f64() / 20.0);
+            }
+            std::eprintln!("{name:<18} {:>8.0} µs", best * 1e6);
+        });
     }
 }
