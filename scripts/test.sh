@@ -9,13 +9,18 @@
 # them at run time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Each stage's wall time, so that CI's 20-minute budget can be spent knowingly.
+start=$SECONDS
+stage() { echo "[test.sh] $1: done at $((SECONDS - start)) s"; }
 scripts/install-deps.sh
+stage "install-deps"
 cargo build -q -p kestrel-runtime --target thumbv7em-none-eabihf
 echo "kestrel-runtime builds for thumbv7em-none-eabihf"
 # The C interface's static library for C firmware (capi/; its host tests run with the
 # workspace tests below).
 cargo build -q -p kestrel-capi --target thumbv7em-none-eabihf --release
 echo "kestrel-capi (libkestrel.a) builds for thumbv7em-none-eabihf"
+stage "thumbv7em builds"
 # The precision features (runtime/Cargo.toml): a build with one of them runs that
 # precision's models and refuses the other's with Error::PrecisionNotBuilt (the firmware
 # builds this way); a build with neither still compiles.
@@ -27,9 +32,12 @@ command -v qemu-system-arm >/dev/null || { echo "qemu-system-arm missing: apt-ge
 # The Cortex-M kernel variants against the reference on their own instruction sets, under
 # qemu-system-arm (M4 DSP and M55 Helium; about a minute on two cores).
 scripts/mcu-kernel-check.sh
+stage "precision features and Cortex-M kernel checks"
 cargo test --workspace --no-fail-fast 2>&1
+stage "cargo test --workspace"
 # The AVX2 kernels need no separate build: the default `cargo test` above finds them at run
 # time (KernelSet::detect) and checks them against the reference wherever the CPU has AVX2.
 # Nor do the AVX-512 VNNI kernels: the same run checks the `avx2-vnni` set wherever the CPU
 # has it (runtime/src/tests/variants.rs says when it does not).
 scripts/neon-test.sh
+stage "aarch64 (neon-test.sh)"
