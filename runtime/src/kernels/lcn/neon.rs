@@ -1,0 +1,166 @@
+//! aarch64 NEON local contrast normalization: `lcn_f32` and `lcn_s8`, equal to the
+//! reference bit for bit (proven by `crate::check`).
+//!
+//! As `x86.rs`, with two `float32x4_t` per row for its one AVX2 vector: the two window
+//! passes (the weighted mean `m` and deviation `s`, `C·S²` multiply-adds per position each:
+//! nearly all the work) run eight output columns `k .. k + 8` of four rows at a time (eight
+//! independent sums), each lane summing `window[p,q]·f(i, row, col)` in the reference's
+//! `(i, p, q)` order with a separate multiply and add (`FMUL` then `FADD`: never `FMLA`,
+//! which rounds once), from the zero-padded stack copies of `padded.rs`. `√` and `/` are
+//! IEEE-exact (`FSQRT`, `FDIV`). The sum of `s` over the map and the last pass
+//! (`v / max(c, s, eps)`, requantized for int8) are the reference's scalar code; even or
+//! non-finite windows and layers too large for the copies run the reference.
+//!
+//! int8 and f32 `jarrett` LCN layers (9×9 window on 8×28×28 and on 16×10×10), guest
+//! instructions per call under `qemu-aarch64 -cpu cortex-a72` (TODO).
+
+use core::arch::aarch64::*;
+
+use kestrel_format::QParams;
+
+use super::padded::{self, pass, Padded, LANES};
+use super::reference::Lcn;
+use crate::kernels::Dims;
+
+/// Eight lanes: columns `k .. k + 4`, `k + 4 .. k + 8`.
+type F32x8 = [float32x4_t; 2];
+
+/// f32: equal to [`super::reference::lcn_f32`] bit for bit.
+pub(crate) fn lcn_f32(x: &[f32], xd: Dims, lcn: Lcn<'_>, scratch: &mut [f32], y: &mut [f32]) {
+    // SAFETY: NEON is baseline on aarch64.
+    padded::lcn_f32(x, xd, lcn, scratch, y, |l, m, s| unsafe { passes(l, m, s) })
+}
+
+/// int8: equal to [`super::reference::lcn_s8`] bit for bit.
+pub(crate) fn lcn_s8(
+    x: &[i8],
+    qi: QParams,
+    xd: Dims,
+    lcn: Lcn<'_>,
+    scratch: &mut [f32],
+    qo: QParams,
+    y: &mut [i8],
+) {
+    // SAFETY: NEON is baseline on aarch64.
+    padded::lcn_s8(x, qi, xd, lcn, scratch, qo, y, |l, m, s| unsafe {
+        passes(l, m, s)
+    })
+}
+
+/// `a + b·c` lane by lane, rounding the product and then the sum (no fusion).
+#[inline]
+#[target_feature(enable = "neon")]
+fn mul_add(a: F32x8, b: float32x4_t, c: F32x8) -> F32x8 {
+    [
+        vaddq_f32(a[0], vmulq_f32(b, c[0])),
+        vaddq_f32(a[1], vmulq_f32(b, c[1])),
+    ]
+}
+
+/// Lanes `k0 .. k0 + 8` of `N` output rows at once: `Σ_{i,p,q} window[p,q]·f(i, at[t] +
+/// p·wp + q)` in that order, `at[t]` being row `t`'s first window tap in padded
+/// coordinates. Inlined into [`passes`], with `f`.
+#[inline]
+#[target_feature(enable = "neon")]
+fn window_sum<const N: usize>(
+    c: usize,
+    window: &[f32],
+    size: usize,
+    at: [usize; N],
+    wp: usize,
+    f: impl Fn(usize, usize) -> F32x8,
+) -> [F32x8; N] {
+    debug_assert_eq!(window.len(), size * size);
+    let mut acc = [[vdupq_n_f32(0.0); 2]; N];
+    for i in 0..c {
+        for (p, row) in window.chunks_exact(size).enumerate() {
+            for (q, &wpq) in row.iter().enumerate() {
+                let wv = vdupq_n_f32(wpq);
+                for t in 0..N {
+                    acc[t] = mul_add(acc[t], wv, f(i, at[t] + p * wp + q));
+                }
+            }
+        }
+    }
+    acc
+}
+
+/// `dst[..n] = v[..n]`, `n = min(len, 8)`.
+#[inline]
+#[target_feature(enable = "neon")]
+fn store(dst: &mut [f32], v: F32x8) {
+    let mut lanes = [0f32; 8];
+    // SAFETY: `lanes` is 8 f32s, written 4 at 0 and 4 at 4.
+    unsafe {
+        vst1q_f32(lanes.as_mut_ptr(), v[0]);
+        vst1q_f32(lanes.as_mut_ptr().add(4), v[1]);
+    }
+    let n = dst.len().min(8);
+    dst[..n].copy_from_slice(&lanes[..n]);
+}
+
+/// The window passes: `m` (and `layer.m`), then `s`. (A `neon` function, as the ones above,
+/// only so that the intrinsics need no `unsafe`: NEON is baseline on aarch64.)
+#[target_feature(enable = "neon")]
+fn passes(layer: Padded<'_>, m: &mut [f32], s: &mut [f32]) {
+    assert!(layer.sizes_hold() && LANES == 8);
+    let Padded {
+        xd,
+        lcn,
+        hp,
+        wp,
+        x: xpad,
+        m: mpad,
+    } = layer;
+    let (c, window, size, r) = (xd.c, lcn.window, lcn.size, lcn.size / 2);
+    let (h, w) = (xd.h, xd.w);
+    let channels = vdupq_n_f32(c as f32);
+    let div = |v: F32x8| [vdivq_f32(v[0], channels), vdivq_f32(v[1], channels)];
+    // Every load below reads 8 floats at column `k0 + q ≤ (W − 1) + 2r` of a padded row of
+    // `wp = W + 2r + 8`: inside it (the sizes asserted above).
+    let (xp, plane) = (xpad.as_ptr(), hp * wp);
+    let x = |i: usize, at: usize| {
+        debug_assert!(i * plane + at + 8 <= xpad.len());
+        // SAFETY: 8 f32s inside `xpad` (the bound above).
+        unsafe {
+            let p = xp.add(i * plane + at);
+            [vld1q_f32(p), vld1q_f32(p.add(4))]
+        }
+    };
+    pass(
+        (h, w, wp),
+        |at| window_sum::<4>(c, window, size, at, wp, x),
+        |at| window_sum::<1>(c, window, size, [at], wp, x)[0],
+        |j, k0, n, sum| {
+            let mv = div(sum);
+            store(&mut m[j * w + k0..][..n], mv);
+            store(&mut mpad[(j + r) * wp + r + k0..][..n], mv);
+        },
+    );
+    let mp = mpad.as_ptr();
+    let v2 = |i: usize, at: usize| {
+        debug_assert!(i * plane + at + 8 <= xpad.len() && at + 8 <= mpad.len());
+        // SAFETY: 8 f32s inside `xpad` and `mpad` (the bound above).
+        let (xv, mv) = unsafe {
+            let (p, q) = (xp.add(i * plane + at), mp.add(at));
+            (
+                [vld1q_f32(p), vld1q_f32(p.add(4))],
+                [vld1q_f32(q), vld1q_f32(q.add(4))],
+            )
+        };
+        let v = [vsubq_f32(xv[0], mv[0]), vsubq_f32(xv[1], mv[1])];
+        [vmulq_f32(v[0], v[0]), vmulq_f32(v[1], v[1])]
+    };
+    pass(
+        (h, w, wp),
+        |at| window_sum::<4>(c, window, size, at, wp, v2),
+        |at| window_sum::<1>(c, window, size, [at], wp, v2)[0],
+        |j, k0, n, sum| {
+            let sd = div(sum);
+            store(
+                &mut s[j * w + k0..][..n],
+                [vsqrtq_f32(sd[0]), vsqrtq_f32(sd[1])],
+            );
+        },
+    );
+}

@@ -1,0 +1,170 @@
+//! What the vector variants (`x86.rs`, `neon.rs`) share: the choice between them and the
+//! reference, the zero-padded stack copies their window passes read, the walk over output
+//! blocks, and the reference's scalar tail. Each variant brings only its window passes
+//! (`passes` below), [`LANES`] output columns per step.
+//!
+//! The copies: the input dequantized to f32 `[C, H + 2r, W + 2r + LANES]` and the mean map
+//! `[H + 2r, W + 2r + LANES]`, zero outside the layer, so that a block of `LANES` columns
+//! loads every tap unconditionally (see `x86.rs` for why the padded taps leave each sum
+//! bit-exact). Layers with even or non-finite windows, or too large for the copies, run the
+//! reference.
+
+use kestrel_format::quant::{dequantize, quantize_f32};
+use kestrel_format::QParams;
+
+use super::reference::{self, Lcn};
+use crate::kernels::Dims;
+
+/// Output columns per step of both variants (one AVX2 vector, two NEON ones); also the
+/// slack past each padded row, so that a step's loads stay inside it.
+pub(crate) const LANES: usize = 8;
+
+/// f32 elements of the stack's zero-padded copies (64 KiB).
+const CAP: usize = 16384;
+
+/// The layer as the window passes see it.
+pub(crate) struct Padded<'a> {
+    pub xd: Dims,
+    pub lcn: Lcn<'a>,
+    /// Padded row count `H + 2r` and length `W + 2r + LANES`.
+    pub hp: usize,
+    pub wp: usize,
+    /// The input `[C, hp, wp]`, the layer at `[i, r + row, r + col]`, zero elsewhere.
+    pub x: &'a [f32],
+    /// The mean map `[hp, wp]`, all zero: the mean pass writes `m[j, k]` at
+    /// `[r + j, r + k]`, for the deviation pass to read.
+    pub m: &'a mut [f32],
+}
+
+impl Padded<'_> {
+    /// Whether the copies have the sizes above: what the variants' unchecked loads need.
+    pub(crate) fn sizes_hold(&self) -> bool {
+        let r = self.lcn.size / 2;
+        self.hp == self.xd.h + 2 * r
+            && self.wp == self.xd.w + 2 * r + LANES
+            && self.x.len() == self.xd.c * self.hp * self.wp
+            && self.m.len() == self.hp * self.wp
+            && self.lcn.window.len() == self.lcn.size * self.lcn.size
+    }
+}
+
+/// The padded row count and length, if both copies fit and the window is usable.
+fn layout(xd: Dims, lcn: Lcn<'_>) -> Option<(usize, usize)> {
+    let r = lcn.size / 2;
+    let (hp, wp) = (xd.h + 2 * r, xd.w + 2 * r + LANES);
+    let fits = (xd.c + 1)
+        .checked_mul(hp)
+        .and_then(|v| v.checked_mul(wp))
+        .is_some_and(|v| v <= CAP);
+    (fits && lcn.size % 2 == 1 && lcn.window.iter().all(|w| w.is_finite())).then_some((hp, wp))
+}
+
+/// f32: `passes(layer, m, s)` fills the maps `m`, `s` `[H, W]` (and `layer.m`), the rest
+/// is the reference's; layers [`layout`] refuses run [`reference::lcn_f32`].
+pub(crate) fn lcn_f32(
+    x: &[f32],
+    xd: Dims,
+    lcn: Lcn<'_>,
+    scratch: &mut [f32],
+    y: &mut [f32],
+    passes: impl FnOnce(Padded<'_>, &mut [f32], &mut [f32]),
+) {
+    debug_assert_eq!(y.len(), xd.len());
+    match layout(xd, lcn) {
+        Some(l) => run(|n| x[n], xd, lcn, l, scratch, |n, v| y[n] = v, passes),
+        None => reference::lcn_f32(x, xd, lcn, scratch, y),
+    }
+}
+
+/// int8, as [`lcn_f32`] between the reference's dequantization and quantization.
+#[allow(clippy::too_many_arguments)] // the kernel's seven, and the passes
+pub(crate) fn lcn_s8(
+    x: &[i8],
+    qi: QParams,
+    xd: Dims,
+    lcn: Lcn<'_>,
+    scratch: &mut [f32],
+    qo: QParams,
+    y: &mut [i8],
+    passes: impl FnOnce(Padded<'_>, &mut [f32], &mut [f32]),
+) {
+    debug_assert_eq!(y.len(), xd.len());
+    match layout(xd, lcn) {
+        Some(l) => run(
+            |n| dequantize(x[n], qi.scale, qi.zero_point),
+            xd,
+            lcn,
+            l,
+            scratch,
+            |n, v| y[n] = quantize_f32(v, qo.scale, qo.zero_point),
+            passes,
+        ),
+        None => reference::lcn_s8(x, qi, xd, lcn, scratch, qo, y),
+    }
+}
+
+/// Fills the copies, runs the passes, then [`reference::finish`].
+fn run(
+    x_at: impl Fn(usize) -> f32,
+    xd: Dims,
+    lcn: Lcn<'_>,
+    (hp, wp): (usize, usize),
+    scratch: &mut [f32],
+    out: impl FnMut(usize, f32),
+    passes: impl FnOnce(Padded<'_>, &mut [f32], &mut [f32]),
+) {
+    let (r, (h, w), hw) = (lcn.size / 2, (xd.h, xd.w), xd.h * xd.w);
+    debug_assert_eq!(scratch.len(), 2 * hw);
+    let mut buf = [0f32; CAP];
+    let (xpad, rest) = buf.split_at_mut(xd.c * hp * wp);
+    for i in 0..xd.c {
+        for row in 0..h {
+            let dst = &mut xpad[(i * hp + row + r) * wp + r..][..w];
+            for (col, d) in dst.iter_mut().enumerate() {
+                *d = x_at((i * h + row) * w + col);
+            }
+        }
+    }
+    let (m, s) = scratch.split_at_mut(hw);
+    let layer = Padded {
+        xd,
+        lcn,
+        hp,
+        wp,
+        x: xpad,
+        m: &mut rest[..hp * wp],
+    };
+    passes(layer, m, s);
+    reference::finish(x_at, xd, lcn.eps, m, s, out);
+}
+
+/// Every output position of a `[h, w]` map (row length `wp` in the copies), [`LANES`]
+/// columns and (while they last) four rows at a time: `sum4(at)` / `sum1(at)` give the
+/// window sums of the rows whose first taps are at `at` (padded coordinates), and
+/// `put(j, k0, n, sum)` takes row `j`'s, columns `k0 .. k0 + n` (`n ≤ LANES` lanes used).
+/// Four rows give four independent sums, so that the additions of one do not wait for
+/// another's.
+#[inline(always)]
+pub(crate) fn pass<V>(
+    (h, w, wp): (usize, usize, usize),
+    sum4: impl Fn([usize; 4]) -> [V; 4],
+    sum1: impl Fn(usize) -> V,
+    mut put: impl FnMut(usize, usize, usize, V),
+) {
+    for k0 in (0..w).step_by(LANES) {
+        let n = (w - k0).min(LANES);
+        let mut j = 0;
+        while j < h {
+            if h - j >= 4 {
+                let at = [0, 1, 2, 3].map(|t| (j + t) * wp + k0);
+                for (t, sum) in sum4(at).into_iter().enumerate() {
+                    put(j + t, k0, n, sum);
+                }
+                j += 4;
+            } else {
+                put(j, k0, n, sum1(j * wp + k0));
+                j += 1;
+            }
+        }
+    }
+}
