@@ -11,8 +11,21 @@
 //! (`v / max(c, s, eps)`, requantized for int8) are the reference's scalar code; even or
 //! non-finite windows and layers too large for the copies run the reference.
 //!
-//! int8 and f32 `jarrett` LCN layers (9×9 window on 8×28×28 and on 16×10×10), guest
-//! instructions per call under `qemu-aarch64 -cpu cortex-a72` (TODO).
+//! `jarrett`'s LCN layers (9×9 window), executed aarch64 instructions per call, reference →
+//! these (no aarch64 hardware here: instruction counts, not time):
+//!
+//! | layer    | int8                   | f32                    |
+//! |----------|------------------------|------------------------|
+//! | 8×28×28  | 37.38 M → 1.62 M (23×) | 34.01 M → 1.56 M (22×) |
+//! | 16×10×10 | 7.26 M → 0.62 M (12×)  | 6.64 M → 0.59 M (11×)  |
+//!
+//! From `cargo test --release -p kestrel-runtime --target aarch64-unknown-linux-gnu --lib
+//! --no-run`, then the test binary run as `KESTREL_LCN_CALLS=<reference|variant>,<s8|f32>,
+//! <8x28x28|16x10x10>,<n> qemu-aarch64 -cpu cortex-a72 -L /usr/aarch64-linux-gnu -plugin
+//! libinsn.so <binary> --ignored --exact kernels::lcn::padded::calls::lcn_calls` (QEMU 7.2;
+//! `libinsn.so` a 20-line TCG plugin adding each executed translation block's instruction
+//! count, `qemu_plugin_register_vcpu_tb_exec_inline`), one call = (count with `n = 4` −
+//! count with `n = 0`) / 4.
 
 use core::arch::aarch64::*;
 

@@ -60,7 +60,9 @@ fn layout(xd: Dims, lcn: Lcn<'_>) -> Option<(usize, usize)> {
 }
 
 /// f32: `passes(layer, m, s)` fills the maps `m`, `s` `[H, W]` (and `layer.m`), the rest
-/// is the reference's; layers [`layout`] refuses run [`reference::lcn_f32`].
+/// is the reference's; layers [`layout`] refuses run [`reference::lcn_f32`]. Inlined, with
+/// the copies and the tail, into the caller (so into its `#[target_feature]` code).
+#[inline(always)]
 pub(crate) fn lcn_f32(
     x: &[f32],
     xd: Dims,
@@ -78,6 +80,7 @@ pub(crate) fn lcn_f32(
 
 /// int8, as [`lcn_f32`] between the reference's dequantization and quantization.
 #[allow(clippy::too_many_arguments)] // the kernel's seven, and the passes
+#[inline(always)]
 pub(crate) fn lcn_s8(
     x: &[i8],
     qi: QParams,
@@ -104,6 +107,7 @@ pub(crate) fn lcn_s8(
 }
 
 /// Fills the copies, runs the passes, then [`reference::finish`].
+#[inline(always)]
 fn run(
     x_at: impl Fn(usize) -> f32,
     xd: Dims,
@@ -166,5 +170,64 @@ pub(crate) fn pass<V>(
                 j += 1;
             }
         }
+    }
+}
+
+/// Instruction counts for the variants' module docs: `KESTREL_LCN_CALLS=<set>,<elem>,<c>x<h>x<w>,<n>`
+/// (`set` `reference` or `variant`, `elem` `s8` or `f32`) makes this test call that LCN
+/// (9×9 window) `n` times; the difference between the counts of `n` and of `0` calls,
+/// divided by `n`, is one call's. Without the variable it does nothing.
+#[cfg(test)]
+mod calls {
+    use kestrel_format::QParams;
+
+    use super::super::{isa, reference};
+    use crate::kernels::Dims;
+
+    #[test]
+    #[ignore = "run by hand, see above"]
+    fn lcn_calls() {
+        let Ok(spec) = std::env::var("KESTREL_LCN_CALLS") else {
+            return;
+        };
+        let f: std::vec::Vec<&str> = spec.split(',').collect();
+        let d: std::vec::Vec<usize> = f[2].split('x').map(|v| v.parse().unwrap()).collect();
+        let xd = Dims {
+            c: d[0],
+            h: d[1],
+            w: d[2],
+        };
+        let n: usize = f[3].parse().unwrap();
+        let window: std::vec::Vec<f32> = (0..81).map(|i| (1 + i % 7) as f32 / 324.0).collect();
+        let lcn = reference::Lcn {
+            size: 9,
+            eps: 1e-4,
+            window: &window,
+        };
+        let mut scratch = std::vec![0f32; 2 * xd.h * xd.w];
+        let q = QParams {
+            scale: 0.02,
+            zero_point: -3,
+        };
+        let xs: std::vec::Vec<i8> = (0..xd.len()).map(|i| (i * 37 % 251) as i8).collect();
+        let xf: std::vec::Vec<f32> = xs.iter().map(|&v| v as f32 * 0.02).collect();
+        let (mut ys, mut yf) = (std::vec![0i8; xd.len()], std::vec![0f32; xd.len()]);
+        let (s8, f32_) = match f[0] {
+            "reference" => (
+                reference::lcn_s8 as crate::kernels::table::LcnS8,
+                reference::lcn_f32 as crate::kernels::table::LcnF32,
+            ),
+            _ => (
+                isa::lcn_s8 as crate::kernels::table::LcnS8,
+                isa::lcn_f32 as crate::kernels::table::LcnF32,
+            ),
+        };
+        for _ in 0..n {
+            match f[1] {
+                "s8" => s8(&xs, q, xd, lcn, &mut scratch, q, &mut ys),
+                _ => f32_(&xf, xd, lcn, &mut scratch, &mut yf),
+            }
+        }
+        std::println!("{} {}", ys[n % ys.len()], yf[n % yf.len()]);
     }
 }

@@ -87,7 +87,8 @@ fn lcn_core(
 
 /// The steps after the maps `m` and `s` `[H, W]`: the mean deviation `c` (summed in `(j, k)`
 /// order) and `y = v / max(max(c, s), eps)`, written through `out(flat index, value)`. The
-/// variants call it as it is.
+/// variants call it as it is (inlined, so into their `#[target_feature]` code).
+#[inline(always)]
 pub(super) fn finish(
     x_at: impl Fn(usize) -> f32,
     xd: Dims,

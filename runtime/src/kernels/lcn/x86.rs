@@ -31,7 +31,7 @@ use crate::kernels::Dims;
 pub(crate) fn lcn_f32(x: &[f32], xd: Dims, lcn: Lcn<'_>, scratch: &mut [f32], y: &mut [f32]) {
     // SAFETY: this file runs only through the AVX2 kernel tables, which a plan uses only
     // where the CPU has AVX2 and F16C (`KernelSet::runs_here`).
-    padded::lcn_f32(x, xd, lcn, scratch, y, |l, m, s| unsafe { passes(l, m, s) })
+    unsafe { lcn_f32_avx2(x, xd, lcn, scratch, y) }
 }
 
 /// int8: equal to [`super::reference::lcn_s8`] bit for bit.
@@ -45,6 +45,34 @@ pub(crate) fn lcn_s8(
     y: &mut [i8],
 ) {
     // SAFETY: as in `lcn_f32`.
+    unsafe { lcn_s8_avx2(x, qi, xd, lcn, scratch, qo, y) }
+}
+
+/// [`lcn_f32`], all of it (copies, passes, tail) compiled for AVX2.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+unsafe fn lcn_f32_avx2(x: &[f32], xd: Dims, lcn: Lcn<'_>, scratch: &mut [f32], y: &mut [f32]) {
+    // SAFETY: AVX2 by this function's contract.
+    padded::lcn_f32(x, xd, lcn, scratch, y, |l, m, s| unsafe { passes(l, m, s) })
+}
+
+/// [`lcn_s8`], all of it compiled for AVX2.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+unsafe fn lcn_s8_avx2(
+    x: &[i8],
+    qi: QParams,
+    xd: Dims,
+    lcn: Lcn<'_>,
+    scratch: &mut [f32],
+    qo: QParams,
+    y: &mut [i8],
+) {
+    // SAFETY: AVX2 by this function's contract.
     padded::lcn_s8(x, qi, xd, lcn, scratch, qo, y, |l, m, s| unsafe {
         passes(l, m, s)
     })
