@@ -1,13 +1,15 @@
 //! What the vector variants (`x86.rs`, `neon.rs`) share: the choice between them and the
 //! reference, the zero-padded stack copies their window passes read, the walk over output
-//! blocks, and the reference's scalar tail. Each variant brings only its window passes
-//! (`passes` below), [`LANES`] output columns per step.
+//! blocks, the squared deviations, and the reference's scalar tail. Each variant brings
+//! only its window sums ([`LANES`] output columns per step) and the passes' vector `/` and
+//! `√`.
 //!
 //! The copies: the input dequantized to f32 `[C, H + 2r, W + 2r + LANES]` and the mean map
 //! `[H + 2r, W + 2r + LANES]`, zero outside the layer, so that a block of `LANES` columns
 //! loads every tap unconditionally (see `x86.rs` for why the padded taps leave each sum
-//! bit-exact). Layers with even or non-finite windows, or too large for the copies, run the
-//! reference.
+//! bit-exact). After the mean pass the input copy is overwritten with the squared
+//! deviations ([`square_deviations`]), which the deviation pass sums the same way. Layers
+//! with even or non-finite windows, or too large for the copies, run the reference.
 
 use kestrel_format::quant::{dequantize, quantize_f32};
 use kestrel_format::QParams;
@@ -29,8 +31,9 @@ pub(crate) struct Padded<'a> {
     /// Padded row count `H + 2r` and length `W + 2r + LANES`.
     pub hp: usize,
     pub wp: usize,
-    /// The input `[C, hp, wp]`, the layer at `[i, r + row, r + col]`, zero elsewhere.
-    pub x: &'a [f32],
+    /// The input `[C, hp, wp]`, the layer at `[i, r + row, r + col]`, zero elsewhere; the
+    /// passes may overwrite it ([`square_deviations`]).
+    pub x: &'a mut [f32],
     /// The mean map `[hp, wp]`, all zero: the mean pass writes `m[j, k]` at
     /// `[r + j, r + k]`, for the deviation pass to read.
     pub m: &'a mut [f32],
@@ -140,6 +143,28 @@ fn run(
     };
     passes(layer, m, s);
     reference::finish(x_at, xd, lcn.eps, m, s, out);
+}
+
+/// Between the passes: each element of the input copy `x` `[C, hp, wp]` replaced by its
+/// squared deviation `v² = (x − m)²` from the mean copy `m` `[hp, wp]`, rounded as the
+/// reference rounds `v` and then `v·v`. The padding stays `(0 − 0)² = +0`, so that the
+/// deviation pass sums `x` as the mean pass did, each `v²` computed once instead of once
+/// per window that holds it.
+#[inline(always)]
+pub(crate) fn square_deviations(x: &mut [f32], m: &[f32]) {
+    for plane in x.chunks_exact_mut(m.len()) {
+        for (xv, &mv) in plane.iter_mut().zip(m) {
+            let v = *xv - mv;
+            *xv = v * v;
+        }
+    }
+}
+
+/// The end of a window sum's loads: block sums for window corner `at` (padded coordinates,
+/// [`pass`]) load `LANES` floats up to `at + (C − 1)·plane + (S − 1)·(wp + 1) + LANES`.
+#[inline(always)]
+pub(crate) fn loads_end(c: usize, plane: usize, size: usize, wp: usize) -> usize {
+    c.saturating_sub(1) * plane + size.saturating_sub(1) * (wp + 1) + LANES
 }
 
 /// Every output position of a `[h, w]` map (row length `wp` in the copies), [`LANES`]
