@@ -9,10 +9,11 @@
 //!   size a device's arena ([`crate::Plan::arena_bytes_for`]);
 //! - `dispatch`: runs the layer with a kernel table's function.
 //!
-//! **Variants.** Convolution, fully connected, pooling, the input stage and the LISTA step
-//! have per-instruction-set files beside `reference.rs` (`x86.rs` for AVX2, with AVX-512
-//! VNNI entries for int8, `neon.rs`, with `SDOT` entries for int8, `dsp.rs`, `mve.rs`;
-//! helpers shared by one instruction set's files in `kernels/<isa>.rs`). A build compiles
+//! **Variants.** Convolution, fully connected, pooling, local contrast normalization (AVX2
+//! and NEON), the input stage and the LISTA step have per-instruction-set files beside
+//! `reference.rs` (`x86.rs` for AVX2, with AVX-512 VNNI entries for int8, `neon.rs`, with
+//! `SDOT` entries for int8, `dsp.rs`, `mve.rs`; helpers shared by one instruction set's
+//! files in `kernels/<isa>.rs`, by one op's variants in that op's folder). A build compiles
 //! the files of its architecture (`cfg(kestrel_isa = "…")`, set by `runtime/build.rs`:
 //! every x86-64 build has the AVX2 files, every aarch64 build the NEON ones), re-exported as
 //! `<op>::isa`,

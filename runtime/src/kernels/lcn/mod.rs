@@ -3,11 +3,18 @@
 // The spec. Where a variant replaces it, only `crate::check` (tests) calls it directly.
 pub(crate) mod reference;
 
-// The x86-64 variant (AVX2); every other target runs the reference.
+// The x86-64 (AVX2) and aarch64 (NEON) variants, and what they share; every other target
+// (Cortex-M) runs the reference.
+#[cfg(kestrel_isa = "neon")]
+pub(crate) mod neon;
+#[cfg(any(kestrel_isa = "avx2", kestrel_isa = "neon"))]
+mod padded;
 #[cfg(kestrel_isa = "avx2")]
 pub(crate) mod x86;
 
-#[cfg(not(kestrel_isa = "avx2"))]
+#[cfg(kestrel_isa = "neon")]
+pub(crate) use neon as isa;
+#[cfg(not(any(kestrel_isa = "avx2", kestrel_isa = "neon")))]
 pub(crate) use reference as isa;
 #[cfg(kestrel_isa = "avx2")]
 pub(crate) use x86 as isa;
