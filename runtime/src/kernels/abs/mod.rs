@@ -1,5 +1,10 @@
 //! `|x|`, in place: `abs_f32` (libm), and in int8 models the layer's lookup table
-//! through [`super::lut`].
+//! through [`super::lut`] (AVX2 and NEON variants there).
+//!
+//! `abs_f32` has no SIMD variant, because none would pay: clearing the sign bit compiles to
+//! vector instructions on every target with SIMD. f32 `jarrett`, `kestrel eval
+//! --layer-times` medians, AMD EPYC (Zen 4): 0.46 µs on 8×28×28, 0.14 µs on 16×10×10, of
+//! a 186 µs network.
 
 mod reference;
 

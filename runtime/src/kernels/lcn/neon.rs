@@ -8,9 +8,10 @@
 //! order with a separate multiply and add (`FMUL` then `FADD`: never `FMLA`, which rounds
 //! once), from the zero-padded stack copies of `padded.rs` (the deviation pass from the
 //! squared deviations it computes once, between the passes). `√` and `/` are IEEE-exact
-//! (`FSQRT`, `FDIV`). The sum of `s` over the map and the last pass (`v / max(c, s, eps)`,
-//! requantized for int8) are the reference's scalar code; even or non-finite windows and
-//! layers too large for the copies run the reference.
+//! (`FSQRT`, `FDIV`). The sum of `s` over the map is the reference's sequential sum, and
+//! the last pass (`v / max(c, s, eps)`, requantized for int8) the same operations per
+//! element in slice loops (`padded.rs`); even or non-finite windows and layers too large
+//! for the copies run the reference.
 //!
 //! `jarrett`'s LCN layers (9×9 window), executed aarch64 instructions per call, reference →
 //! these (no aarch64 hardware here: instruction counts, not time):

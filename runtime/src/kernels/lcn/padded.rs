@@ -1,6 +1,6 @@
 //! What the vector variants (`x86.rs`, `neon.rs`) share: the choice between them and the
 //! reference, the zero-padded stack copies their window passes read, the walk over output
-//! blocks, the squared deviations, and the reference's scalar tail. Each variant brings
+//! blocks, the squared deviations, and the reference's last steps as slice loops. Each variant brings
 //! only its window sums ([`LANES`] output columns per step) and the passes' vector `/` and
 //! `√`.
 //!
@@ -11,11 +11,11 @@
 //! deviations ([`square_deviations`]), which the deviation pass sums the same way. Layers
 //! with even or non-finite windows, or too large for the copies, run the reference.
 
-use kestrel_format::quant::{dequantize, quantize_f32};
+use kestrel_format::quant::dequantize;
 use kestrel_format::QParams;
 
 use super::reference::{self, Lcn};
-use crate::kernels::Dims;
+use crate::kernels::{quantize, Dims};
 
 /// Output columns per step of both variants (one AVX2 vector, two NEON ones); also the
 /// slack past each padded row, so that a step's loads stay inside it.
@@ -76,12 +76,29 @@ pub(crate) fn lcn_f32(
 ) {
     debug_assert_eq!(y.len(), xd.len());
     match layout(xd, lcn) {
-        Some(l) => run(|n| x[n], xd, lcn, l, scratch, |n, v| y[n] = v, passes),
+        Some(l) => run(
+            |n| x[n],
+            xd,
+            lcn,
+            l,
+            scratch,
+            passes,
+            |_, m, d| {
+                // The reference's `v / d` per element, in slice loops the compiler vectorizes.
+                for (x, y) in x.chunks_exact(m.len()).zip(y.chunks_exact_mut(m.len())) {
+                    for (((y, &x), &m), &d) in y.iter_mut().zip(x).zip(m).zip(d) {
+                        *y = (x - m) / d;
+                    }
+                }
+            },
+        ),
         None => reference::lcn_f32(x, xd, lcn, scratch, y),
     }
 }
 
-/// int8, as [`lcn_f32`] between the reference's dequantization and quantization.
+/// int8, as [`lcn_f32`] between the reference's dequantization and quantization (the
+/// latter by this build's `quantize_s8`, bit-exact with
+/// [`quantize_f32`](kestrel_format::quant::quantize_f32)).
 #[allow(clippy::too_many_arguments)] // the kernel's seven, and the passes
 #[inline(always)]
 pub(crate) fn lcn_s8(
@@ -95,21 +112,25 @@ pub(crate) fn lcn_s8(
     passes: impl FnOnce(Padded<'_>, &mut [f32], &mut [f32]),
 ) {
     debug_assert_eq!(y.len(), xd.len());
+    let x_at = |n| dequantize(x[n], qi.scale, qi.zero_point);
     match layout(xd, lcn) {
-        Some(l) => run(
-            |n| dequantize(x[n], qi.scale, qi.zero_point),
-            xd,
-            lcn,
-            l,
-            scratch,
-            |n, v| y[n] = quantize_f32(v, qo.scale, qo.zero_point),
-            passes,
-        ),
+        Some(l) => run(x_at, xd, lcn, l, scratch, passes, |v, m, d| {
+            let v = &mut v[..m.len()];
+            for (x, y) in x.chunks_exact(m.len()).zip(y.chunks_exact_mut(m.len())) {
+                for (((v, &x), &m), &d) in v.iter_mut().zip(x).zip(m).zip(d) {
+                    *v = (dequantize(x, qi.scale, qi.zero_point) - m) / d;
+                }
+                quantize::isa::quantize_s8(v, qo, y);
+            }
+        }),
         None => reference::lcn_s8(x, qi, xd, lcn, scratch, qo, y),
     }
 }
 
-/// Fills the copies, runs the passes, then [`reference::finish`].
+/// Fills the copies, runs the passes, then the reference's tail: the mean deviation `c`
+/// (summed in order, as the reference does), each `s` replaced by its divisor
+/// `max(max(c, s), eps)`, and `tail(work, m, divisors)`, `work` being the input copy's
+/// storage (at least `H·W` f32s), free once the passes are done.
 #[inline(always)]
 fn run(
     x_at: impl Fn(usize) -> f32,
@@ -117,8 +138,8 @@ fn run(
     lcn: Lcn<'_>,
     (hp, wp): (usize, usize),
     scratch: &mut [f32],
-    out: impl FnMut(usize, f32),
     passes: impl FnOnce(Padded<'_>, &mut [f32], &mut [f32]),
+    tail: impl FnOnce(&mut [f32], &[f32], &[f32]),
 ) {
     let (r, (h, w), hw) = (lcn.size / 2, (xd.h, xd.w), xd.h * xd.w);
     debug_assert_eq!(scratch.len(), 2 * hw);
@@ -142,7 +163,11 @@ fn run(
         m: &mut rest[..hp * wp],
     };
     passes(layer, m, s);
-    reference::finish(x_at, xd, lcn.eps, m, s, out);
+    let c = reference::mean_deviation(s);
+    for d in s.iter_mut() {
+        *d = c.max(*d).max(lcn.eps);
+    }
+    tail(&mut buf, m, s);
 }
 
 /// Between the passes: each element of the input copy `x` `[C, hp, wp]` replaced by its

@@ -85,11 +85,10 @@ fn lcn_core(
     finish(x_at, xd, lcn.eps, m, s, out);
 }
 
-/// The steps after the maps `m` and `s` `[H, W]`: the mean deviation `c` (summed in `(j, k)`
-/// order) and `y = v / max(max(c, s), eps)`, written through `out(flat index, value)`. The
-/// variants call it as it is (inlined, so into their `#[target_feature]` code).
-#[inline(always)]
-pub(super) fn finish(
+/// The steps after the maps `m` and `s` `[H, W]`: the mean deviation `c`
+/// ([`mean_deviation`]) and `y = v / max(max(c, s), eps)`, written through
+/// `out(flat index, value)`. (The variants do the same in slice loops, `padded.rs`.)
+fn finish(
     x_at: impl Fn(usize) -> f32,
     xd: Dims,
     eps: f32,
@@ -98,11 +97,7 @@ pub(super) fn finish(
     mut out: impl FnMut(usize, f32),
 ) {
     let hw = xd.h * xd.w;
-    let mut s_sum = 0.0f32;
-    for &sd in s {
-        s_sum += sd;
-    }
-    let c = s_sum / hw as f32;
+    let c = mean_deviation(s);
     for i in 0..xd.c {
         for jk in 0..hw {
             let n = i * hw + jk;
@@ -110,6 +105,16 @@ pub(super) fn finish(
             out(n, v / c.max(s[jk]).max(eps));
         }
     }
+}
+
+/// The mean of the deviation map `s`, summed in order.
+#[inline(always)]
+pub(super) fn mean_deviation(s: &[f32]) -> f32 {
+    let mut sum = 0.0f32;
+    for &sd in s {
+        sum += sd;
+    }
+    sum / s.len() as f32
 }
 
 /// `Σ_{i,p,q} window[p,q] · f(i, row, col)` over the window centred on `(j, k)`, skipping

@@ -13,15 +13,18 @@
 //! the reference. Between the passes the input copy becomes the squared deviations
 //! `v² = (x − m)²`, rounded as the reference's `v` and `v·v` (`(0 − 0)² = +0` in the
 //! padding, as the reference skips it), so the deviation pass sums them as the mean pass
-//! sums `x`. `√` and `/` are IEEE-exact in both. The sum of `s` over the map and the last
-//! pass (`v / max(c, s, eps)`, requantized for int8) are the reference's scalar code.
+//! sums `x`. `√` and `/` are IEEE-exact in both. The sum of `s` over the map is the
+//! reference's sequential sum; the last pass (`v / max(c, s, eps)`, requantized for int8
+//! by the AVX2 `quantize_s8`) runs as slice loops the compiler vectorizes, the same
+//! operations per element.
 //!
-//! int8 `jarrett` (LCN 9×9 on 8×28×28 and 16×10×10), `kestrel eval` median per image, AMD
-//! EPYC (Zen 4), plain release build: 763 µs with the reference LCN, 74 µs with these
-//! (`benches/host_latency.sh`, docs/BENCHMARKS.md), before the squared deviations were
-//! computed once: that cut one call's executed instructions by 18 % (int8) and 25 % (f32)
-//! on 8×28×28, 16 % and 20 % on 16×10×10 (0.83 M, 0.65 M, 0.36 M, 0.31 M now; counted
-//! under `qemu-x86_64 -cpu max` as in `neon.rs`).
+//! int8 `jarrett` (LCN 9×9 on 8×28×28 and 16×10×10), `kestrel eval --layer-times` medians
+//! per image, AMD EPYC (Zen 4), plain release build, layer 3 / layer 8 / whole network:
+//! the reference LCN 604 / 140 µs (`KESTREL_KERNELS=reference`); these kernels with the
+//! scalar last pass 39.6 / 14.3 µs, network 66.5 µs; with the vectorized last pass
+//! 21.8 / 9.4 µs, network 43.7 µs. f32 `jarrett`: 18.6 / 8.3 µs per LCN layer. Computing the squared deviations once cut one call's
+//! executed instructions by 18 % (int8) and 25 % (f32) on 8×28×28, 16 % and 20 % on
+//! 16×10×10 (counted under `qemu-x86_64 -cpu max` as in `neon.rs`).
 
 use core::arch::x86_64::*;
 

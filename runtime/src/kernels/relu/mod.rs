@@ -1,4 +1,10 @@
 //! ReLU, in place: `relu_f32`, `relu_s8`.
+//!
+//! No SIMD variant, because none would pay: the reference's loops (`max` per element)
+//! compile to vector instructions on every target with SIMD (SSE2, the x86-64 baseline;
+//! NEON on aarch64). int8 `lenet`, `kestrel eval --layer-times` medians, AMD EPYC (Zen 4),
+//! plain release build: ReLU on 12×28×28 0.27 µs, on 24×10×10 0.10 µs, of a 19.2 µs
+//! network (f32 `lenet`: 0.67 µs and 0.20 µs of 123 µs).
 
 mod reference;
 
