@@ -59,7 +59,7 @@ fn lcn_core(
     xd: Dims,
     lcn: Lcn<'_>,
     scratch: &mut [f32],
-    out: impl FnMut(usize, f32),
+    mut out: impl FnMut(usize, f32),
 ) {
     let hw = xd.h * xd.w;
     debug_assert_eq!(scratch.len(), 2 * hw);
@@ -73,48 +73,26 @@ fn lcn_core(
             m[j * xd.w + k] = window_sum(xd, lcn, j, k, x) / channels;
         }
     }
+    let mut s_sum = 0.0f32;
     for j in 0..xd.h {
         for k in 0..xd.w {
             let v2 = |i: usize, row: usize, col: usize| {
                 let v = x_at((i * xd.h + row) * xd.w + col) - m[row * xd.w + col];
                 v * v
             };
-            s[j * xd.w + k] = libm::sqrtf(window_sum(xd, lcn, j, k, v2) / channels);
+            let sd = libm::sqrtf(window_sum(xd, lcn, j, k, v2) / channels);
+            s[j * xd.w + k] = sd;
+            s_sum += sd;
         }
     }
-    finish(x_at, xd, lcn.eps, m, s, out);
-}
-
-/// The steps after the maps `m` and `s` `[H, W]`: the mean deviation `c`
-/// ([`mean_deviation`]) and `y = v / max(max(c, s), eps)`, written through
-/// `out(flat index, value)`. (The variants do the same in slice loops, `padded.rs`.)
-fn finish(
-    x_at: impl Fn(usize) -> f32,
-    xd: Dims,
-    eps: f32,
-    m: &[f32],
-    s: &[f32],
-    mut out: impl FnMut(usize, f32),
-) {
-    let hw = xd.h * xd.w;
-    let c = mean_deviation(s);
+    let c = s_sum / hw as f32;
     for i in 0..xd.c {
         for jk in 0..hw {
             let n = i * hw + jk;
             let v = x_at(n) - m[jk];
-            out(n, v / c.max(s[jk]).max(eps));
+            out(n, v / c.max(s[jk]).max(lcn.eps));
         }
     }
-}
-
-/// The mean of the deviation map `s`, summed in order.
-#[inline(always)]
-pub(super) fn mean_deviation(s: &[f32]) -> f32 {
-    let mut sum = 0.0f32;
-    for &sd in s {
-        sum += sd;
-    }
-    sum / s.len() as f32
 }
 
 /// `Σ_{i,p,q} window[p,q] · f(i, row, col)` over the window centred on `(j, k)`, skipping
