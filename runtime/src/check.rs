@@ -175,6 +175,25 @@ pub struct Case {
     pub scratch: usize,
 }
 
+impl Case {
+    /// A case without a window (fully connected, element-wise): `k` 1×1, stride 1, no
+    /// padding, zero points and scratch 0 until the generator sets them.
+    pub(crate) fn flat(ks: &Kernels, kernel: Kernel, seed: u64, xd: Dims, yd: Dims) -> Case {
+        Case {
+            set: ks.set,
+            kernel,
+            seed,
+            input: shape(xd),
+            output: shape(yd),
+            k: (1, 1),
+            stride: 1,
+            pad: 0,
+            zp: (0, 0),
+            scratch: 0,
+        }
+    }
+}
+
 impl fmt::Display for Case {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (i, o) = (self.input, self.output);
@@ -452,18 +471,7 @@ fn linear(
         Elem::I8 => out,
     };
     let (xd, yd) = (Dims { c: k, h: 1, w: 1 }, Dims { c: out, h: 1, w: 1 });
-    let mut case = Case {
-        set: ks.set,
-        kernel,
-        seed,
-        input: shape(xd),
-        output: shape(yd),
-        k: (1, 1),
-        stride: 1,
-        pad: 0,
-        zp: (0, 0),
-        scratch: 0,
-    };
+    let mut case = Case::flat(ks, kernel, seed, xd, yd);
     let kind = |params| LayerKind::Linear { params };
     match elem {
         Elem::I8 => {
@@ -562,18 +570,7 @@ fn lut(ks: &Kernels, seed: u64, rng: &mut Rng, work: &mut Carve<'_>) -> Result<C
         _ => rng.below(200),
     };
     let xd = Dims { c: n, h: 1, w: 1 };
-    let case = Case {
-        set: ks.set,
-        kernel: Kernel::LutS8,
-        seed,
-        input: shape(xd),
-        output: shape(xd),
-        k: (1, 1),
-        stride: 1,
-        pad: 0,
-        zp: (0, 0),
-        scratch: 0,
-    };
+    let case = Case::flat(ks, Kernel::LutS8, seed, xd, xd);
     let table = work.i8s(256, |_| rng.next_u64() as i8);
     let x = work.i8s(n, |_| rng.next_u64() as i8);
     let (want, got, _) = work.outputs_i8(n, 0);

@@ -88,7 +88,7 @@ pub fn layer_times(model: &Model<'_>, set: &Images) -> Result<Vec<LayerTime>> {
 }
 
 /// A model whose input is not the data's image shape is an error naming both.
-fn check_input(model: &Model<'_>, set: &Images) -> Result<()> {
+pub(crate) fn check_input(model: &Model<'_>, set: &Images) -> Result<()> {
     let s = model.input_shape();
     if (s.c, s.h as usize, s.w as usize) != (1, set.rows, set.cols) {
         return Err(Error::Other(format!(

@@ -478,15 +478,7 @@ pub fn run(opts: &FirmwareOptions) -> Result<FirmwareReport> {
 /// little-endian f32), and its predictions.
 fn host_outputs(model: &Model<'_>, set: &data::Images) -> Result<(Vec<u8>, Vec<u8>, Vec<usize>)> {
     let plan = Plan::new(model).map_err(Error::Runtime)?;
-    let s = model.input_shape();
-    if (s.c, s.h as usize, s.w as usize) != (1, set.rows, set.cols) {
-        return Err(Error::Other(format!(
-            "model input is {:?} but the data has 1×{}×{} images",
-            s.dims(),
-            set.rows,
-            set.cols
-        )));
-    }
+    crate::eval::check_input(model, set)?;
     let mut arena = vec![0u128; plan.arena_bytes().div_ceil(16)];
     let arena: &mut [u8] = bytemuck::cast_slice_mut(&mut arena);
     let (mut inputs, mut expected, mut predictions) = (Vec::new(), Vec::new(), Vec::new());

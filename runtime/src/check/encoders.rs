@@ -3,7 +3,7 @@
 //! variant each feeding its own output forward, compared after every step. `Mismatch::index`
 //! is `step·N + i` (step 0 is the first shrink).
 
-use super::{compare_f32, compare_i8, shape, Carve, Case, Kernel, Mismatch, Rng};
+use super::{compare_f32, compare_i8, Carve, Case, Kernel, Mismatch, Rng};
 use crate::kernels::lista::{reference, ListaS8};
 use crate::kernels::table::Kernels;
 use crate::kernels::Dims;
@@ -18,18 +18,11 @@ fn atoms(rng: &mut Rng) -> usize {
 }
 
 fn case(ks: &Kernels, kernel: Kernel, seed: u64, n: usize, zp: (i32, i32), scratch: usize) -> Case {
-    let d = shape(Dims { c: n, h: 1, w: 1 });
+    let d = Dims { c: n, h: 1, w: 1 };
     Case {
-        set: ks.set,
-        kernel,
-        seed,
-        input: d,
-        output: d,
-        k: (1, 1),
-        stride: 1,
-        pad: 0,
         zp,
         scratch,
+        ..Case::flat(ks, kernel, seed, d, d)
     }
 }
 

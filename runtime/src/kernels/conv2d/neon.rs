@@ -796,6 +796,31 @@ fn strided_f32(
     true
 }
 
+/// The weights of channels `o0 .. o0 + n` as `[tap][lane]` in `pack` (`lanes` per tap,
+/// taps in the reference's `(c, kp, kq)` order, zero in lanes `n..`), through `widen`.
+#[inline(always)]
+fn pack_lanes<'p, W: Copy, T: Copy + Default>(
+    weight: &[W],
+    taps: usize,
+    o0: usize,
+    n: usize,
+    lanes: usize,
+    pack: &'p mut [T],
+    widen: impl Fn(W) -> T,
+) -> &'p [T] {
+    let pack = &mut pack[..taps * lanes];
+    for (t, w) in pack.chunks_exact_mut(lanes).enumerate() {
+        for (l, w) in w.iter_mut().enumerate() {
+            *w = if l < n {
+                widen(weight[(o0 + l) * taps + t])
+            } else {
+                T::default()
+            };
+        }
+    }
+    pack
+}
+
 /// Output channels `o0 .. o0 + 4·V` (those below `OC`) at stride > 1, one lane per channel.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
@@ -811,19 +836,7 @@ fn group_f32<const V: usize>(
 ) {
     let lanes = 4 * V;
     let n = lanes.min(yd.c - o0);
-    let taps = xd.c * g.kh * g.kw;
-    // [tap][lane], taps in the reference's (c, kp, kq) order; zero in the padding lanes.
-    let pack = &mut pack[..taps * lanes];
-    for (t, w) in pack.chunks_exact_mut(lanes).enumerate() {
-        for (l, w) in w.iter_mut().enumerate() {
-            *w = if l < n {
-                p.weight[(o0 + l) * taps + t]
-            } else {
-                0.0
-            };
-        }
-    }
-    let pack: &[f32] = pack;
+    let pack: &[f32] = pack_lanes(p.weight, xd.c * g.kh * g.kw, o0, n, lanes, pack, |w| w);
     let bias: [f32; 8] = core::array::from_fn(|l| p.bias[lane_channel(o0, n, l % lanes)]);
     let plane = yd.h * yd.w;
     // Writes lane `l < n` of `sums` (channel `o0 + l`) to output pixel `(i, j)`.
@@ -963,18 +976,7 @@ fn group_s8<const V: usize>(
     let lanes = 4 * V;
     let n = lanes.min(yd.c - o0);
     let taps = xd.c * g.kh * g.kw;
-    // [tap][lane], taps in the reference's (c, kp, kq) order; zero in the padding lanes.
-    let pack = &mut pack[..taps * lanes];
-    for (t, w) in pack.chunks_exact_mut(lanes).enumerate() {
-        for (l, w) in w.iter_mut().enumerate() {
-            *w = if l < n {
-                p.weight[(o0 + l) * taps + t] as i16
-            } else {
-                0
-            };
-        }
-    }
-    let pack: &[i16] = pack;
+    let pack: &[i16] = pack_lanes(p.weight, taps, o0, n, lanes, pack, i16::from);
     let rq: [Requant; V] = core::array::from_fn(|v| {
         Requant::channels(p, core::array::from_fn(|l| lane_channel(o0, n, 4 * v + l)))
     });
