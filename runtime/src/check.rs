@@ -34,6 +34,7 @@ use kestrel_format::{ConvGeom, Dense, Layer, LayerKind, QParams, Shape};
 use crate::kernels::table::Kernels;
 use crate::kernels::{avgpool, conv2d, fc, lcn, lut, maxpool, DenseF, DenseS8, Dims, Elem};
 use crate::KernelSet;
+use half::f16;
 
 /// Work buffer [`run`] and [`bench::run`] need: every case's tensors fit in it. The
 /// largest is the bench's f32 fully connected layer, 400 inputs × 120 outputs: 192,000
@@ -63,6 +64,10 @@ pub enum Kernel {
     LcnS8,
     /// f32 local contrast normalization.
     LcnF32,
+    /// f32 convolution with f16 weights.
+    Conv2dF16,
+    /// f32 fully connected with f16 weights.
+    FcF16,
     /// int8 256-entry table lookup (tanh, abs).
     LutS8,
     /// int8 LISTA step (`h ← shrink_θ(b + S·h)`), after the first shrink.
@@ -79,7 +84,7 @@ pub enum Kernel {
 impl Kernel {
     /// Every kernel, int8 first (the encoder kernels last, where built).
     #[cfg(feature = "encoders")]
-    pub const ALL: [Kernel; 14] = [
+    pub const ALL: [Kernel; 16] = [
         Kernel::Conv2dS8,
         Kernel::FcS8,
         Kernel::MaxPoolS8,
@@ -91,6 +96,8 @@ impl Kernel {
         Kernel::LcnS8,
         Kernel::LcnF32,
         Kernel::LutS8,
+        Kernel::Conv2dF16,
+        Kernel::FcF16,
         Kernel::ListaS8,
         Kernel::ListaF32,
         Kernel::ListaF16,
@@ -98,7 +105,7 @@ impl Kernel {
 
     /// Every kernel, int8 first.
     #[cfg(not(feature = "encoders"))]
-    pub const ALL: [Kernel; 11] = [
+    pub const ALL: [Kernel; 13] = [
         Kernel::Conv2dS8,
         Kernel::FcS8,
         Kernel::MaxPoolS8,
@@ -110,6 +117,8 @@ impl Kernel {
         Kernel::LcnS8,
         Kernel::LcnF32,
         Kernel::LutS8,
+        Kernel::Conv2dF16,
+        Kernel::FcF16,
     ];
 
     /// The kernel function's name, e.g. `"conv2d_s8"`.
@@ -126,6 +135,8 @@ impl Kernel {
             Kernel::LcnS8 => "lcn_s8",
             Kernel::LcnF32 => "lcn_f32",
             Kernel::LutS8 => "lut_s8",
+            Kernel::Conv2dF16 => "conv2d_f16",
+            Kernel::FcF16 => "fc_f16",
             #[cfg(feature = "encoders")]
             Kernel::ListaS8 => "lista_step_s8",
             #[cfg(feature = "encoders")]
@@ -297,6 +308,8 @@ pub fn runs_reference(set: KernelSet, kernel: Kernel) -> bool {
         Kernel::LcnS8 => same!(lcn, lcn_s8),
         Kernel::LcnF32 => same!(lcn, lcn_f32),
         Kernel::LutS8 => same!(lut, lut_s8),
+        Kernel::Conv2dF16 => same!(conv2d, conv2d_f16),
+        Kernel::FcF16 => same!(fc, fc_f16),
         #[cfg(feature = "encoders")]
         Kernel::ListaS8 => same!(lista, lista_step_s8),
         #[cfg(feature = "encoders")]
@@ -334,8 +347,12 @@ pub fn run_on(
     let mut rng = Rng::new(seed ^ (kernel as u64).wrapping_mul(0x2545_f491_4f6c_dd1d));
     let mut work = Carve::new(work);
     match kernel {
-        Kernel::Conv2dS8 | Kernel::Conv2dF32 => conv(ks, kernel, seed, &mut rng, &mut work),
-        Kernel::FcS8 | Kernel::FcF32 => linear(ks, kernel, seed, &mut rng, &mut work),
+        Kernel::Conv2dS8 | Kernel::Conv2dF32 | Kernel::Conv2dF16 => {
+            conv(ks, kernel, seed, &mut rng, &mut work)
+        }
+        Kernel::FcS8 | Kernel::FcF32 | Kernel::FcF16 => {
+            linear(ks, kernel, seed, &mut rng, &mut work)
+        }
         Kernel::LcnS8 | Kernel::LcnF32 => lcn(ks, kernel, seed, &mut rng, &mut work),
         Kernel::LutS8 => lut(ks, seed, &mut rng, &mut work),
         #[cfg(feature = "encoders")]
@@ -433,6 +450,18 @@ fn conv(
             (ks.conv2d_s8)(x, xd, p, geom, yd, got, scratch);
             compare_i8(case, want, got)
         }
+        Elem::F32 if kernel == Kernel::Conv2dF16 => {
+            let weight: &[f16] = work.typed(n_w, |_| f16::from_f32(rng.f32()));
+            let bias = work.f32s(oc, |_| rng.f32());
+            let layer = float_layer(kind(Dense::F16 { weight, bias }), xd, yd);
+            case.scratch = conv2d::scratch_len_for(ks.set, &layer, elem);
+            let x = work.f32s(xd.len(), |_| rng.f32());
+            let (want, got, scratch) = work.outputs_f32(yd.len(), case.scratch);
+            let p = DenseF { weight, bias };
+            conv2d::reference::conv2d_f16(x, xd, p, geom, yd, want, &mut []);
+            (ks.conv2d_f16)(x, xd, p, geom, yd, got, scratch);
+            compare_f32(case, want, got)
+        }
         Elem::F32 => {
             let weight = work.f32s(n_w, |_| rng.f32());
             let bias = work.f32s(oc, |_| rng.f32());
@@ -484,6 +513,18 @@ fn linear(
             fc::reference::fc_s8(x, p, want, &mut []);
             (ks.fc_s8)(x, p, got, scratch);
             compare_i8(case, want, got)
+        }
+        Elem::F32 if kernel == Kernel::FcF16 => {
+            let weight: &[f16] = work.typed(out * k, |_| f16::from_f32(rng.f32()));
+            let bias = work.f32s(out, |_| rng.f32());
+            let layer = float_layer(kind(Dense::F16 { weight, bias }), xd, yd);
+            case.scratch = fc::scratch_len_for(ks.set, &layer, elem);
+            let x = work.f32s(k, |_| rng.f32());
+            let (want, got, scratch) = work.outputs_f32(out, case.scratch);
+            let p = DenseF { weight, bias };
+            fc::reference::fc_f16(x, p, want, &mut []);
+            (ks.fc_f16)(x, p, got, scratch);
+            compare_f32(case, want, got)
         }
         Elem::F32 => {
             let weight = work.f32s(out * k, |_| rng.f32());

@@ -160,6 +160,36 @@ impl Widen for f16 {
     }
 }
 
+/// An f16-weight layer on a variant's f32 kernel: the weights of as many whole output
+/// channels as fit a 32 KiB stack buffer widened to f32 by `widen` (exactly, as the
+/// reference widens them on the fly), then `run(channels, params)` on them. The f32
+/// kernels do the reference's f32 arithmetic per channel, so the result is the
+/// reference's f16 result bit for bit. `false`, having run nothing, if one channel's
+/// weights do not fit.
+#[cfg(any(kestrel_isa = "avx2", kestrel_isa = "neon"))]
+#[inline(always)]
+pub(crate) fn widened(
+    p: DenseF<'_, f16>,
+    widen: impl Fn(&[f16], &mut [f32]),
+    mut run: impl FnMut(core::ops::Range<usize>, DenseF<'_, f32>),
+) -> bool {
+    const CAP: usize = 8192;
+    let oc = p.bias.len();
+    let per_out = p.weight.len() / oc.max(1);
+    if per_out == 0 || per_out > CAP {
+        return oc == 0;
+    }
+    let mut buf = [0f32; CAP];
+    for o0 in (0..oc).step_by(CAP / per_out) {
+        let o1 = (o0 + CAP / per_out).min(oc);
+        let weight = &mut buf[..(o1 - o0) * per_out];
+        widen(&p.weight[o0 * per_out..o1 * per_out], weight);
+        let bias = &p.bias[o0..o1];
+        run(o0..o1, DenseF { weight, bias });
+    }
+    true
+}
+
 /// Float convolution / linear parameters: weight `[out, in…]`, bias `[out]` (f32).
 #[derive(Clone, Copy)]
 pub(crate) struct DenseF<'p, W> {

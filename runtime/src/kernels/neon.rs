@@ -271,3 +271,11 @@ pub(crate) fn taps(k: usize) -> impl Iterator<Item = (usize, usize)> {
     // One flat range: `flat_map`'s iterator did not fold away in the hot loops.
     (0..k * k).map(move |n| (n / k, n % k))
 }
+
+/// `dst[i] = src[i]` widened to f32 (exact, like [`crate::kernels::Widen`]).
+pub(crate) fn widen_f16(src: &[half::f16], dst: &mut [f32]) {
+    debug_assert_eq!(src.len(), dst.len());
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = s.to_f32();
+    }
+}

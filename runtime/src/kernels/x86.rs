@@ -309,3 +309,32 @@ pub(crate) fn transpose8x8(r: [__m256; 8]) -> [__m256; 8] {
         }
     })
 }
+
+/// `dst[i] = src[i]` widened to f32 (F16C `vcvtph2ps`, eight at a time; exact, like
+/// [`crate::kernels::Widen`]).
+pub(crate) fn widen_f16(src: &[half::f16], dst: &mut [f32]) {
+    // SAFETY: these helpers run only inside the AVX2 kernel sets, which a plan uses only
+    // where the CPU has AVX2 and F16C (`KernelSet::runs_here`).
+    unsafe { widen_f16_f16c(src, dst) }
+}
+
+/// # Safety
+/// The CPU must support F16C.
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn widen_f16_f16c(src: &[half::f16], dst: &mut [f32]) {
+    debug_assert_eq!(src.len(), dst.len());
+    let mut d = dst.chunks_exact_mut(8);
+    let mut s = src.chunks_exact(8);
+    for (d, s) in (&mut d).zip(&mut s) {
+        // SAFETY: `s` is 8 f16s (16 bytes), `d` 8 f32s.
+        unsafe {
+            _mm256_storeu_ps(
+                d.as_mut_ptr(),
+                _mm256_cvtph_ps(_mm_loadu_si128(s.as_ptr().cast())),
+            )
+        };
+    }
+    for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *d = s.to_f32();
+    }
+}

@@ -139,6 +139,10 @@ proptest! {
     fn lcn_f32(seed: u64) { note(Kernel::LcnF32); check(Kernel::LcnF32, seed)?; }
     #[test]
     fn lut_s8(seed: u64) { note(Kernel::LutS8); check(Kernel::LutS8, seed)?; }
+    #[test]
+    fn conv2d_f16(seed: u64) { note(Kernel::Conv2dF16); check(Kernel::Conv2dF16, seed)?; }
+    #[test]
+    fn fc_f16(seed: u64) { note(Kernel::FcF16); check(Kernel::FcF16, seed)?; }
     #[cfg(feature = "encoders")]
     #[test]
     fn lista_step_s8(seed: u64) { note(Kernel::ListaS8); check(Kernel::ListaS8, seed)?; }

@@ -66,9 +66,9 @@ use core::ops::Range;
 
 use kestrel_format::ConvGeom;
 
-pub(crate) use super::reference::conv2d_f16;
 use crate::kernels::neon::{cover, Requant};
-use crate::kernels::{DenseF, DenseS8, Dims};
+use crate::kernels::{widened, DenseF, DenseS8, Dims};
+use half::f16;
 
 /// Output columns `lo..hi` whose taps `j·stride + kq − pad` (`kq < KW`) all lie in `0..W`.
 fn interior(g: ConvGeom, w: usize, ow: usize) -> Range<usize> {
@@ -614,6 +614,30 @@ impl DotW {
             .iter()
             .fold(0i32, |s, &r| s.wrapping_add(r))
             .wrapping_mul(zp)
+    }
+}
+
+/// f16 weights: [`conv2d_f32`] on them widened ([`widened`]), equal to
+/// [`super::reference::conv2d_f16`] bit for bit.
+pub(crate) fn conv2d_f16(
+    x: &[f32],
+    xd: Dims,
+    p: DenseF<'_, f16>,
+    g: ConvGeom,
+    yd: Dims,
+    y: &mut [f32],
+    scratch: &mut [u8],
+) {
+    let plane = yd.h * yd.w;
+    let ran = widened(p, crate::kernels::neon::widen_f16, |o, p| {
+        let (yd, y) = (
+            Dims { c: o.len(), ..yd },
+            &mut y[o.start * plane..o.end * plane],
+        );
+        conv2d_f32(x, xd, p, g, yd, y, scratch)
+    });
+    if !ran {
+        super::reference::conv2d_f16(x, xd, p, g, yd, y, scratch)
     }
 }
 

@@ -1,6 +1,6 @@
 //! x86-64 AVX2 convolutions. `conv2d_s8` is vectorized across output channels, or across
 //! output columns for layers with few channels (`Band::run_columns`); `conv2d_f32` across
-//! output columns (any stride); `conv2d_f16` is the reference's.
+//! output columns (any stride); `conv2d_f16` is `conv2d_f32` on widened weights.
 //!
 //! **int8.** Shapes as in `reference.rs`: `x` `[C, H, W]`, `weight` `[OC, C, KH, KW]`,
 //! `y` `[OC, OH, OW]`. Eight output channels sit in the eight i32 lanes of a vector, and
@@ -46,11 +46,11 @@ use kestrel_format::ConvGeom;
 
 use super::reference;
 use crate::kernels::x86::{array, load_partial_i8, transpose8x8, Requant8};
-use crate::kernels::{DenseS8, Dims};
+use crate::kernels::{widened, DenseF, DenseS8, Dims};
+use half::f16;
 
 // No scratch (the reference's `scratch_len`, 0): the packed weights and widened input rows
 // live on the stack.
-pub(crate) use reference::conv2d_f16;
 
 /// i16 elements in the stack's input band (8 KiB), including `SLACK`.
 const XCAP: usize = 4096;
@@ -152,9 +152,12 @@ fn phase_len(w: usize, g: ConvGeom) -> usize {
 /// Whether `conv2d_f32_avx2` takes the layer: the `KH` padded input rows of one output
 /// row, split by phase, fit the stack copy.
 fn fits_f32(xd: Dims, g: ConvGeom) -> bool {
-    xd.c.checked_mul(g.kh)
-        .and_then(|n| n.checked_mul(g.stride * phase_len(xd.w, g)))
-        .is_some_and(|n| n <= FCAP)
+    g.kw <= 256
+        && xd
+            .c
+            .checked_mul(g.kh)
+            .and_then(|n| n.checked_mul(g.stride * phase_len(xd.w, g)))
+            .is_some_and(|n| n <= FCAP)
 }
 
 /// # Safety
@@ -177,6 +180,13 @@ unsafe fn conv2d_f32_avx2(
     let mut xpad = [0f32; FCAP];
     let per_out = xd.c * g.kh * g.kw;
     let plane = yd.h * yd.w;
+    // Where kernel column `kq` starts in a split row: `(kq mod S)·phase_len + kq div S`
+    // (no division in the loops below; `KW ≤ 255`, a `u8` in the format).
+    let mut col = [0usize; 256];
+    for (kq, at) in col.iter_mut().enumerate().take(g.kw) {
+        *at = kq % s * pl + kq / s;
+    }
+    let col = &col[..g.kw];
     for i0 in (0..yd.h).step_by(band) {
         let n_out = band.min(yd.h - i0);
         let rows = (n_out - 1) * s + g.kh;
@@ -209,11 +219,10 @@ unsafe fn conv2d_f32_avx2(
                     for c in 0..xd.c {
                         for kp in 0..g.kh {
                             let row = &xpad[(c * rows + i * s + kp) * row_len..][..row_len];
-                            for kq in 0..g.kw {
+                            for &at in col {
                                 // `j + kq div S + 8 ≤ OW − 1 + (KW − 1) div S + 8 ≤
                                 // phase_len`: inside the phase.
-                                let at = kq % s * pl + j + kq / s;
-                                let xv = &row[at..at + 8];
+                                let xv = &row[at + j..at + j + 8];
                                 // SAFETY: `xv` is 8 f32s.
                                 let xv = unsafe { _mm256_loadu_ps(xv.as_ptr()) };
                                 for k in 0..4 {
@@ -236,6 +245,30 @@ unsafe fn conv2d_f32_avx2(
                 }
             }
         }
+    }
+}
+
+/// f16 weights: [`conv2d_f32`] on them widened ([`widened`]), equal to
+/// [`reference::conv2d_f16`] bit for bit.
+pub(crate) fn conv2d_f16(
+    x: &[f32],
+    xd: Dims,
+    p: DenseF<'_, f16>,
+    g: ConvGeom,
+    yd: Dims,
+    y: &mut [f32],
+    scratch: &mut [u8],
+) {
+    let plane = yd.h * yd.w;
+    let ran = widened(p, crate::kernels::x86::widen_f16, |o, p| {
+        let (yd, y) = (
+            Dims { c: o.len(), ..yd },
+            &mut y[o.start * plane..o.end * plane],
+        );
+        conv2d_f32(x, xd, p, g, yd, y, scratch)
+    });
+    if !ran {
+        reference::conv2d_f16(x, xd, p, g, yd, y, scratch)
     }
 }
 

@@ -15,8 +15,8 @@
 
 use core::arch::aarch64::*;
 
-pub(crate) use super::reference::fc_f16;
-use crate::kernels::{DenseF, DenseS8};
+use crate::kernels::{widened, DenseF, DenseS8};
+use half::f16;
 
 /// int8 (`neon` set): `acc = bias[o] + Σ_k w[o,k] · (x[k] − zp_in)`, requantized as the
 /// reference.
@@ -102,6 +102,16 @@ unsafe fn dot_s8<const D: bool>(w: &[i8], x: &[i8], zp: i32) -> i32 {
         sum = sum.wrapping_add(w as i32 * (x as i32 - zp));
     }
     sum
+}
+
+/// f16 weights: [`fc_f32`] on them widened ([`widened`]), equal to
+/// [`super::reference::fc_f16`] bit for bit.
+pub(crate) fn fc_f16(x: &[f32], p: DenseF<'_, f16>, y: &mut [f32], scratch: &mut [u8]) {
+    if !widened(p, crate::kernels::neon::widen_f16, |o, p| {
+        fc_f32(x, p, &mut y[o], scratch)
+    }) {
+        super::reference::fc_f16(x, p, y, scratch)
+    }
 }
 
 /// f32 weights, f32 activations: `y[o] = bias[o] + Σ_k w[o,k]·x[k]`, summed in `k` order.

@@ -1,5 +1,5 @@
 //! x86-64 AVX2 fully connected layers. `fc_s8` runs eight output rows at a time, 16
-//! inputs per step; `fc_f32` eight outputs per vector; `fc_f16` is the reference's.
+//! inputs per step; `fc_f32` eight outputs per vector; `fc_f16` is `fc_f32` on widened weights.
 //!
 //! **int8.** Shapes as in `reference.rs`: `x` `[K]`, `weight` `[O, K]`, `y` `[O]`. For each
 //! block of 8 rows, 16 inputs at a time are widened to i16 with `zp_in` subtracted (exact:
@@ -23,9 +23,8 @@ use core::arch::x86_64::*;
 
 use super::reference;
 use crate::kernels::x86::{array, transpose8x8, Requant8};
-use crate::kernels::DenseS8;
-
-pub(crate) use reference::fc_f16;
+use crate::kernels::{widened, DenseF, DenseS8};
+use half::f16;
 
 /// int8 (AVX2 set): see the module docs; equal to [`reference::fc_s8`] bit for bit.
 pub(crate) fn fc_s8(x: &[i8], p: DenseS8<'_>, y: &mut [i8], _scratch: &mut [u8]) {
@@ -201,6 +200,16 @@ fn hsum8(acc: &[__m256i; 8]) -> __m256i {
     let lo = _mm256_permute2x128_si256::<0x20>(h0123, h4567);
     let hi = _mm256_permute2x128_si256::<0x31>(h0123, h4567);
     _mm256_add_epi32(lo, hi)
+}
+
+/// f16 weights: [`fc_f32`] on them widened ([`widened`]), equal to
+/// [`reference::fc_f16`] bit for bit.
+pub(crate) fn fc_f16(x: &[f32], p: DenseF<'_, f16>, y: &mut [f32], scratch: &mut [u8]) {
+    if !widened(p, crate::kernels::x86::widen_f16, |o, p| {
+        fc_f32(x, p, &mut y[o], scratch)
+    }) {
+        reference::fc_f16(x, p, y, scratch)
+    }
 }
 
 /// f32: equal to [`reference::fc_f32`] bit for bit. Lane `r` of a vector is output
