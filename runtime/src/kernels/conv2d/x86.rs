@@ -213,26 +213,19 @@ unsafe fn conv2d_f32_avx2(
             let o: [usize; 4] = array(|k| (o0 + k).min(yd.c - 1));
             let w: [&[f32]; 4] = array(|k| &p.weight[o[k] * per_out..][..per_out]);
             for i in 0..n_out {
+                // The rows of output row `i` for input channel `c` and kernel row `kp`.
+                let row = |c: usize, kp: usize| (c * rows + i * s + kp) * row_len;
                 for j in (0..yd.w).step_by(8) {
-                    let mut acc = [_mm256_setzero_ps(); 4];
-                    let mut tap = 0;
-                    for c in 0..xd.c {
-                        for kp in 0..g.kh {
-                            let row = &xpad[(c * rows + i * s + kp) * row_len..][..row_len];
-                            for &at in col {
-                                // `j + kq div S + 8 ≤ OW − 1 + (KW − 1) div S + 8 ≤
-                                // phase_len`: inside the phase.
-                                let xv = &row[at + j..at + j + 8];
-                                // SAFETY: `xv` is 8 f32s.
-                                let xv = unsafe { _mm256_loadu_ps(xv.as_ptr()) };
-                                for k in 0..4 {
-                                    let wv = _mm256_set1_ps(w[k][tap]);
-                                    acc[k] = _mm256_add_ps(acc[k], _mm256_mul_ps(wv, xv));
-                                }
-                                tap += 1;
-                            }
+                    // At stride 1 a tap's column is `kq` itself (no table lookup).
+                    let dims = (xd.c, g.kh, g.kw);
+                    // SAFETY: AVX2, this function's contract.
+                    let acc = unsafe {
+                        if s == 1 {
+                            block_f32(&xpad, row, dims, j, |kq| kq, &w)
+                        } else {
+                            block_f32(&xpad, row, dims, j, |kq| col[kq], &w)
                         }
-                    }
+                    };
                     let n = 8.min(yd.w - j);
                     for k in 0..4.min(yd.c - o0) {
                         let v = _mm256_add_ps(_mm256_set1_ps(p.bias[o[k]]), acc[k]);
@@ -245,6 +238,44 @@ unsafe fn conv2d_f32_avx2(
                 }
             }
         }
+    }
+}
+
+/// The sums of output columns `j .. j + 8` for four output channels (`w`: their weights
+/// `[C, KH, KW]`), in the reference's `(c, kp, kq)` order: tap `(c, kp, kq)` reads 8
+/// floats at `row(c, kp) + at(kq) + j` of the padded copy (`j + kq div S + 8 ≤
+/// phase_len`: inside the phase). Inlined into `conv2d_f32_avx2`, with `at`.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[inline(always)]
+unsafe fn block_f32(
+    xpad: &[f32],
+    row: impl Fn(usize, usize) -> usize,
+    (c_n, kh, kw): (usize, usize, usize),
+    j: usize,
+    at: impl Fn(usize) -> usize,
+    w: &[&[f32]; 4],
+) -> [__m256; 4] {
+    // SAFETY: AVX2 by the contract; each load reads the 8 floats of a checked slice.
+    unsafe {
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut tap = 0;
+        for c in 0..c_n {
+            for kp in 0..kh {
+                let r = row(c, kp) + j;
+                for kq in 0..kw {
+                    let xv = &xpad[r + at(kq)..][..8];
+                    let xv = _mm256_loadu_ps(xv.as_ptr());
+                    for (acc, w) in acc.iter_mut().zip(w) {
+                        let wv = _mm256_set1_ps(w[tap]);
+                        *acc = _mm256_add_ps(*acc, _mm256_mul_ps(wv, xv));
+                    }
+                    tap += 1;
+                }
+            }
+        }
+        acc
     }
 }
 
