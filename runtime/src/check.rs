@@ -638,7 +638,8 @@ fn pool(
         _ => (1 + rng.below(4), 1 + rng.below(4)),
     };
     let c = 1 + rng.below(12);
-    let (h, w) = (k + rng.below(20), k + rng.below(20));
+    // Rows wide enough that large strides still give a block of 8 outputs or more.
+    let (h, w) = (k + rng.below(20), k + rng.below(20 + 8 * stride));
     let (xd, yd) = (
         Dims { c, h, w },
         Dims {

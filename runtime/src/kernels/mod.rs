@@ -73,6 +73,9 @@ pub(crate) mod maxpool;
 pub(crate) mod neon;
 #[cfg(feature = "encoders")]
 pub(crate) mod patchnorm;
+// Pooling of any window and stride on eight f32 lanes (AVX2, NEON).
+#[cfg(any(kestrel_isa = "avx2", kestrel_isa = "neon"))]
+pub(crate) mod pool_any;
 pub(crate) mod quantize;
 pub(crate) mod relu;
 #[cfg(feature = "encoders")]

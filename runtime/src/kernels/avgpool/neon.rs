@@ -6,12 +6,16 @@
 //!   the reference's rounding division per output (no vector integer division exists).
 //! - f32: `0 + x₀ + x₁ + …` in `(p, q)` order, then one IEEE division by `k²` per lane.
 //!
-//! Other strides or windows, rows narrower than a block, and a block whose de-interleaving
-//! load would pass the end of `x` run the reference's per-output loop. No scratch.
+//! Other strides, and int8 windows over 15, run `kernels/pool_any.rs` on two vectors
+//! (`maxpool::neon::pool_any_neon`; the reference where its stack copy is too small). Rows
+//! narrower than a block, and a block whose de-interleaving load would pass the end of `x`,
+//! run the reference's per-output loop. No scratch.
 
 use core::arch::aarch64::*;
 
+use crate::kernels::maxpool::neon::{finished, fits_any, phase, pool_any_neon, Fold};
 use crate::kernels::neon::{pool_rows, strided_f32x4, strided_s8x16, strided_s8x8, taps};
+use crate::kernels::pool_any::mean_code;
 use crate::kernels::{pool_window, Dims};
 
 /// int8: the mean code of each window, rounded half away from zero.
@@ -25,11 +29,20 @@ pub(crate) fn avgpool_s8(
     scratch: &mut [u8],
 ) {
     match stride {
-        _ if k > 15 => super::reference::avgpool_s8(x, xd, k, stride, yd, y, scratch),
-        1 => avg_s8::<1>(x, xd, k, yd, y),
-        2 => avg_s8::<2>(x, xd, k, yd, y),
-        3 => avg_s8::<3>(x, xd, k, yd, y),
-        4 => avg_s8::<4>(x, xd, k, yd, y),
+        1..=4 if k <= 15 => match stride {
+            1 => avg_s8::<1>(x, xd, k, yd, y),
+            2 => avg_s8::<2>(x, xd, k, yd, y),
+            3 => avg_s8::<3>(x, xd, k, yd, y),
+            _ => avg_s8::<4>(x, xd, k, yd, y),
+        },
+        _ if fits_any(xd, k, stride) => {
+            let n = k * k;
+            let (load, store) = (
+                phase(x, xd, stride, f32::from),
+                finished(y, yd, move |sum| mean_code(sum, n)),
+            );
+            pool_any_neon(xd, k, stride, yd, Fold::Mean, load, store)
+        }
         _ => super::reference::avgpool_s8(x, xd, k, stride, yd, y, scratch),
     }
 }
@@ -103,6 +116,11 @@ pub(crate) fn avgpool_f32(
         2 => avg_f32::<2>(x, xd, k, yd, y),
         3 => avg_f32::<3>(x, xd, k, yd, y),
         4 => avg_f32::<4>(x, xd, k, yd, y),
+        _ if fits_any(xd, k, stride) => {
+            let n = (k * k) as f32;
+            let (load, store) = (phase(x, xd, stride, |v| v), finished(y, yd, move |s| s / n));
+            pool_any_neon(xd, k, stride, yd, Fold::Mean, load, store)
+        }
         _ => super::reference::avgpool_f32(x, xd, k, stride, yd, y, scratch),
     }
 }

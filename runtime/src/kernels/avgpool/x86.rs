@@ -1,12 +1,13 @@
 //! x86-64 AVX2 average pooling. `avgpool_s8` and `avgpool_f32` have vector paths for the
 //! common `2 × 2`, stride-2 window, and for any other window and stride (the window sums
-//! by `maxpool::x86::pool_any`, in f32: exact for int8 codes, `|sum| ≤ 128·K² < 2²⁴`);
+//! by `kernels/pool_any.rs`, in f32: exact for int8 codes, `|sum| ≤ 128·K² < 2²⁴`);
 //! layers too wide for its stack copy run the reference.
 
 use core::arch::x86_64::*;
 
 use super::reference;
-use crate::kernels::maxpool::x86::{finished, fits_any, phase, pool_2x2_f32, pool_any, Fold};
+use crate::kernels::maxpool::x86::{finished, fits_any, phase, pool_2x2_f32, pool_any_avx2, Fold};
+use crate::kernels::pool_any::mean_code;
 use crate::kernels::x86::load_partial_i8;
 use crate::kernels::Dims;
 
@@ -30,7 +31,7 @@ pub(crate) fn avgpool_s8(
         let mean = move |sum: f32| mean_code(sum, n);
         let (load, store) = (phase(x, xd, stride, f32::from), finished(y, yd, mean));
         // SAFETY: as above.
-        unsafe { pool_any(xd, k, stride, yd, Fold::Mean, load, store) }
+        unsafe { pool_any_avx2(xd, k, stride, yd, Fold::Mean, load, store) }
     } else {
         reference::avgpool_s8(x, xd, k, stride, yd, y, scratch)
     }
@@ -96,57 +97,8 @@ pub(crate) fn avgpool_f32(
         let n = (k * k) as f32;
         let (load, store) = (phase(x, xd, stride, |v| v), finished(y, yd, move |s| s / n));
         // SAFETY: as above.
-        unsafe { pool_any(xd, k, stride, yd, Fold::Mean, load, store) }
+        unsafe { pool_any_avx2(xd, k, stride, yd, Fold::Mean, load, store) }
     } else {
         reference::avgpool_f32(x, xd, k, stride, yd, y, scratch)
-    }
-}
-
-/// The reference's int8 mean, `(sum ± ⌊n/2⌋) / n` truncating and clamped, of an exact
-/// window sum held in f32, computed in f32 (an integer division cost more than the rest of
-/// the layer): `a = |sum| + ⌊n/2⌋ < 128.5·n < 2²⁴` is exact, and unless `a/n` is an integer
-/// it lies at least `1/n` from one, more than half an ulp of `a/n < 256` for `n ≤ 255²`, so
-/// the rounded quotient truncates to the same integer (`mean_code_is_the_reference_s`).
-#[inline(always)]
-fn mean_code(sum: f32, n: usize) -> i8 {
-    let q = ((sum.abs() + (n / 2) as f32) / n as f32) as i32;
-    (if sum < 0.0 { -q } else { q }).clamp(-128, 127) as i8
-}
-
-#[cfg(test)]
-mod tests {
-    /// Every window size the format allows, at sums around each multiple of `n` (where
-    /// the rounding turns), against the reference's integer formula.
-    #[test]
-    fn mean_code_is_the_reference_s() {
-        for k in 1..=255i32 {
-            let n = k * k;
-            for m in -128..=128 {
-                for d in [
-                    -n / 2 - 1,
-                    -n / 2,
-                    -n / 2 + 1,
-                    -1,
-                    0,
-                    1,
-                    n / 2 - 1,
-                    n / 2,
-                    n / 2 + 1,
-                ] {
-                    let sum = (m * n + d).clamp(-128 * n, 127 * n);
-                    let want = if sum >= 0 {
-                        (sum + n / 2) / n
-                    } else {
-                        (sum - n / 2) / n
-                    };
-                    let want = want.clamp(-128, 127) as i8;
-                    assert_eq!(
-                        super::mean_code(sum as f32, n as usize),
-                        want,
-                        "k {k} sum {sum}"
-                    );
-                }
-            }
-        }
     }
 }

@@ -1,12 +1,12 @@
 //! x86-64 AVX2 max pooling. `maxpool_s8` and `maxpool_f32` have vector paths for the
 //! common `2 × 2`, stride-2 window (LeNet's), and for any other window and stride
-//! ([`pool_any`], shared with average pooling): eight outputs per f32 vector, each input
-//! row split by column phase on the stack so that every tap is a contiguous load. Layers
-//! whose `K` input rows do not fit that copy (16 KiB) run the reference.
+//! (`kernels/pool_any.rs` on AVX2 lanes, [`pool_any_avx2`], shared with average pooling).
 
 use core::arch::x86_64::*;
 
 use super::reference;
+use crate::kernels::pool_any::Lanes;
+pub(crate) use crate::kernels::pool_any::{finished, fits_any, phase, Fold};
 use crate::kernels::x86::{load_partial_i8, store_partial_i8};
 use crate::kernels::{pool_window, Dims};
 
@@ -31,7 +31,7 @@ pub(crate) fn maxpool_s8(
             finished(y, yd, |m| m as i8),
         );
         // SAFETY: as above.
-        unsafe { pool_any(xd, k, stride, yd, Fold::Max, load, store) }
+        unsafe { pool_any_avx2(xd, k, stride, yd, Fold::Max, load, store) }
     } else {
         reference::maxpool_s8(x, xd, k, stride, yd, y, scratch)
     }
@@ -101,19 +101,10 @@ pub(crate) fn maxpool_f32(
     } else if fits_any(xd, k, stride) {
         let (load, store) = (phase(x, xd, stride, |v| v), finished(y, yd, |m| m));
         // SAFETY: as above.
-        unsafe { pool_any(xd, k, stride, yd, Fold::Max, load, store) }
+        unsafe { pool_any_avx2(xd, k, stride, yd, Fold::Max, load, store) }
     } else {
         reference::maxpool_f32(x, xd, k, stride, yd, y, scratch)
     }
-}
-
-/// How a `2 × 2` window is folded, in the reference's `(p, q)` order.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Fold {
-    /// `f32::max` from the first element.
-    Max,
-    /// `0 + a + b + c + d`, then `/ 4`.
-    Mean,
 }
 
 /// The `2 × 2`, stride-2 f32 pooling: eight outputs (16 columns of two rows) per step,
@@ -184,138 +175,60 @@ pub(crate) unsafe fn pool_2x2_f32(x: &[f32], xd: Dims, yd: Dims, y: &mut [f32], 
     }
 }
 
-/// f32 elements of [`pool_any`]'s phase-split band of input rows (16 KiB on the stack).
-const SPLIT_CAP: usize = 4096;
-
-/// Whether [`pool_any`] takes a layer of this input width, window and stride: one output
-/// row's `K` input rows must fit the split band.
-pub(crate) fn fits_any(xd: Dims, k: usize, stride: usize) -> bool {
-    (1..=256).contains(&stride)
-        && k <= 256
-        && k.checked_mul(stride)
-            .and_then(|n| n.checked_mul(phase_len(xd.w, stride)))
-            .is_some_and(|n| n <= SPLIT_CAP)
-}
-
-/// Columns of one phase in [`pool_any`]'s split rows: `⌈W/S⌉`, plus 8 of slack for the
-/// last vector.
-fn phase_len(w: usize, stride: usize) -> usize {
-    w.div_ceil(stride) + 8
-}
-
-/// Phase `φ` of input row `n` (`c·H + r`), `x[n·W + φ + m·S]` for `m < dst.len()`
-/// (never empty), into `dst` through `f`, for [`pool_any`]'s `load`.
-#[inline(always)]
-pub(crate) fn phase<'x, T: Copy>(
-    x: &'x [T],
-    xd: Dims,
-    stride: usize,
-    f: impl Fn(T) -> f32 + 'x,
-) -> impl Fn(usize, usize, &mut [f32]) + 'x {
-    move |n, phase, dst| {
-        let row = &x[n * xd.w + phase..][..(dst.len() - 1) * stride + 1];
-        for (m, d) in dst.iter_mut().enumerate() {
-            *d = f(row[m * stride]);
-        }
-    }
-}
-
-/// Stores outputs `j..` of output row `n` (`c·OH + i`) through `finish` (the reference's
-/// last step), for [`pool_any`]'s `store`.
-#[inline(always)]
-pub(crate) fn finished<'y, T>(
-    y: &'y mut [T],
-    yd: Dims,
-    finish: impl Fn(f32) -> T + 'y,
-) -> impl FnMut(usize, usize, &[f32]) + 'y {
-    move |n, j, v| {
-        for (y, &a) in y[n * yd.w + j..].iter_mut().zip(v) {
-            *y = finish(a);
-        }
-    }
-}
-
-/// Any `K × K` window at any stride `S` (no padding, as in the reference), eight outputs
-/// per f32 vector, taps folded in the reference's `(p, q)` order: `f32::max` from the
-/// first tap ([`Fold::Max`]) or `+0 + v + …` ([`Fold::Mean`]; `store` divides). Tap
-/// `(p, q)` of outputs `j..j + 8` is `x[c, i·S + p, (j + l)·S + q]`; with each input row
-/// split by column phase once per band (`split[r][φ][m] = x[c, r, m·S + φ]`) it is the
-/// contiguous `split[i·S + p][q mod S][j + q div S ..]`. `load(n, φ, dst)` writes phase `φ`
-/// of input row `n` (`c·H + r`) as f32 ([`phase`]); `store(n, j, v)` takes outputs
-/// `j..j + v.len()` of output row `n` (`c·OH + i`) ([`finished`]). i8 codes are exact in
-/// f32, and so are their window sums (`|sum| ≤ 128·K² < 2²⁴`).
+/// [`pool_any`](crate::kernels::pool_any::pool_any) on AVX2 lanes.
 ///
 /// # Safety
 /// AVX2; [`fits_any`].
 #[target_feature(enable = "avx2")]
-pub(crate) unsafe fn pool_any(
+pub(crate) unsafe fn pool_any_avx2(
     xd: Dims,
     k: usize,
     stride: usize,
     yd: Dims,
     fold: Fold,
     load: impl Fn(usize, usize, &mut [f32]),
-    mut store: impl FnMut(usize, usize, &[f32]),
+    store: impl FnMut(usize, usize, &[f32]),
 ) {
-    debug_assert!(fits_any(xd, k, stride) && yd.w <= xd.w);
-    let max = |acc: __m256, v: __m256| {
-        _mm256_blendv_ps(
-            _mm256_max_ps(v, acc),
-            v,
-            _mm256_cmp_ps::<_CMP_UNORD_Q>(acc, acc),
-        )
-    };
-    let (s, pl) = (stride, phase_len(xd.w, stride));
-    let split_row = s * pl;
-    // Output rows per band: the band's `(band − 1)·S + K` input rows fit `split`. Each
-    // phase holds the same number of columns in every row, so its slack stays zero.
-    let band = (SPLIT_CAP / split_row - k) / s + 1;
-    let mut split = [0f32; SPLIT_CAP];
-    // Where tap column `q` starts in a split row (no division in the loop below).
-    let mut offset = [0usize; 256];
-    for (q, at) in offset.iter_mut().enumerate().take(k) {
-        *at = q % s * pl + q / s;
+    crate::kernels::pool_any::pool_any::<M256>(xd, k, stride, yd, fold, load, store)
+}
+
+/// One AVX2 vector as [`Lanes`]; its methods run only inside `#[target_feature(enable =
+/// "avx2")]` code (they inline into [`pool_any_avx2`]).
+#[derive(Clone, Copy)]
+struct M256(__m256);
+
+impl Lanes for M256 {
+    #[inline(always)]
+    fn zero() -> Self {
+        // SAFETY: AVX2, see the type's docs.
+        M256(unsafe { _mm256_setzero_ps() })
     }
-    let offset = &offset[..k];
-    // Columns of each phase: `⌈(W − φ)/S⌉` (phases past `W` hold none).
-    let mut count = [0usize; 256];
-    for (phase, n) in count.iter_mut().enumerate().take(s) {
-        *n = xd.w.saturating_sub(phase).div_ceil(s);
+    #[inline(always)]
+    fn load(v: &[f32]) -> Self {
+        let v = &v[..8];
+        // SAFETY: AVX2; `v` is 8 f32s.
+        M256(unsafe { _mm256_loadu_ps(v.as_ptr()) })
     }
-    for c in 0..xd.c {
-        for i0 in (0..yd.h).step_by(band) {
-            let rows = band.min(yd.h - i0);
-            for r in 0..(rows - 1) * s + k {
-                let dst = &mut split[r * split_row..][..split_row];
-                for (phase, dst) in dst.chunks_exact_mut(pl).enumerate() {
-                    if count[phase] > 0 {
-                        load(c * xd.h + i0 * s + r, phase, &mut dst[..count[phase]]);
-                    }
-                }
-            }
-            for i in 0..rows {
-                for j in (0..yd.w).step_by(8) {
-                    let mut acc = _mm256_setzero_ps();
-                    for p in 0..k {
-                        let src = &split[(i * s + p) * split_row..][..split_row];
-                        for (q, &at) in offset.iter().enumerate() {
-                            // `j + 8 + q div S ≤ ⌈W/S⌉ + 8`: inside the phase.
-                            let v = &src[at + j..at + j + 8];
-                            // SAFETY: `v` is 8 f32s.
-                            let v = unsafe { _mm256_loadu_ps(v.as_ptr()) };
-                            acc = match fold {
-                                Fold::Max if p == 0 && q == 0 => v,
-                                Fold::Max => max(acc, v),
-                                Fold::Mean => _mm256_add_ps(acc, v),
-                            };
-                        }
-                    }
-                    let mut out = [0f32; 8];
-                    // SAFETY: `out` is 8 f32s.
-                    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), acc) };
-                    store(c * yd.h + i0 + i, j, &out[..8.min(yd.w - j)]);
-                }
-            }
-        }
+    #[inline(always)]
+    fn store(self, out: &mut [f32; 8]) {
+        // SAFETY: AVX2; `out` is 8 f32s.
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), self.0) }
+    }
+    #[inline(always)]
+    fn add(self, b: Self) -> Self {
+        // SAFETY: AVX2.
+        M256(unsafe { _mm256_add_ps(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn max(self, b: Self) -> Self {
+        // f32::max(a, b): b unless a ≥ b or b is NaN, and b when a is NaN.
+        // SAFETY: AVX2.
+        M256(unsafe {
+            _mm256_blendv_ps(
+                _mm256_max_ps(b.0, self.0),
+                b.0,
+                _mm256_cmp_ps::<_CMP_UNORD_Q>(self.0, self.0),
+            )
+        })
     }
 }
