@@ -78,6 +78,33 @@ pub(crate) fn scratch_len_for(set: KernelSet, layer: &Layer<'_>, elem: Elem) -> 
     }
 }
 
+/// An f16-weight convolution on a variant's f32 kernel `conv_f32`: output channels in
+/// blocks whose weights, widened by `widen`, fit the stack ([`crate::kernels::widened`]);
+/// the reference where one channel's do not.
+#[cfg(any(kestrel_isa = "avx2", kestrel_isa = "neon"))]
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(crate) fn f16_on_f32(
+    x: &[f32],
+    xd: Dims,
+    p: super::DenseF<'_, half::f16>,
+    g: ConvGeom,
+    yd: Dims,
+    y: &mut [f32],
+    scratch: &mut [u8],
+    widen: impl Fn(&[half::f16], &mut [f32]),
+    conv_f32: impl Fn(&[f32], Dims, super::DenseF<'_, f32>, ConvGeom, Dims, &mut [f32], &mut [u8]),
+) {
+    let plane = yd.h * yd.w;
+    let ran = crate::kernels::widened(p, widen, |o, p| {
+        let oy = &mut y[o.start * plane..o.end * plane];
+        conv_f32(x, xd, p, g, Dims { c: o.len(), ..yd }, oy, scratch)
+    });
+    if !ran {
+        reference::conv2d_f16(x, xd, p, g, yd, y, scratch)
+    }
+}
+
 /// Runs the layer on `io` with `scratch_len` bytes of `scratch`.
 pub(crate) fn dispatch(
     kernels: &Kernels,

@@ -67,7 +67,7 @@ use core::ops::Range;
 use kestrel_format::ConvGeom;
 
 use crate::kernels::neon::{cover, Requant};
-use crate::kernels::{widened, DenseF, DenseS8, Dims};
+use crate::kernels::{DenseF, DenseS8, Dims};
 use half::f16;
 
 /// Output columns `lo..hi` whose taps `j·stride + kq − pad` (`kq < KW`) all lie in `0..W`.
@@ -617,8 +617,8 @@ impl DotW {
     }
 }
 
-/// f16 weights: [`conv2d_f32`] on them widened ([`widened`]), equal to
-/// [`super::reference::conv2d_f16`] bit for bit.
+/// f16 weights: [`conv2d_f32`] on them widened, equal to
+/// [`super::reference::conv2d_f16`] bit for bit (`conv2d::f16_on_f32`).
 pub(crate) fn conv2d_f16(
     x: &[f32],
     xd: Dims,
@@ -628,17 +628,17 @@ pub(crate) fn conv2d_f16(
     y: &mut [f32],
     scratch: &mut [u8],
 ) {
-    let plane = yd.h * yd.w;
-    let ran = widened(p, crate::kernels::neon::widen_f16, |o, p| {
-        let (yd, y) = (
-            Dims { c: o.len(), ..yd },
-            &mut y[o.start * plane..o.end * plane],
-        );
-        conv2d_f32(x, xd, p, g, yd, y, scratch)
-    });
-    if !ran {
-        super::reference::conv2d_f16(x, xd, p, g, yd, y, scratch)
-    }
+    super::f16_on_f32(
+        x,
+        xd,
+        p,
+        g,
+        yd,
+        y,
+        scratch,
+        crate::kernels::neon::widen_f16,
+        conv2d_f32,
+    )
 }
 
 /// f32 weights, f32 activations: see the module docs.
@@ -807,17 +807,27 @@ fn strided_f32(
         return false;
     }
     let mut pack = [0f32; 8 * STRIDED_TAPS];
-    let mut o0 = 0;
-    while o0 < yd.c {
-        if yd.c - o0 > 4 {
-            group_f32::<2>(x, xd, p, g, yd, y, o0, &mut pack);
-            o0 += 8;
+    channel_groups(yd.c, |o0, eight| {
+        if eight {
+            group_f32::<2>(x, xd, p, g, yd, y, o0, &mut pack)
         } else {
-            group_f32::<1>(x, xd, p, g, yd, y, o0, &mut pack);
-            o0 += 4;
+            group_f32::<1>(x, xd, p, g, yd, y, o0, &mut pack)
         }
-    }
+    });
     true
+}
+
+/// Output channels from 0 to `oc` in groups from `o0`: of eight (`group(o0, true)`) while
+/// more than four remain, then of four (`group(o0, false)`; the channels past `oc` are zero
+/// lanes, never stored).
+#[inline(always)]
+fn channel_groups(oc: usize, mut group: impl FnMut(usize, bool)) {
+    let mut o0 = 0;
+    while o0 < oc {
+        let eight = oc - o0 > 4;
+        group(o0, eight);
+        o0 += if eight { 8 } else { 4 };
+    }
 }
 
 /// The weights of channels `o0 .. o0 + n` as `[tap][lane]` in `pack` (`lanes` per tap,
@@ -951,16 +961,13 @@ fn strided_s8(x: &[i8], xd: Dims, p: &DenseS8<'_>, g: ConvGeom, yd: Dims, y: &mu
         return false;
     }
     let mut pack = [0i16; 8 * STRIDED_TAPS];
-    let mut o0 = 0;
-    while o0 < yd.c {
-        if yd.c - o0 > 4 {
-            group_s8::<2>(x, xd, p, g, yd, y, o0, &mut pack);
-            o0 += 8;
+    channel_groups(yd.c, |o0, eight| {
+        if eight {
+            group_s8::<2>(x, xd, p, g, yd, y, o0, &mut pack)
         } else {
-            group_s8::<1>(x, xd, p, g, yd, y, o0, &mut pack);
-            o0 += 4;
+            group_s8::<1>(x, xd, p, g, yd, y, o0, &mut pack)
         }
-    }
+    });
     true
 }
 

@@ -46,7 +46,7 @@ use kestrel_format::ConvGeom;
 
 use super::reference;
 use crate::kernels::x86::{array, load_partial_i8, transpose8x8, Requant8};
-use crate::kernels::{widened, DenseF, DenseS8, Dims};
+use crate::kernels::{DenseF, DenseS8, Dims};
 use half::f16;
 
 // No scratch (the reference's `scratch_len`, 0): the packed weights and widened input rows
@@ -279,8 +279,8 @@ unsafe fn block_f32(
     }
 }
 
-/// f16 weights: [`conv2d_f32`] on them widened ([`widened`]), equal to
-/// [`reference::conv2d_f16`] bit for bit.
+/// f16 weights: [`conv2d_f32`] on them widened, equal to
+/// [`reference::conv2d_f16`] bit for bit (`conv2d::f16_on_f32`).
 pub(crate) fn conv2d_f16(
     x: &[f32],
     xd: Dims,
@@ -290,17 +290,17 @@ pub(crate) fn conv2d_f16(
     y: &mut [f32],
     scratch: &mut [u8],
 ) {
-    let plane = yd.h * yd.w;
-    let ran = widened(p, crate::kernels::x86::widen_f16, |o, p| {
-        let (yd, y) = (
-            Dims { c: o.len(), ..yd },
-            &mut y[o.start * plane..o.end * plane],
-        );
-        conv2d_f32(x, xd, p, g, yd, y, scratch)
-    });
-    if !ran {
-        reference::conv2d_f16(x, xd, p, g, yd, y, scratch)
-    }
+    super::f16_on_f32(
+        x,
+        xd,
+        p,
+        g,
+        yd,
+        y,
+        scratch,
+        crate::kernels::x86::widen_f16,
+        conv2d_f32,
+    )
 }
 
 /// The shapes, the tap pairing, and how the layer is cut to fit the stack buffers.
