@@ -29,8 +29,11 @@ pub fn test_set() -> &'static Images {
     SET.get_or_init(|| data::load(&data_dir(), Split::Test).expect("test split loads"))
 }
 
-/// `lenet` trained for three epochs on the whole training split (seed 7), once per process;
-/// or, when `KESTREL_CHECKPOINT` names a checkpoint (e.g. the 15-epoch model of
+/// `lenet` trained for three epochs on the whole training split (seed 7), once per source
+/// state: the checkpoint is cached in the build directory under a fingerprint of the
+/// trainer's sources, the architectures and `Cargo.lock` (`build.rs`), so the test
+/// binaries that share it train it once (training is deterministic). Or, when
+/// `KESTREL_CHECKPOINT` names a checkpoint (e.g. the 15-epoch model of
 /// `scripts/pipeline.sh`), that one.
 pub fn trained_lenet() -> &'static Checkpoint {
     static CKPT: OnceLock<Checkpoint> = OnceLock::new();
@@ -39,25 +42,40 @@ pub fn trained_lenet() -> &'static Checkpoint {
             println!("using checkpoint {path}");
             return Checkpoint::load(path.as_ref()).expect("KESTREL_CHECKPOINT loads");
         }
-        let dir = tempfile_dir();
-        let arch = Arch::load("lenet").expect("built-in arch");
-        let mut config = arch.train.clone();
-        // Three epochs of the shipped recipe: a model about as confident as the 15-epoch one
-        // (int8 agreement is hardest on near-ties), at a fifth of the cost.
-        config.epochs = 3;
-        config.seed = 7;
-        let opts = TrainOptions {
-            arch,
-            config,
-            data_dir: data_dir(),
-            out: dir.join("lenet.ckpt"),
-            limit: None,
-            resume: None,
-            quiet: true,
-            init_from: None,
-        };
-        train(kestrel_trainer::backend::cpu::Cpu::new(), &opts).expect("training runs")
+        let cache = PathBuf::from(env!("KESTREL_FIXTURE_DIR"))
+            .join(format!("lenet3-{}.ckpt", env!("KESTREL_FIXTURE_KEY")));
+        if let Ok(ck) = Checkpoint::load(&cache) {
+            println!("using the fixture trained earlier: {}", cache.display());
+            return ck;
+        }
+        let (ck, written) = train_lenet3();
+        let bytes = std::fs::read(written).expect("checkpoint written");
+        kestrel_trainer::checkpoint::write_atomic(&cache, &bytes).expect("cache the fixture");
+        ck
     })
+}
+
+/// Three epochs of the shipped `lenet` recipe, seed 7, and where its checkpoint was written.
+fn train_lenet3() -> (Checkpoint, PathBuf) {
+    let dir = tempfile_dir();
+    let arch = Arch::load("lenet").expect("built-in arch");
+    let mut config = arch.train.clone();
+    // Three epochs of the shipped recipe: a model about as confident as the 15-epoch one
+    // (int8 agreement is hardest on near-ties), at a fifth of the cost.
+    config.epochs = 3;
+    config.seed = 7;
+    let opts = TrainOptions {
+        arch,
+        config,
+        data_dir: data_dir(),
+        out: dir.join("lenet.ckpt"),
+        limit: None,
+        resume: None,
+        quiet: true,
+        init_from: None,
+    };
+    let ck = train(kestrel_trainer::backend::cpu::Cpu::new(), &opts).expect("training runs");
+    (ck, opts.out)
 }
 
 /// A fresh directory under the target dir's tmp.
