@@ -451,30 +451,9 @@ fn conv(
             compare_i8(case, want, got)
         }
         Elem::F32 if kernel == Kernel::Conv2dF16 => {
-            let weight: &[f16] = work.typed(n_w, |_| f16::from_f32(rng.f32()));
-            let bias = work.f32s(oc, |_| rng.f32());
-            let layer = float_layer(kind(Dense::F16 { weight, bias }), xd, yd);
-            case.scratch = conv2d::scratch_len_for(ks.set, &layer, elem);
-            let x = work.f32s(xd.len(), |_| rng.f32());
-            let (want, got, scratch) = work.outputs_f32(yd.len(), case.scratch);
-            let p = DenseF { weight, bias };
-            conv2d::reference::conv2d_f16(x, xd, p, geom, yd, want, &mut []);
-            (ks.conv2d_f16)(x, xd, p, geom, yd, got, scratch);
-            compare_f32(case, want, got)
+            conv_float::<f16>(ks, case, rng, work, (xd, geom, yd))
         }
-        Elem::F32 => {
-            let weight = work.f32s(n_w, |_| rng.f32());
-            let bias = work.f32s(oc, |_| rng.f32());
-            let dense = Dense::F32 { weight, bias };
-            let layer = float_layer(kind(dense), xd, yd);
-            case.scratch = conv2d::scratch_len_for(ks.set, &layer, elem);
-            let x = work.f32s(xd.len(), |_| rng.f32());
-            let (want, got, scratch) = work.outputs_f32(yd.len(), case.scratch);
-            let p = DenseF { weight, bias };
-            conv2d::reference::conv2d_f32(x, xd, p, geom, yd, want, &mut []);
-            (ks.conv2d_f32)(x, xd, p, geom, yd, got, scratch);
-            compare_f32(case, want, got)
-        }
+        Elem::F32 => conv_float::<f32>(ks, case, rng, work, (xd, geom, yd)),
     }
 }
 
@@ -514,31 +493,99 @@ fn linear(
             (ks.fc_s8)(x, p, got, scratch);
             compare_i8(case, want, got)
         }
-        Elem::F32 if kernel == Kernel::FcF16 => {
-            let weight: &[f16] = work.typed(out * k, |_| f16::from_f32(rng.f32()));
-            let bias = work.f32s(out, |_| rng.f32());
-            let layer = float_layer(kind(Dense::F16 { weight, bias }), xd, yd);
-            case.scratch = fc::scratch_len_for(ks.set, &layer, elem);
-            let x = work.f32s(k, |_| rng.f32());
-            let (want, got, scratch) = work.outputs_f32(out, case.scratch);
-            let p = DenseF { weight, bias };
-            fc::reference::fc_f16(x, p, want, &mut []);
-            (ks.fc_f16)(x, p, got, scratch);
-            compare_f32(case, want, got)
-        }
-        Elem::F32 => {
-            let weight = work.f32s(out * k, |_| rng.f32());
-            let bias = work.f32s(out, |_| rng.f32());
-            let layer = float_layer(kind(Dense::F32 { weight, bias }), xd, yd);
-            case.scratch = fc::scratch_len_for(ks.set, &layer, elem);
-            let x = work.f32s(k, |_| rng.f32());
-            let (want, got, scratch) = work.outputs_f32(out, case.scratch);
-            let p = DenseF { weight, bias };
-            fc::reference::fc_f32(x, p, want, &mut []);
-            (ks.fc_f32)(x, p, got, scratch);
-            compare_f32(case, want, got)
-        }
+        Elem::F32 if kernel == Kernel::FcF16 => linear_float::<f16>(ks, case, rng, work, k, out),
+        Elem::F32 => linear_float::<f32>(ks, case, rng, work, k, out),
     }
+}
+
+/// The weight type of a float layer's case: f32, or f16 widened by the kernels.
+pub(super) trait FloatWeight: bytemuck::Pod {
+    fn from_f32(v: f32) -> Self;
+    /// The layer's parameters as the model format holds them.
+    fn dense<'w>(weight: &'w [Self], bias: &'w [f32]) -> Dense<'w>;
+    /// The reference's convolution and `ks`'s.
+    fn convs(ks: &Kernels) -> [ConvFloat<Self>; 2];
+    /// The reference's fully connected layer and `ks`'s.
+    fn fcs(ks: &Kernels) -> [FcFloat<Self>; 2];
+}
+
+type ConvFloat<W> = fn(&[f32], Dims, DenseF<'_, W>, ConvGeom, Dims, &mut [f32], &mut [u8]);
+type FcFloat<W> = fn(&[f32], DenseF<'_, W>, &mut [f32], &mut [u8]);
+
+impl FloatWeight for f32 {
+    fn from_f32(v: f32) -> Self {
+        v
+    }
+    fn dense<'w>(weight: &'w [f32], bias: &'w [f32]) -> Dense<'w> {
+        Dense::F32 { weight, bias }
+    }
+    fn convs(ks: &Kernels) -> [ConvFloat<f32>; 2] {
+        [conv2d::reference::conv2d_f32, ks.conv2d_f32]
+    }
+    fn fcs(ks: &Kernels) -> [FcFloat<f32>; 2] {
+        [fc::reference::fc_f32, ks.fc_f32]
+    }
+}
+
+impl FloatWeight for f16 {
+    fn from_f32(v: f32) -> Self {
+        f16::from_f32(v)
+    }
+    fn dense<'w>(weight: &'w [f16], bias: &'w [f32]) -> Dense<'w> {
+        Dense::F16 { weight, bias }
+    }
+    fn convs(ks: &Kernels) -> [ConvFloat<f16>; 2] {
+        [conv2d::reference::conv2d_f16, ks.conv2d_f16]
+    }
+    fn fcs(ks: &Kernels) -> [FcFloat<f16>; 2] {
+        [fc::reference::fc_f16, ks.fc_f16]
+    }
+}
+
+/// A float convolution case with `W` weights: random weights, biases and input.
+fn conv_float<W: FloatWeight>(
+    ks: &Kernels,
+    mut case: Case,
+    rng: &mut Rng,
+    work: &mut Carve<'_>,
+    (xd, geom, yd): (Dims, ConvGeom, Dims),
+) -> Result<Case, Mismatch> {
+    let weight: &[W] = work.typed(yd.c * xd.c * geom.kh * geom.kw, |_| W::from_f32(rng.f32()));
+    let bias = work.f32s(yd.c, |_| rng.f32());
+    let params = W::dense(weight, bias);
+    let layer = float_layer(LayerKind::Conv2d { geom, params }, xd, yd);
+    case.scratch = conv2d::scratch_len_for(ks.set, &layer, Elem::F32);
+    let x = work.f32s(xd.len(), |_| rng.f32());
+    let (want, got, scratch) = work.outputs_f32(yd.len(), case.scratch);
+    let p = DenseF { weight, bias };
+    let [reference, variant] = W::convs(ks);
+    reference(x, xd, p, geom, yd, want, &mut []);
+    variant(x, xd, p, geom, yd, got, scratch);
+    compare_f32(case, want, got)
+}
+
+/// A float fully connected case with `W` weights, `k` inputs and `out` outputs.
+fn linear_float<W: FloatWeight>(
+    ks: &Kernels,
+    mut case: Case,
+    rng: &mut Rng,
+    work: &mut Carve<'_>,
+    k: usize,
+    out: usize,
+) -> Result<Case, Mismatch> {
+    let weight: &[W] = work.typed(out * k, |_| W::from_f32(rng.f32()));
+    let bias = work.f32s(out, |_| rng.f32());
+    let (xd, yd) = (Dims { c: k, h: 1, w: 1 }, Dims { c: out, h: 1, w: 1 });
+    let params = W::dense(weight, bias);
+    let layer = float_layer(LayerKind::Linear { params }, xd, yd);
+    case.scratch = fc::scratch_len_for(ks.set, &layer, Elem::F32);
+    let x = work.f32s(k, |_| rng.f32());
+    let (want, got, scratch) = work.outputs_f32(out, case.scratch);
+    let p = DenseF { weight, bias };
+    let [reference, variant] = W::fcs(ks);
+    reference(x, p, want, &mut []);
+    variant(x, p, got, scratch);
+    compare_f32(case, want, got)
 }
 
 /// Local contrast normalization: random maps (`jarrett`'s 8×28×28 and 16×10×10 among

@@ -56,9 +56,7 @@ pub struct LayerTime {
 /// image at a time: timed by `Plan::run_observed`'s hook, so each figure includes one
 /// `Instant::now()` (tens of nanoseconds).
 pub fn layer_times(model: &Model<'_>, set: &Images) -> Result<Vec<LayerTime>> {
-    let plan = plan(model)?;
-    check_input(model, set)?;
-    let mut arena = vec![0u128; plan.arena_bytes().div_ceil(16)];
+    let (plan, mut arena) = prepare(model, set)?;
     let arena: &mut [u8] = bytemuck::cast_slice_mut(&mut arena);
     let layers = model.layers();
     let mut times = vec![Vec::with_capacity(set.n); layers.len() + 1];
@@ -145,17 +143,23 @@ pub fn plan<'m, 'a>(model: &'m Model<'a>) -> Result<Plan<'m, 'a>> {
     }
 }
 
-/// Runs the runtime on every image of `set`, calling `each(i, logits, microseconds)`.
-pub fn run_each(
-    model: &Model<'_>,
+/// A plan for `model` ([`plan`]), its input checked against `set`'s images, and a
+/// 16-byte aligned arena for it.
+fn prepare<'m, 'a>(model: &'m Model<'a>, set: &Images) -> Result<(Plan<'m, 'a>, Vec<u128>)> {
+    let plan = plan(model)?;
+    check_input(model, set)?;
+    let arena = vec![0u128; plan.arena_bytes().div_ceil(16)];
+    Ok((plan, arena))
+}
+
+/// Runs `plan` on every image of `set` in `arena`, calling `each(i, logits, microseconds)`.
+fn run_each(
+    plan: &Plan<'_, '_>,
+    arena: &mut [u8],
     set: &Images,
     mut each: impl FnMut(usize, &[f32], f64),
 ) -> Result<()> {
-    let plan = plan(model)?;
-    check_input(model, set)?;
-    let mut arena = vec![0u128; plan.arena_bytes().div_ceil(16)];
-    let arena: &mut [u8] = bytemuck::cast_slice_mut(&mut arena);
-    let mut out = vec![0f32; model.output_shape().len()];
+    let mut out = vec![0f32; plan.model().output_shape().len()];
     for i in 0..set.n {
         let t = Instant::now();
         plan.run_f32(arena, Input::Pixels(set.image(i)), &mut out)
@@ -168,8 +172,10 @@ pub fn run_each(
 
 /// All output vectors (dequantized for int8) of the runtime on `set`.
 pub fn outputs(model: &Model<'_>, set: &Images) -> Result<Vec<Vec<f32>>> {
+    let (plan, mut arena) = prepare(model, set)?;
     let mut all = Vec::with_capacity(set.n);
-    run_each(model, set, |_, out, _| all.push(out.to_vec()))?;
+    let arena = bytemuck::cast_slice_mut(&mut arena);
+    run_each(&plan, arena, set, |_, out, _| all.push(out.to_vec()))?;
     Ok(all)
 }
 
@@ -195,16 +201,21 @@ pub fn evaluate_keeping(
     set: &Images,
     mut outputs: Option<&mut Vec<Vec<f32>>>,
 ) -> Result<EvalReport> {
+    let (plan, mut arena) = prepare(model, set)?;
     let mut correct = 0;
     let mut times = Vec::with_capacity(set.n);
-    run_each(model, set, |i, out, us| {
-        correct += usize::from(argmax(out) == set.labels[i] as usize);
-        times.push(us);
-        if let Some(all) = outputs.as_deref_mut() {
-            all.push(out.to_vec());
-        }
-    })?;
-    let plan = plan(model)?;
+    run_each(
+        &plan,
+        bytemuck::cast_slice_mut(&mut arena),
+        set,
+        |i, out, us| {
+            correct += usize::from(argmax(out) == set.labels[i] as usize);
+            times.push(us);
+            if let Some(all) = outputs.as_deref_mut() {
+                all.push(out.to_vec());
+            }
+        },
+    )?;
     times.sort_by(f64::total_cmp);
     let n = set.n.max(1);
     Ok(EvalReport {

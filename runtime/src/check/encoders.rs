@@ -138,25 +138,18 @@ pub(super) fn lista_s8(
 type StepFloat<W> = fn(&[W], &[f32], &[f32], &[f32], &mut [f32]);
 
 /// A float `S` element type with a step kernel.
-pub(super) trait FloatS: bytemuck::Pod {
-    fn from_f32(v: f32) -> Self;
+pub(super) trait FloatS: super::FloatWeight {
     /// The reference's step and `ks`'s.
     fn steps(ks: &Kernels) -> [StepFloat<Self>; 2];
 }
 
 impl FloatS for f32 {
-    fn from_f32(v: f32) -> Self {
-        v
-    }
     fn steps(ks: &Kernels) -> [StepFloat<f32>; 2] {
         [reference::lista_step_f32, ks.lista_step_f32]
     }
 }
 
 impl FloatS for half::f16 {
-    fn from_f32(v: f32) -> Self {
-        half::f16::from_f32(v)
-    }
     fn steps(ks: &Kernels) -> [StepFloat<half::f16>; 2] {
         [reference::lista_step_f16, ks.lista_step_f16]
     }

@@ -13,9 +13,10 @@
 
 use core::arch::aarch64::*;
 
-use crate::kernels::maxpool::neon::{finished, fits_any, phase, pool_any_neon, Fold};
+use crate::kernels::maxpool::neon::pool_any_neon;
 use crate::kernels::neon::{pool_rows, strided_f32x4, strided_s8x16, strided_s8x8, taps};
 use crate::kernels::pool_any::mean_code;
+use crate::kernels::pool_any::{finished, fits_any, phase, Fold};
 use crate::kernels::{pool_window, Dims};
 
 /// int8: the mean code of each window, rounded half away from zero.

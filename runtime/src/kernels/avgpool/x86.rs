@@ -6,8 +6,9 @@
 use core::arch::x86_64::*;
 
 use super::reference;
-use crate::kernels::maxpool::x86::{finished, fits_any, phase, pool_2x2_f32, pool_any_avx2, Fold};
+use crate::kernels::maxpool::x86::{pool_2x2_f32, pool_any_avx2};
 use crate::kernels::pool_any::mean_code;
+use crate::kernels::pool_any::{finished, fits_any, phase, Fold};
 use crate::kernels::x86::load_partial_i8;
 use crate::kernels::Dims;
 

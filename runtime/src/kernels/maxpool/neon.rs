@@ -11,7 +11,7 @@
 use core::arch::aarch64::*;
 
 use crate::kernels::neon::{pool_rows, strided_f32x4, strided_s8x16, strided_s8x8, taps};
-pub(crate) use crate::kernels::pool_any::{finished, fits_any, phase, Fold};
+use crate::kernels::pool_any::{finished, fits_any, phase, Fold};
 use crate::kernels::pool_any::{pool_any, Lanes};
 use crate::kernels::{pool_window, Dims};
 

@@ -6,7 +6,7 @@ use core::arch::x86_64::*;
 
 use super::reference;
 use crate::kernels::pool_any::Lanes;
-pub(crate) use crate::kernels::pool_any::{finished, fits_any, phase, Fold};
+use crate::kernels::pool_any::{finished, fits_any, phase, Fold};
 use crate::kernels::x86::{load_partial_i8, store_partial_i8};
 use crate::kernels::{pool_window, Dims};
 
