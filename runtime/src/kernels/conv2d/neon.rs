@@ -1179,7 +1179,7 @@ mod tests {
     /// `-- --ignored strided_timing --nocapture`): 5×5, stride 2, pad 2, 8 → 16 channels
     /// on 28×28, best of 5 rounds of 20 calls.
     #[test]
-    #[ignore]
+    #[ignore = "a timing for the module docs, run by hand (see above)"]
     fn strided_timing() {
         let g = ConvGeom {
             kh: 5,
