@@ -10,7 +10,8 @@ scripts/install-deps.sh
 cargo build --release -q -p kestrel-trainer
 K=./target/release/kestrel
 mkdir -p runs
-$K train --arch lenet --data "$DATA" --epochs "$EPOCHS" --out runs/lenet.ckpt
+# Fashion-MNIST's classes are mirror-symmetric: random left-right flips help (opt-in).
+$K train --arch lenet --data "$DATA" --epochs "$EPOCHS" --flip --out runs/lenet.ckpt
 $K export --checkpoint runs/lenet.ckpt --quant f32 --out runs/lenet-f32.kmodel
 $K export --checkpoint runs/lenet.ckpt --quant int8 --out runs/lenet-int8.kmodel
 $K inspect --model runs/lenet-int8.kmodel

@@ -182,14 +182,16 @@ pub struct TrainConfig {
     pub momentum: f32,
     /// L2 weight decay on weights (not biases).
     pub weight_decay: f32,
-    /// Random left-right mirroring (for mirror-symmetric classes).
+    /// Random left-right mirroring, for mirror-symmetric classes only. Off unless asked for
+    /// (`kestrel train --flip`): the shipped architectures assume nothing about the data.
     pub flip: bool,
     /// Random shifts of up to ± this many pixels (input jitter).
     pub jitter: usize,
     /// Standard deviation of Gaussian noise added to normalized inputs.
     pub noise: f32,
-    /// Images held out of the training set for validation.
-    pub validation: usize,
+    /// Images held out of the training set for validation: `None` holds out
+    /// [`default_validation`] of them (10%, at most 5,000), `Some(0)` none.
+    pub validation: Option<usize>,
     /// Seed for initialization, shuffling, dropout and augmentation.
     pub seed: u64,
 }
@@ -207,10 +209,19 @@ impl Default for TrainConfig {
             flip: false,
             jitter: 0,
             noise: 0.0,
-            validation: 5000,
+            validation: None,
             seed: 1,
         }
     }
+}
+
+/// Most images the default validation split holds out.
+pub const DEFAULT_VALIDATION_CAP: usize = 5000;
+
+/// The default validation split for `n` training images: 10% of them, at most
+/// [`DEFAULT_VALIDATION_CAP`], so that a small dataset keeps 90% of its images for training.
+pub fn default_validation(n: usize) -> usize {
+    (n / 10).min(DEFAULT_VALIDATION_CAP)
 }
 
 impl TrainConfig {
@@ -280,5 +291,28 @@ impl Arch {
             }
         })?;
         Arch::from_toml(&text, name_or_path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Architecture files describe networks: none of the shipped ones turns on an
+    /// augmentation that assumes something about the data (flips are wrong for digits).
+    #[test]
+    fn shipped_architectures_assume_nothing_about_the_data() {
+        for (name, _) in BUILTIN {
+            let arch = Arch::load(name).unwrap();
+            assert!(!arch.train.flip, "{name} flips by default");
+            assert_eq!(arch.train.validation, None, "{name} sets a validation size");
+        }
+    }
+
+    #[test]
+    fn default_validation_is_a_tenth_capped() {
+        assert_eq!(default_validation(8000), 800);
+        assert_eq!(default_validation(60_000), DEFAULT_VALIDATION_CAP);
+        assert_eq!(default_validation(9), 0);
     }
 }

@@ -52,8 +52,9 @@ enum Cmd {
         /// Random seed.
         #[arg(long)]
         seed: Option<u64>,
-        /// Random left-right flips (true/false).
-        #[arg(long)]
+        /// Random left-right flips: only for mirror-symmetric classes (Fashion-MNIST, not
+        /// digits or text). Off unless given (`--flip` or `--flip true`).
+        #[arg(long, num_args = 0..=1, default_missing_value = "true")]
         flip: Option<bool>,
         /// Input jitter in pixels.
         #[arg(long)]
@@ -61,7 +62,7 @@ enum Cmd {
         /// Gaussian input noise (normalized units).
         #[arg(long)]
         noise: Option<f32>,
-        /// Images held out for validation.
+        /// Training images held out for validation (default: 10%, at most 5,000; 0: none).
         #[arg(long)]
         validation: Option<usize>,
         /// Use only the first N training images.
@@ -381,7 +382,7 @@ fn run(cli: Cli) -> Result<()> {
             config.flip = flip.unwrap_or(config.flip);
             config.jitter = jitter.unwrap_or(config.jitter);
             config.noise = noise.unwrap_or(config.noise);
-            config.validation = validation.unwrap_or(config.validation);
+            config.validation = validation.or(config.validation);
             let opts = TrainOptions {
                 arch,
                 config,

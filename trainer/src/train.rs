@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::backend::Backend;
 use crate::checkpoint::{Checkpoint, EpochLog};
-use crate::config::{Arch, TrainConfig};
+use crate::config::{default_validation, Arch, TrainConfig, DEFAULT_VALIDATION_CAP};
 use crate::data::{self, Augment, Images, Normalize, Split};
 use crate::error::{Error, Result};
 use crate::nn::{mix, weight_std, Network, Op};
@@ -247,6 +247,27 @@ fn check_input(arch: &Arch, set: &Images, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The training log's line on the validation split: how many images, out of how many,
+/// chosen how, and how to change it.
+fn validation_note(n_val: usize, n: usize, cfg: &TrainConfig) -> String {
+    if n_val == 0 {
+        return "validation: none held out (--validation 0); no validation error per epoch".into();
+    }
+    let why = match cfg.validation {
+        None => format!(
+            "the default: 10% of the training split, at most {DEFAULT_VALIDATION_CAP}; \
+             --validation N to change"
+        ),
+        Some(_) => "--validation".into(),
+    };
+    format!(
+        "validation: {n_val} of the {n} training images held out ({:.1}%, drawn at random with \
+         seed {}; {why})",
+        100.0 * n_val as f64 / n as f64,
+        cfg.seed
+    )
+}
+
 /// Trains on `backend`, writing a checkpoint per epoch; returns the final checkpoint with
 /// its float test accuracy filled in.
 pub fn train<B: Backend>(backend: B, opts: &TrainOptions) -> Result<Checkpoint> {
@@ -284,7 +305,19 @@ pub fn train<B: Backend>(backend: B, opts: &TrainOptions) -> Result<Checkpoint> 
     // A fixed, seeded hold-out split.
     let mut order: Vec<usize> = (0..full.n).collect();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(cfg.seed, 0x5EED)));
-    let n_val = cfg.validation.min(full.n / 5);
+    let n_val = match cfg.validation {
+        None => default_validation(full.n),
+        Some(v) if v < full.n => v,
+        Some(v) => {
+            return Err(Error::Config {
+                path: opts.data_dir.clone(),
+                message: format!(
+                    "--validation {v} would hold out every one of the {} training images",
+                    full.n
+                ),
+            })
+        }
+    };
     let (train_idx, val_idx) = order.split_at(full.n - n_val);
     let mut train_idx = train_idx.to_vec();
     let val_idx = val_idx.to_vec();
@@ -352,15 +385,20 @@ pub fn train<B: Backend>(backend: B, opts: &TrainOptions) -> Result<Checkpoint> 
 
     if !opts.quiet {
         println!(
-            "training {} ({} parameters) on {} images ({} validation) from {}, {} epochs, batch {}",
+            "training {} ({} parameters) on {} images from {}, {} epochs, batch {}",
             opts.arch.name,
             net.num_params(),
             train_idx.len(),
-            val_idx.len(),
             opts.data_dir.display(),
             cfg.epochs,
             cfg.batch
         );
+        println!("{}", validation_note(val_idx.len(), full.n, cfg));
+        if cfg.flip {
+            println!(
+                "augmentation: random left-right flips (--flip; for mirror-symmetric classes)"
+            );
+        }
     }
     let mut x = Vec::with_capacity(cfg.batch * img_len);
     let mut labels = Vec::with_capacity(cfg.batch);

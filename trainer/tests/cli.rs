@@ -31,8 +31,6 @@ fn train_export_eval_inspect() {
         "2",
         "--limit",
         "3000",
-        "--validation",
-        "500",
         "--out",
         &ck,
     ]);
@@ -41,6 +39,13 @@ fn train_export_eval_inspect() {
         stdout.contains("epoch   1/2") && stdout.contains("val err"),
         "{stdout}"
     );
+    // The defaults assume nothing about the data: no flips, and a validation split of 10%
+    // (at most 5,000) that the log states.
+    assert!(
+        stdout.contains("validation: 300 of the 3000 training images held out (10.0%"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("flips"), "{stdout}");
     assert!(stdout.contains("float test accuracy"), "{stdout}");
 
     let (ok, _, stderr) = kestrel(&[
@@ -135,10 +140,16 @@ fn train_export_eval_inspect() {
         &p("resumed.ckpt"),
         "--resume",
         &ck,
+        "--flip",
     ]);
     assert!(ok, "resume failed: {stderr}");
     assert!(
         stdout.contains("epoch   3/3") && !stdout.contains("epoch   1/3"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("validation: 500 of the 3000 training images held out (16.7%")
+            && stdout.contains("augmentation: random left-right flips (--flip"),
         "{stdout}"
     );
 }
