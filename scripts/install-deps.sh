@@ -18,7 +18,8 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
 fi
 if command -v rustup >/dev/null; then
-  for t in thumbv7em-none-eabihf thumbv8m.main-none-eabihf aarch64-unknown-linux-gnu; do
+  # i686-unknown-linux-musl: the format and runtime tests on a 32-bit usize, run natively.
+  for t in thumbv7em-none-eabihf thumbv8m.main-none-eabihf aarch64-unknown-linux-gnu i686-unknown-linux-musl; do
     rustup target list --installed | grep -qx "$t" || rustup target add "$t"
   done
 fi

@@ -34,6 +34,12 @@ scripts/mcu-kernel-check.sh
 stage "precision features and Cortex-M kernel checks"
 cargo test --workspace --no-fail-fast 2>&1
 stage "cargo test --workspace"
+# The format and runtime on a 32-bit target (Cortex-M's usize width), natively: every size
+# derived from model bytes must be checked arithmetic there too (formats/tests/consistency.rs
+# builds a convolution whose tap count wraps in 32 bits).
+cargo test -q -p kestrel-format -p kestrel-runtime --features kestrel-runtime/std \
+  --target i686-unknown-linux-musl 2>&1
+stage "32-bit (i686-unknown-linux-musl)"
 # The AVX2 kernels need no separate build: the default `cargo test` above finds them at run
 # time (KernelSet::detect) and checks them against the reference wherever the CPU has AVX2.
 # Nor do the AVX-512 VNNI kernels: the same run checks the `avx2-vnni` set wherever the CPU

@@ -116,6 +116,12 @@ enum KestrelStatus
    * Any other runtime error (not expected from this interface).
    */
   KESTREL_STATUS_INTERNAL = -14,
+  /**
+   * The model exceeds the runtime's default limits (`kestrel_runtime::Limits::DEFAULT`:
+   * 10^10 operations per inference, a 1 GiB arena): a file that would keep the device
+   * busy for minutes is refused before it runs.
+   */
+  KESTREL_STATUS_LIMIT_EXCEEDED = -15,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

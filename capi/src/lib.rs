@@ -133,6 +133,10 @@ pub enum KestrelStatus {
     OutputLength = -13,
     /// Any other runtime error (not expected from this interface).
     Internal = -14,
+    /// The model exceeds the runtime's default limits (`kestrel_runtime::Limits::DEFAULT`:
+    /// 10^10 operations per inference, a 1 GiB arena): a file that would keep the device
+    /// busy for minutes is refused before it runs.
+    LimitExceeded = -15,
 }
 
 /// Marks an [`Inner`] written by a successful [`kestrel_init`] ("KESTRELh").
@@ -183,6 +187,7 @@ impl From<kestrel_runtime::Error> for KestrelStatus {
             Unsupported { .. } => KestrelStatus::UnsupportedOp,
             PrecisionNotBuilt { .. } => KestrelStatus::PrecisionNotBuilt,
             EncodersNotBuilt { .. } => KestrelStatus::EncodersNotBuilt,
+            LimitExceeded { .. } => KestrelStatus::LimitExceeded,
             // The sparse-coding API's errors and future kinds (`#[non_exhaustive]`).
             _ => KestrelStatus::Internal,
         }
@@ -469,7 +474,7 @@ pub extern "C" fn kestrel_error_message(code: i32) -> *const c_char {
 /// See [`kestrel_error_message`].
 fn message(code: i32) -> &'static core::ffi::CStr {
     use KestrelStatus as S;
-    const ALL: [KestrelStatus; 15] = [
+    const ALL: [KestrelStatus; 16] = [
         S::Ok,
         S::NullPointer,
         S::NotInitialized,
@@ -485,6 +490,7 @@ fn message(code: i32) -> &'static core::ffi::CStr {
         S::InputLength,
         S::OutputLength,
         S::Internal,
+        S::LimitExceeded,
     ];
     let Some(&status) = ALL.iter().find(|&&s| s as i32 == code) else {
         return c"unknown kestrel status code";
@@ -521,6 +527,10 @@ fn message(code: i32) -> &'static core::ffi::CStr {
         S::InputLength => c"the input length is not kestrel_input_len()",
         S::OutputLength => c"the logits length is not kestrel_output_len()",
         S::Internal => c"internal kestrel-runtime error",
+        S::LimitExceeded => {
+            c"the model exceeds the runtime's default limits (10^10 operations per inference, \
+              a 1 GiB arena); kestrel_runtime::Plan::with_limits names the figure"
+        }
     }
 }
 

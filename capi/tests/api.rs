@@ -289,7 +289,7 @@ fn every_code_has_a_message() {
         .map(|i: i32| text(-i))
         .take_while(|&t| t != unknown)
         .collect();
-    assert_eq!(known.len(), 1 + -(S::Internal as i32) as usize);
+    assert_eq!(known.len(), 1 + -(S::LimitExceeded as i32) as usize);
     let mut unique = known.clone();
     unique.sort();
     unique.dedup();

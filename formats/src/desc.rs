@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{MAX_CLASSES, MAX_LAYERS};
+use crate::{Field, MAX_CLASSES, MAX_LAYERS};
 
 /// Element type of a stored tensor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -289,7 +289,87 @@ pub struct ListaQuant {
     pub output: Rescale,
 }
 
+/// Most tensors one op references ([`Op::tensors`]): an int8 LISTA layer's seven.
+pub const MAX_OP_TENSORS: usize = 7;
+
 impl Op {
+    /// Every tensor the op references, with the field it fills (what a validator or a
+    /// tool walking the data section needs, without knowing the op).
+    pub fn tensors(&self) -> heapless::Vec<(Field, TensorRef), MAX_OP_TENSORS> {
+        let mut v = heapless::Vec::new();
+        let mut put = |field, t| {
+            // At most MAX_OP_TENSORS per op, by the arms below.
+            let _ = v.push((field, t));
+        };
+        let requant = |put: &mut dyn FnMut(Field, TensorRef), r: Option<Requant>| {
+            if let Some(r) = r {
+                put(Field::WeightScale, r.weight_scale);
+                put(Field::Multiplier, r.multiplier);
+                put(Field::Shift, r.shift);
+            }
+        };
+        match *self {
+            Op::Conv2d {
+                weight,
+                bias,
+                requant: r,
+                ..
+            }
+            | Op::Linear {
+                weight,
+                bias,
+                requant: r,
+            } => {
+                put(Field::Weight, weight);
+                put(Field::Bias, bias);
+                requant(&mut put, r);
+            }
+            Op::Tanh { table } | Op::Abs { table } => {
+                if let Some(t) = table {
+                    put(Field::Table, t);
+                }
+            }
+            Op::Lcn { window, .. } => put(Field::Window, window),
+            Op::Shrink { theta } => put(Field::Theta, theta),
+            Op::Gain { gain, rescale } => {
+                put(Field::Gain, gain);
+                if let Some(r) = rescale {
+                    put(Field::Multiplier, r.multiplier);
+                    put(Field::Shift, r.shift);
+                }
+            }
+            Op::Lista {
+                s, theta, quant, ..
+            } => {
+                put(Field::Lateral, s);
+                put(Field::Theta, theta);
+                if let Some(q) = quant {
+                    put(Field::LateralScale, q.s_scale);
+                    put(Field::Multiplier, q.input.multiplier);
+                    put(Field::Shift, q.input.shift);
+                    put(Field::Multiplier, q.output.multiplier);
+                    put(Field::Shift, q.output.shift);
+                }
+            }
+            Op::Dictionary {
+                atoms,
+                fista_weight,
+                fista_s,
+                ..
+            } => {
+                put(Field::Atoms, atoms);
+                put(Field::FistaWeight, fista_weight);
+                put(Field::FistaS, fista_s);
+            }
+            Op::Relu
+            | Op::MaxPool2d { .. }
+            | Op::AvgPool2d { .. }
+            | Op::Flatten
+            | Op::PatchNorm { .. } => {}
+        }
+        v
+    }
+
     /// A short lower-case name for tables.
     pub const fn name(&self) -> &'static str {
         match self {

@@ -236,6 +236,52 @@ pub enum Error {
         /// Layer index.
         layer: usize,
     },
+    /// A size derived from the model's fields (e.g. a convolution's `c·kh·kw` taps) does
+    /// not fit in `usize` on this target (32 bits on Cortex-M).
+    SizeOverflow {
+        /// Layer index (`usize::MAX` for the model input).
+        layer: usize,
+        /// The tensor or shape whose size overflows.
+        field: Field,
+    },
+    /// An int8 layer's requantization does not equal `input scale · weight scale[c] /
+    /// output scale`, the value it is derived from (to 1 part in a million).
+    RequantMismatch {
+        /// Layer index.
+        layer: usize,
+        /// Output channel.
+        channel: usize,
+        /// The stored multiplier and shift.
+        stored: (i32, i32),
+        /// The multiplier and shift the scales give (`quant::quantize_multiplier`).
+        expected: (i32, i32),
+    },
+    /// The class-name list is neither empty nor one name per output unit.
+    ClassCount {
+        /// Names in the file.
+        classes: usize,
+        /// Output units of the last layer.
+        outputs: usize,
+    },
+    /// Two tensors share bytes of the data section (the format gives every tensor its own
+    /// range; a mutated offset could otherwise make one layer's weights another's scales).
+    TensorsOverlap {
+        /// Layer index.
+        layer: usize,
+        /// Its tensor.
+        field: Field,
+        /// The earlier (or same) layer whose tensor it overlaps.
+        other_layer: usize,
+        /// That tensor.
+        other_field: Field,
+    },
+    /// An LCN window does not sum to 1 (within 10⁻³); it is a weighted mean.
+    WindowSum {
+        /// Layer index.
+        layer: usize,
+        /// The sum found, in millionths (saturated; `i64::MIN` for NaN).
+        sum_ppm: i64,
+    },
     /// An encoding failure when writing (buffer too small or a value postcard can't encode).
     Encode,
 }
@@ -323,6 +369,36 @@ impl fmt::Display for Error {
             NotLast { layer } => write!(
                 f,
                 "layer {layer}: a dictionary layer may only be the last layer of a model"
+            ),
+            SizeOverflow { layer, field } => {
+                if layer == usize::MAX {
+                    write!(f, "model input: the size of its {} overflows this target's usize", field.name())
+                } else {
+                    write!(f, "layer {layer}: the size of its {} overflows this target's usize", field.name())
+                }
+            }
+            RequantMismatch { layer, channel, stored, expected } => write!(
+                f,
+                "layer {layer}: requantization of channel {channel} (multiplier {}, shift {}) does \
+                 not match input scale × weight scale / output scale (multiplier {}, shift {})",
+                stored.0, stored.1, expected.0, expected.1
+            ),
+            ClassCount { classes, outputs } => write!(
+                f,
+                "model has {classes} class names but its last layer has {outputs} outputs"
+            ),
+            TensorsOverlap { layer, field, other_layer, other_field } => write!(
+                f,
+                "layer {layer}: {} tensor overlaps layer {other_layer}'s {} tensor in the data section",
+                field.name(),
+                other_field.name()
+            ),
+            WindowSum { layer, sum_ppm } => write!(
+                f,
+                "layer {layer}: LCN window sums to {}{}.{:06}, not 1",
+                if sum_ppm < 0 { "-" } else { "" },
+                sum_ppm.unsigned_abs() / 1_000_000,
+                sum_ppm.unsigned_abs() % 1_000_000
             ),
             Encode => write!(f, "model could not be encoded"),
         }

@@ -5,7 +5,7 @@ use half::f16;
 
 use crate::desc::{DType, LayerDesc, ModelDesc, Op, Precision, QParams, Requant, Shape, TensorRef};
 use crate::header::{Header, HEADER_LEN, TENSOR_ALIGN};
-use crate::quant::{requant_in_range, MAX_ELEMENTS};
+use crate::quant::{quantize_multiplier, requant_in_range, MAX_ELEMENTS};
 use crate::{Error, Field, MAX_LAYERS};
 
 mod sparse;
@@ -407,7 +407,7 @@ fn validate<'a>(
 ) -> Result<heapless::Vec<Layer<'a>, MAX_LAYERS>, Error> {
     let int8 = desc.precision == Precision::Int8;
     let input = desc.input;
-    if !(input.mean.is_finite() && input.std.is_finite() && input.std != 0.0) {
+    if !(input.mean.is_finite() && input.std.is_finite() && input.std > 0.0) {
         return Err(Error::BadQuantParam {
             layer: INPUT,
             field: Field::Normalization,
@@ -452,29 +452,99 @@ fn validate<'a>(
         prev_shape = l.output;
         prev_quant = l.out_quant;
     }
+    let outputs = prev_shape.len();
+    if !desc.classes.is_empty() && desc.classes.len() != outputs {
+        return Err(Error::ClassCount {
+            classes: desc.classes.len(),
+            outputs,
+        });
+    }
+    no_overlaps(desc)?;
     Ok(out)
 }
 
+/// Every tensor has its own bytes: [`Error::TensorsOverlap`] for the first pair that
+/// shares any (empty tensors share nothing). Runs after every reference was checked in
+/// bounds, so the ends cannot overflow; computed in `u64` all the same.
+fn no_overlaps(desc: &ModelDesc<'_>) -> Result<(), Error> {
+    let range = |t: TensorRef| {
+        let start = u64::from(t.offset);
+        (start, start + u64::from(t.len) * t.dtype.size() as u64)
+    };
+    for (i, l) in desc.layers.iter().enumerate() {
+        let mine = l.op.tensors();
+        for (k, &(field, t)) in mine.iter().enumerate() {
+            let (a0, a1) = range(t);
+            // Earlier tensors of this layer, then every tensor of the earlier layers.
+            let earlier = mine[..k].iter().map(|&(f, t)| (i, f, t)).chain(
+                desc.layers[..i]
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(j, lj)| lj.op.tensors().into_iter().map(move |(f, t)| (j, f, t))),
+            );
+            for (j, other_field, u) in earlier {
+                let (b0, b1) = range(u);
+                if a0 < a1 && b0 < b1 && a0 < b1 && b0 < a1 {
+                    return Err(Error::TensorsOverlap {
+                        layer: i,
+                        field,
+                        other_layer: j,
+                        other_field,
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `c·h·w` for an error message, saturating instead of wrapping on 32-bit targets.
+fn saturating_len(c: u32, h: usize, w: usize) -> usize {
+    (c as usize).saturating_mul(h).saturating_mul(w)
+}
+
+/// Every element finite ([`Error::BadValue`] naming the first that is not).
+fn all_finite<T: Copy>(
+    v: &[T],
+    is_finite: impl Fn(T) -> bool,
+    layer: usize,
+    field: Field,
+) -> Result<(), Error> {
+    match v.iter().position(|&x| !is_finite(x)) {
+        None => Ok(()),
+        Some(index) => Err(Error::BadValue {
+            layer,
+            field,
+            index,
+        }),
+    }
+}
+
+/// A convolution's or linear layer's weights and biases (every float finite), and in int8
+/// models its requantization, checked against the scales it is derived from.
 fn dense<'a>(
-    precision: Precision,
-    weight: TensorRef,
-    bias: TensorRef,
-    requant: Option<Requant>,
+    at: &At,
+    l: &LayerDesc,
+    (weight, bias, requant): (TensorRef, TensorRef, Option<Requant>),
     (out_c, per_out): (usize, usize),
     data: &'a [u8],
-    i: usize,
 ) -> Result<Dense<'a>, Error> {
-    let n_w = out_c
-        .checked_mul(per_out)
-        .ok_or(Error::BadGeometry { layer: i })?;
-    let d = match (precision, requant) {
+    let i = at.index;
+    let n_w = out_c.checked_mul(per_out).ok_or(Error::SizeOverflow {
+        layer: i,
+        field: Field::Weight,
+    })?;
+    let finite_bias = |b: &'a [f32]| all_finite(b, f32::is_finite, i, Field::Bias).map(|()| b);
+    let d = match (at.precision, requant) {
         (Precision::F32, None) => Dense::F32 {
-            weight: tensor(data, weight, DType::F32, i, Field::Weight)?,
-            bias: tensor(data, bias, DType::F32, i, Field::Bias)?,
+            weight: tensor(data, weight, DType::F32, i, Field::Weight)
+                .and_then(|w| all_finite(w, f32::is_finite, i, Field::Weight).map(|()| w))?,
+            bias: tensor(data, bias, DType::F32, i, Field::Bias).and_then(finite_bias)?,
         },
         (Precision::F16, None) => Dense::F16 {
-            weight: tensor(data, weight, DType::F16, i, Field::Weight)?,
-            bias: tensor(data, bias, DType::F32, i, Field::Bias)?,
+            weight: tensor(data, weight, DType::F16, i, Field::Weight)
+                .and_then(|w| all_finite(w, f16::is_finite, i, Field::Weight).map(|()| w))?,
+            bias: tensor(data, bias, DType::F32, i, Field::Bias).and_then(finite_bias)?,
         },
         (Precision::Int8, Some(r)) => {
             let weight_scale: &[f32] =
@@ -512,6 +582,13 @@ fn dense<'a>(
                     });
                 }
             }
+            if let (Some(inq), Some(outq)) = (at.in_quant, l.out_quant) {
+                requant_consistent(
+                    (inq.scale, weight_scale, outq.scale),
+                    (multiplier, shift),
+                    i,
+                )?;
+            }
             Dense::I8 {
                 weight: tensor(data, weight, DType::I8, i, Field::Weight)?,
                 bias: tensor(data, bias, DType::I32, i, Field::Bias)?,
@@ -535,6 +612,37 @@ fn dense<'a>(
     expect_len(wl, n_w, i, Field::Weight)?;
     expect_len(bl, out_c, i, Field::Bias)?;
     Ok(d)
+}
+
+/// Each channel's `(multiplier, shift)` must stand for `in_scale · weight_scale[c] /
+/// out_scale` (the exporter's derivation) to within 1 part in a million: a multiplier that
+/// disagrees with the scales beside it means the file was edited or corrupted.
+fn requant_consistent(
+    (in_scale, weight_scale, out_scale): (f32, &[f32], f32),
+    (multiplier, shift): (&[i32], &[i32]),
+    layer: usize,
+) -> Result<(), Error> {
+    for (channel, ((&ws, &m), &s)) in weight_scale.iter().zip(multiplier).zip(shift).enumerate() {
+        let real = f64::from(in_scale) * f64::from(ws) / f64::from(out_scale);
+        let stored = f64::from(m) * pow2(s - 31);
+        let expected = quantize_multiplier(real);
+        let close = (stored - real).abs() <= real * 1e-6;
+        if !close || expected.is_none() {
+            return Err(Error::RequantMismatch {
+                layer,
+                channel,
+                stored: (m, s),
+                expected: expected.unwrap_or((0, 0)),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `2^e` for the shifts a requantization allows (`e` in `[-62, -1]` after range checks),
+/// exact in `f64`, without libm.
+fn pow2(e: i32) -> f64 {
+    f64::from_bits(((1023 + i64::from(e.clamp(-1022, 1023))) as u64) << 52)
 }
 
 fn table(t: Option<TensorRef>, int8: bool, data: &[u8], i: usize) -> Result<Option<&[i8]>, Error> {
@@ -625,19 +733,24 @@ fn validate_layer<'a>(at: &At, l: &LayerDesc, data: &'a [u8]) -> Result<LayerKin
                 return Err(Error::ShapeMismatch {
                     layer: i,
                     field: Field::OutputShape,
-                    expected: outp.c as usize * oh * ow,
+                    expected: saturating_len(outp.c, oh, ow),
                     got: outp.len(),
                 });
             }
-            let per_out = inp.c as usize * geom.kh * geom.kw;
+            // Checked: 66,052 channels × 255 × 255 taps wraps to 64,004 in 32 bits.
+            let per_out = (inp.c as usize)
+                .checked_mul(geom.kh)
+                .and_then(|n| n.checked_mul(geom.kw))
+                .ok_or(Error::SizeOverflow {
+                    layer: i,
+                    field: Field::Weight,
+                })?;
             let params = dense(
-                precision,
-                weight,
-                bias,
-                requant,
+                at,
+                l,
+                (weight, bias, requant),
                 (outp.c as usize, per_out),
                 data,
-                i,
             )?;
             LayerKind::Conv2d { geom, params }
         }
@@ -655,13 +768,11 @@ fn validate_layer<'a>(at: &At, l: &LayerDesc, data: &'a [u8]) -> Result<LayerKin
                 });
             }
             let params = dense(
-                precision,
-                weight,
-                bias,
-                requant,
+                at,
+                l,
+                (weight, bias, requant),
                 (outp.c as usize, inp.len()),
                 data,
-                i,
             )?;
             LayerKind::Linear { params }
         }
@@ -692,7 +803,7 @@ fn validate_layer<'a>(at: &At, l: &LayerDesc, data: &'a [u8]) -> Result<LayerKin
                 return Err(Error::ShapeMismatch {
                     layer: i,
                     field: Field::OutputShape,
-                    expected: inp.c as usize * oh * ow,
+                    expected: saturating_len(inp.c, oh, ow),
                     got: outp.len(),
                 });
             }
@@ -716,6 +827,14 @@ fn validate_layer<'a>(at: &At, l: &LayerDesc, data: &'a [u8]) -> Result<LayerKin
                     layer: i,
                     field: Field::Window,
                     index: 0,
+                });
+            }
+            // A weighted mean: the weights sum to 1 (the trainer's Gaussian is normalized).
+            let sum: f64 = w.iter().map(|&v| f64::from(v)).sum();
+            if (sum - 1.0).abs() > 1e-3 {
+                return Err(Error::WindowSum {
+                    layer: i,
+                    sum_ppm: (sum * 1e6) as i64,
                 });
             }
             LayerKind::Lcn {

@@ -95,8 +95,9 @@ fn int8_model(edit: impl FnOnce(&mut ModelDesc<'_>, &mut DataBuilder)) -> Vec<u8
         multiplier: d.i32(&[m; N as usize]),
         shift: d.i32(&[s; N as usize]),
     };
+    // in 0.02 (patch norm) × weight 0.025 / out 0.05 = 0.01, the multiplier's value.
     let requant = Requant {
-        weight_scale: d.f32(&[0.01; N as usize]),
+        weight_scale: d.f32(&[0.025; N as usize]),
         multiplier: d.i32(&[m; N as usize]),
         shift: d.i32(&[s; N as usize]),
     };

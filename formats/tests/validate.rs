@@ -11,12 +11,14 @@ fn model_bytes() -> Vec<u8> {
         zero_point: -3,
     };
     let (m, s) = quantize_multiplier(0.01).unwrap();
-    let requant = |d: &mut DataBuilder, n: usize| Requant {
-        weight_scale: d.f32(&vec![0.02; n]),
+    // weight scale = 0.01 · out scale / in scale, so that the multiplier stands for
+    // in · weight / out as it must.
+    let requant = |d: &mut DataBuilder, n: usize, ws: f32| Requant {
+        weight_scale: d.f32(&vec![ws; n]),
         multiplier: d.i32(&vec![m; n]),
         shift: d.i32(&vec![s; n]),
     };
-    let conv_r = requant(&mut d, 2);
+    let conv_r = requant(&mut d, 2, 0.025); // in 0.02, out 0.05
     let conv = Op::Conv2d {
         kh: 3,
         kw: 3,
@@ -26,7 +28,7 @@ fn model_bytes() -> Vec<u8> {
         bias: d.i32(&[5, -5]),
         requant: Some(conv_r),
     };
-    let lin_r = requant(&mut d, 3);
+    let lin_r = requant(&mut d, 3, 0.01); // in 0.05, out 0.05
     let lin = Op::Linear {
         weight: d.i8(&[2; 24]),
         bias: d.i32(&[0, 1, 2]),

@@ -97,6 +97,17 @@ pub enum Error {
         /// The fastest set this build has and this CPU runs ([`crate::KernelSet::detect`]).
         best: crate::KernelSet,
     },
+    /// The model exceeds one of the caller's [`Limits`](crate::Limits) (checked by
+    /// [`Plan::new`](crate::Plan::new) and [`Plan::with_limits`](crate::Plan::with_limits)
+    /// before anything runs).
+    LimitExceeded {
+        /// Which limit.
+        limit: crate::Limit,
+        /// The limit's value.
+        allowed: u64,
+        /// The model's figure.
+        model: u64,
+    },
 }
 
 impl fmt::Display for Error {
@@ -165,6 +176,15 @@ impl fmt::Display for Error {
             Error::CodeLength { expected, got } => write!(
                 f,
                 "code vector has {got} elements, the dictionary has {expected} atoms"
+            ),
+            Error::LimitExceeded {
+                limit,
+                allowed,
+                model,
+            } => write!(
+                f,
+                "model exceeds the {} limit: it needs {model}, the limit is {allowed}",
+                limit.name()
             ),
             Error::ScratchTooSmall { needed, got } => write!(
                 f,

@@ -92,7 +92,7 @@ mod testutil;
 pub use error::Error;
 pub use kernel_set::KernelSet;
 pub use kestrel_format;
-pub use plan::{Input, LayerStats, Output, Plan};
+pub use plan::{layer_ops, Input, LayerStats, Limit, Limits, Output, Plan};
 
 /// The kernel set this build runs without run-time detection: `"reference"` (the scalar
 /// kernels), `"dsp"` (ARMv7E-M / Armv8-M DSP), `"mve"` (Helium), `"neon"` (aarch64),

@@ -50,8 +50,11 @@ pub struct LayerStats {
     /// every other op (LCN windows and int8 lookup tables are constants, not parameters).
     pub params: usize,
     /// Multiply-accumulates: `out_c·oh·ow·in_c·kh·kw` for a convolution, `out·in` for a
-    /// linear layer, 0 for every other op (their adds and compares are not counted).
+    /// linear layer, 0 for every other op (see `ops` for their work).
     pub macs: u64,
+    /// The work of the layer, whatever the op ([`layer_ops`]): what [`Limits::max_ops`]
+    /// bounds.
+    pub ops: u64,
     /// Bytes of the input activations.
     pub in_bytes: usize,
     /// Bytes of the output activations (the same buffer as the input when `in_place`).
@@ -60,6 +63,104 @@ pub struct LayerStats {
     pub scratch_bytes: usize,
     /// The layer overwrites its input (element-wise ops and flatten).
     pub in_place: bool,
+}
+
+/// What a caller will spend on one model: checked by [`Plan::new`] (with
+/// [`Limits::DEFAULT`]) and [`Plan::with_limits`] before anything runs, so that a model
+/// file from an untrusted source cannot make a device compute for minutes or ask for more
+/// memory than it has. [`Error::LimitExceeded`] names the limit and the model's figure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most operations per inference: the sum of every layer's [`LayerStats::ops`] plus one
+    /// per input element.
+    pub max_ops: u64,
+    /// Most arena bytes ([`Plan::arena_bytes`]).
+    pub max_arena_bytes: usize,
+    /// Most layers.
+    pub max_layers: usize,
+}
+
+impl Limits {
+    /// What [`Plan::new`] allows: 10¹⁰ operations per inference (a few seconds on a fast
+    /// host core, minutes on a microcontroller; the shipped models need about 10⁶), an
+    /// arena of up to 1 GiB and every layer the format allows. Pick your own with
+    /// [`Plan::with_limits`].
+    pub const DEFAULT: Limits = Limits {
+        max_ops: 10_000_000_000,
+        max_arena_bytes: 1 << 30,
+        max_layers: MAX_LAYERS,
+    };
+    /// No limit.
+    pub const NONE: Limits = Limits {
+        max_ops: u64::MAX,
+        max_arena_bytes: usize::MAX,
+        max_layers: usize::MAX,
+    };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::DEFAULT
+    }
+}
+
+/// Which of the [`Limits`] a model exceeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// [`Limits::max_ops`].
+    Ops,
+    /// [`Limits::max_arena_bytes`].
+    ArenaBytes,
+    /// [`Limits::max_layers`].
+    Layers,
+}
+
+impl Limit {
+    /// How errors name it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Limit::Ops => "operations per inference",
+            Limit::ArenaBytes => "arena bytes",
+            Limit::Layers => "layer count",
+        }
+    }
+}
+
+/// The work of one layer, in the units its kernels loop over (saturating, in `u64` on
+/// every target): multiply-accumulates for convolutions (`out·in_c·kh·kw`), linear layers
+/// (`out·in`) and LISTA (`steps·n² + n`); window taps for pooling (`out·k²`) and LCN (two
+/// weighted window sums over every channel, `2·c·h·w·size²`, plus `c·h·w`); one per element
+/// for element-wise ops (three for patch normalization); none for flatten and the
+/// dictionary (the identity at run time).
+pub fn layer_ops(layer: &Layer<'_>) -> u64 {
+    let len = |s: Shape| u64::from(s.c) * u64::from(s.h) * u64::from(s.w);
+    let (inp, out) = (len(layer.input), len(layer.output));
+    let sq = |k: usize| (k as u64).saturating_mul(k as u64);
+    match &layer.kind {
+        LayerKind::Conv2d { geom, .. } => {
+            let taps = u64::from(layer.input.c) * (geom.kh as u64) * (geom.kw as u64);
+            out.saturating_mul(taps)
+        }
+        LayerKind::Linear { .. } => out.saturating_mul(inp),
+        LayerKind::MaxPool2d { k, .. } | LayerKind::AvgPool2d { k, .. } => {
+            out.saturating_mul(sq(*k))
+        }
+        LayerKind::Lcn { size, .. } => inp
+            .saturating_mul(sq(*size))
+            .saturating_mul(2)
+            .saturating_add(inp),
+        LayerKind::Lista { steps, .. } => inp
+            .saturating_mul(inp)
+            .saturating_mul(*steps as u64)
+            .saturating_add(inp),
+        LayerKind::PatchNorm { .. } => inp.saturating_mul(3),
+        LayerKind::Relu
+        | LayerKind::Tanh { .. }
+        | LayerKind::Abs { .. }
+        | LayerKind::Shrink { .. }
+        | LayerKind::Gain { .. } => inp,
+        LayerKind::Flatten | LayerKind::Dictionary { .. } => 0,
+    }
 }
 
 /// Byte offsets of one layer's regions in the aligned arena.
@@ -254,10 +355,83 @@ impl<'m, 'a> Plan<'m, 'a> {
     /// The plan runs the fastest kernel set this build has and this CPU runs
     /// ([`KernelSet::detect`]: asked of the CPU with the `std` feature, else
     /// [`KernelSet::COMPILED`]); [`Plan::kernel_set`] says which.
+    ///
+    /// It also checks the model against [`Limits::DEFAULT`] ([`Error::LimitExceeded`]);
+    /// [`Plan::with_limits`] takes the caller's.
     pub fn new(model: &'m Model<'a>) -> Result<Self, Error> {
+        Self::with_limits(model, &Limits::DEFAULT)
+    }
+
+    /// [`Plan::new`] with the caller's [`Limits`] on work, memory and depth.
+    ///
+    /// ```
+    /// # use kestrel_format::{encode, AlignedBuf, DataBuilder, InputSpec, LayerDesc, Model,
+    /// #     ModelDesc, Op, Precision, Provenance, Shape};
+    /// use kestrel_runtime::{Error, Limit, Limits, Plan};
+    /// # let mut data = DataBuilder::new();
+    /// # let (weight, bias) = (data.f32(&[1.0; 8]), data.f32(&[0.0; 2]));
+    /// # let mut desc = ModelDesc { name: "doc", precision: Precision::F32,
+    /// #     input: InputSpec { shape: Shape::new(4, 1, 1), mean: 0.0, std: 1.0, quant: None },
+    /// #     layers: Default::default(), classes: Default::default(),
+    /// #     provenance: Provenance { arch: "doc", dataset: "-", train_samples: 0, epochs: 0,
+    /// #         float_accuracy: f32::NAN, trainer: "-" } };
+    /// # let op = Op::Linear { weight, bias, requant: None };
+    /// # desc.layers.push(LayerDesc { op, input: Shape::new(4, 1, 1),
+    /// #     output: Shape::new(2, 1, 1), out_quant: None }).unwrap();
+    /// # let file = AlignedBuf::new(&encode(&desc, &data).unwrap());
+    /// let model = Model::from_bytes(&file)?;
+    /// // A 4 → 2 linear layer: 8 multiply-accumulates, plus 4 to take the input in.
+    /// let tight = Limits { max_ops: 10, ..Limits::DEFAULT };
+    /// let err = Plan::with_limits(&model, &tight).unwrap_err();
+    /// assert_eq!(err, Error::LimitExceeded { limit: Limit::Ops, allowed: 10, model: 12 });
+    /// assert_eq!(Plan::with_limits(&model, &Limits { max_ops: 12, ..tight })?.ops(), 12);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_limits(model: &'m Model<'a>, limits: &Limits) -> Result<Self, Error> {
         // The detected set is always one this build has and this CPU runs.
         Self::checked_precision(model)?;
-        Self::for_kernels(model, KernelSet::detect())
+        let plan = Self::for_kernels(model, KernelSet::detect())?;
+        plan.check_limits(limits)?;
+        Ok(plan)
+    }
+
+    /// Operations per inference: every layer's [`LayerStats::ops`] plus one per model
+    /// input element (saturating).
+    pub fn ops(&self) -> u64 {
+        let input = self.model.input_shape();
+        let first = u64::from(input.c) * u64::from(input.h) * u64::from(input.w);
+        self.model
+            .layers()
+            .iter()
+            .fold(first, |sum, l| sum.saturating_add(layer_ops(l)))
+    }
+
+    /// [`Error::LimitExceeded`] for the first of `limits` the model exceeds: layers, then
+    /// arena bytes, then operations.
+    fn check_limits(&self, limits: &Limits) -> Result<(), Error> {
+        let over = |limit, allowed: u64, model: u64| {
+            if model > allowed {
+                Err(Error::LimitExceeded {
+                    limit,
+                    allowed,
+                    model,
+                })
+            } else {
+                Ok(())
+            }
+        };
+        let wide = |n: usize| n as u64;
+        over(
+            Limit::Layers,
+            wide(limits.max_layers),
+            wide(self.model.layers().len()),
+        )?;
+        over(
+            Limit::ArenaBytes,
+            wide(limits.max_arena_bytes),
+            wide(self.arena_bytes),
+        )?;
+        over(Limit::Ops, limits.max_ops, self.ops())
     }
 
     /// [`Plan::new`] running `set`'s kernels, e.g. [`KernelSet::Reference`] to compare;
@@ -270,7 +444,9 @@ impl<'m, 'a> Plan<'m, 'a> {
                 best: KernelSet::detect(),
             });
         }
-        Self::for_kernels(model, set)
+        let plan = Self::for_kernels(model, set)?;
+        plan.check_limits(&Limits::DEFAULT)?;
+        Ok(plan)
     }
 
     /// [`Error::PrecisionNotBuilt`] if this build lacks the model's precision.
@@ -450,21 +626,17 @@ impl<'m, 'a> Plan<'m, 'a> {
             Dense::F16 { weight, bias } => weight.len() + bias.len(),
             Dense::I8 { weight, bias, .. } => weight.len() + bias.len(),
         };
-        let out_len = layer.output.len() as u64;
+        let ops = layer_ops(layer);
         let (params, macs) = match &layer.kind {
-            LayerKind::Conv2d { geom, params } => {
-                let taps = (layer.input.c as usize * geom.kh * geom.kw) as u64;
-                (dense_len(params), out_len.saturating_mul(taps))
+            LayerKind::Conv2d { params, .. } | LayerKind::Linear { params } => {
+                (dense_len(params), ops)
             }
-            LayerKind::Linear { params } => (
-                dense_len(params),
-                out_len.saturating_mul(layer.input.len() as u64),
-            ),
             _ => (0, 0),
         };
         Some(LayerStats {
             params,
             macs,
+            ops,
             in_bytes: bytes(layer.input, self.elem),
             out_bytes: bytes(layer.output, self.elem),
             scratch_bytes: self.steps[i].scratch_len,

@@ -23,6 +23,9 @@ pub struct LayerRow {
     pub params: usize,
     /// Multiply-accumulates per inference.
     pub macs: u64,
+    /// Work per inference, whatever the op (the runtime's `layer_ops`: MACs, window taps,
+    /// elements), what the runtime's `Limits::max_ops` bounds.
+    pub ops: u64,
     /// Bytes of the output activation.
     pub activation_bytes: usize,
     /// Scratch bytes the kernel needs.
@@ -42,6 +45,9 @@ pub struct InspectReport {
     pub params: usize,
     /// Total MACs per inference.
     pub macs: u64,
+    /// Total operations per inference (`Plan::ops`: every layer's plus one per input
+    /// element).
+    pub ops: u64,
     /// Kernel set a plan runs on this machine (the fastest this CPU runs, or
     /// `KESTREL_KERNELS`).
     pub kernels: &'static str,
@@ -70,6 +76,7 @@ pub fn inspect(model: &Model<'_>) -> Result<InspectReport> {
             let s = plan.layer_stats(i).unwrap_or(kestrel_runtime::LayerStats {
                 params: 0,
                 macs: 0,
+                ops: 0,
                 in_bytes: 0,
                 out_bytes: 0,
                 scratch_bytes: 0,
@@ -82,6 +89,7 @@ pub fn inspect(model: &Model<'_>) -> Result<InspectReport> {
                 output: l.output.dims(),
                 params: s.params,
                 macs: s.macs,
+                ops: s.ops,
                 activation_bytes: s.out_bytes,
                 scratch_bytes: s.scratch_bytes,
             }
@@ -92,6 +100,7 @@ pub fn inspect(model: &Model<'_>) -> Result<InspectReport> {
         precision: precision_name(model.precision()),
         params: layers.iter().map(|l| l.params).sum(),
         macs: layers.iter().map(|l| l.macs).sum(),
+        ops: plan.ops(),
         kernels: plan.kernel_set().name(),
         layers,
         input_mean: model.desc.input.mean,
@@ -108,26 +117,27 @@ impl InspectReport {
     pub fn table(&self) -> String {
         let mut s = format!("model {} ({})\n", self.name, self.precision);
         s += &format!(
-            "{:>3}  {:<10} {:>16} {:>16} {:>9} {:>11} {:>10} {:>9}\n",
-            "#", "op", "input", "output", "params", "MACs", "act bytes", "scratch"
+            "{:>3}  {:<10} {:>16} {:>16} {:>9} {:>11} {:>11} {:>10} {:>9}\n",
+            "#", "op", "input", "output", "params", "MACs", "ops", "act bytes", "scratch"
         );
         let dims = |d: [u32; 3]| format!("{}x{}x{}", d[0], d[1], d[2]);
         for l in &self.layers {
             s += &format!(
-                "{:>3}  {:<10} {:>16} {:>16} {:>9} {:>11} {:>10} {:>9}\n",
+                "{:>3}  {:<10} {:>16} {:>16} {:>9} {:>11} {:>11} {:>10} {:>9}\n",
                 l.index,
                 l.op,
                 dims(l.input),
                 dims(l.output),
                 l.params,
                 l.macs,
+                l.ops,
                 l.activation_bytes,
                 l.scratch_bytes
             );
         }
         s += &format!(
-            "total: {} params, {} MACs, model {} bytes, arena {} bytes ({} kernels)\n",
-            self.params, self.macs, self.model_bytes, self.arena_bytes, self.kernels
+            "total: {} params, {} MACs, {} ops, model {} bytes, arena {} bytes ({} kernels)\n",
+            self.params, self.macs, self.ops, self.model_bytes, self.arena_bytes, self.kernels
         );
         s
     }

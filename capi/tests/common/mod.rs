@@ -16,13 +16,16 @@ pub fn model(precision: Precision) -> Vec<u8> {
         scale: 0.05,
         zero_point: -3,
     });
-    // `eff`: the int8 requantization scale, large enough that the logits are not all zero.
-    let dense = |d: &mut DataBuilder, n_out: usize, n_in: usize, eff: f64| {
-        let (m, s) = quantize_multiplier(eff).unwrap();
+    // `eff`: the int8 requantization scale, large enough that the logits are not all zero;
+    // the weight scale is what makes `in_scale · weight_scale / 0.05` equal it.
+    let dense = |d: &mut DataBuilder, n_out: usize, n_in: usize, (eff, in_scale): (f64, f32)| {
+        let ws = (eff * 0.05 / f64::from(in_scale)) as f32;
+        let real = f64::from(in_scale) * f64::from(ws) / f64::from(0.05f32);
+        let (m, s) = quantize_multiplier(real).unwrap();
         let w: Vec<i8> = (0..n_out * n_in).map(|i| (i * 5 % 7) as i8 - 2).collect();
         if int8 {
             let requant = Requant {
-                weight_scale: d.f32(&vec![0.02; n_out]),
+                weight_scale: d.f32(&vec![ws; n_out]),
                 multiplier: d.i32(&vec![m; n_out]),
                 shift: d.i32(&vec![s; n_out]),
             };
@@ -34,7 +37,7 @@ pub fn model(precision: Precision) -> Vec<u8> {
             (d.f32(&w), d.f32(&bias), None)
         }
     };
-    let (weight, bias, requant) = dense(&mut d, 2, 9, 0.05);
+    let (weight, bias, requant) = dense(&mut d, 2, 9, (0.05, 0.02));
     let conv = Op::Conv2d {
         kh: 3,
         kw: 3,
@@ -44,7 +47,7 @@ pub fn model(precision: Precision) -> Vec<u8> {
         bias,
         requant,
     };
-    let (weight, bias, requant) = dense(&mut d, 3, 8, 0.1);
+    let (weight, bias, requant) = dense(&mut d, 3, 8, (0.1, 0.05));
     let lin = Op::Linear {
         weight,
         bias,

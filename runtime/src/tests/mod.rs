@@ -12,6 +12,7 @@ use crate::{Input, Output, Plan};
 #[cfg(feature = "encoders")]
 mod encoders;
 mod features;
+mod limits;
 mod naive;
 mod ops;
 mod plan;

@@ -65,14 +65,23 @@ pub(crate) fn scratch_len_for(set: KernelSet, layer: &Layer<'_>, elem: Elem) -> 
     let LayerKind::Conv2d { geom, .. } = &layer.kind else {
         return 0;
     };
+    // Saturating throughout: a 32-bit target must not wrap a huge layer's needs into a
+    // small arena (a saturated size can never be provided, so such a plan never runs).
     let taps = (layer.input.c as usize).saturating_mul(geom.kh * geom.kw);
     let oc = layer.output.c as usize;
     match (set, elem) {
-        (KernelSet::Dsp, Elem::I8) => DSP_COLS * taps.next_multiple_of(4) * 2 + 3,
-        (KernelSet::Mve, Elem::I8) => MVE_COLS * taps + 3 + (1 + MVE_COLS) * 4 * oc,
+        (KernelSet::Dsp, Elem::I8) => (taps.saturating_add(3) & !3)
+            .saturating_mul(DSP_COLS * 2)
+            .saturating_add(3),
+        (KernelSet::Mve, Elem::I8) => taps
+            .saturating_mul(MVE_COLS)
+            .saturating_add(3)
+            .saturating_add(oc.saturating_mul((1 + MVE_COLS) * 4)),
         (KernelSet::Mve, Elem::F32) => {
             let rows = (layer.input.c as usize).saturating_mul(geom.kh);
-            rows.saturating_mul(mve_f32_row_width(layer.output.w as usize, *geom)) * 4 + 3
+            rows.saturating_mul(mve_f32_row_width(layer.output.w as usize, *geom))
+                .saturating_mul(4)
+                .saturating_add(3)
         }
         _ => 0,
     }

@@ -47,7 +47,9 @@ pub(crate) fn supports(params: &Dense<'_>, layer: &Layer<'_>, elem: Elem) -> boo
 /// groups of four, as q15, plus 3 bytes to align it; everything else: none.
 pub(crate) fn scratch_len_for(set: KernelSet, layer: &Layer<'_>, elem: Elem) -> usize {
     match (set, &layer.kind, elem) {
-        (KernelSet::Dsp, LayerKind::Linear { .. }, Elem::I8) => (layer.input.len() & !3) * 2 + 3,
+        (KernelSet::Dsp, LayerKind::Linear { .. }, Elem::I8) => {
+            (layer.input.len() & !3).saturating_mul(2).saturating_add(3)
+        }
         _ => 0,
     }
 }
