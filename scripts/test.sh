@@ -39,6 +39,11 @@ stage "cargo test --workspace"
 # builds a convolution whose tap count wraps in 32 bits).
 cargo test -q -p kestrel-format -p kestrel-runtime --features kestrel-runtime/std \
   --target i686-unknown-linux-musl 2>&1
+# The model-file fuzzer for 20 seconds on the same 32-bit build, from the seed corpus the
+# workspace run above wrote (fuzz/tests/short_run.rs fuzzed it for 30 s on 64 bits).
+cargo run -q --profile test --target i686-unknown-linux-musl -p kestrel-fuzz \
+  --no-default-features --bin model-fuzz -- --corpus target/tmp/fuzz-corpus --seconds 20 \
+  --seed 8 --save target/tmp/fuzz-failures-32 2>&1
 stage "32-bit (i686-unknown-linux-musl)"
 # The AVX2 kernels need no separate build: the default `cargo test` above finds them at run
 # time (KernelSet::detect) and checks them against the reference wherever the CPU has AVX2.

@@ -44,6 +44,7 @@ impl ListaS8<'_> {
     /// pairs with itself and `d = 0` (adding `S[·, j]·0`). How the SIMD variants that
     /// multiply column pairs walk the codes.
     #[inline(always)]
+    #[cfg_attr(not(any(kestrel_isa = "avx2", kestrel_isa = "dsp")), allow(dead_code))]
     pub(crate) fn column_pairs(
         &self,
         h_in: &[i8],
