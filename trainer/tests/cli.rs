@@ -338,3 +338,59 @@ fn visualize_draws_first_layer_filters() {
     );
     assert!(!tmp.path().join("mlp.png").exists());
 }
+
+/// A model file of a hundred bytes that declares tens of billions of operations (a
+/// 1024×1024 input under a 255×255 max pooling at stride 1) is refused before it runs,
+/// naming the limit and the model's figure.
+#[test]
+fn a_model_over_the_default_limits_is_refused() {
+    use kestrel_format::*;
+    let tmp = tempfile::tempdir().unwrap();
+    let input = Shape::new(1, 1024, 1024);
+    let mut desc = ModelDesc {
+        name: "huge",
+        precision: Precision::F32,
+        input: InputSpec {
+            shape: input,
+            mean: 0.0,
+            std: 1.0,
+            quant: None,
+        },
+        layers: Default::default(),
+        classes: Default::default(),
+        provenance: Provenance {
+            arch: "huge",
+            dataset: "-",
+            train_samples: 0,
+            epochs: 0,
+            float_accuracy: f32::NAN,
+            trainer: "-",
+        },
+    };
+    desc.layers
+        .push(LayerDesc {
+            op: Op::MaxPool2d { k: 255, stride: 1 },
+            input,
+            output: Shape::new(1, 770, 770),
+            out_quant: None,
+        })
+        .unwrap();
+    let bytes = encode(&desc, &[]).unwrap();
+    assert!(bytes.len() < 128, "{} bytes", bytes.len());
+    let path = tmp.path().join("huge.kmodel");
+    std::fs::write(&path, &bytes).unwrap();
+    let model = path.to_string_lossy();
+    for args in [
+        &["inspect", "--model", &model][..],
+        &["eval", "--model", &model, "--data", &data(), "--limit", "1"][..],
+    ] {
+        let (ok, _, stderr) = kestrel(args);
+        assert!(
+            !ok && stderr.contains(
+                "exceeds the operations per inference limit: it needs 38554371076, the limit \
+                 is 10000000000"
+            ),
+            "{args:?}: {stderr}"
+        );
+    }
+}
