@@ -54,6 +54,10 @@ pub enum Field {
     FistaWeight,
     /// FISTA's matrix `I − DᵀD/L`.
     FistaS,
+    /// LISTA's rescaling of its input codes into each row's accumulator units.
+    ListaInput,
+    /// LISTA's rescaling of each row's accumulator to output codes.
+    ListaOutput,
 }
 
 impl Field {
@@ -84,6 +88,8 @@ impl Field {
             Field::Lipschitz => "Lipschitz constant",
             Field::FistaWeight => "FISTA weight",
             Field::FistaS => "FISTA matrix",
+            Field::ListaInput => "LISTA input rescaling",
+            Field::ListaOutput => "LISTA output rescaling",
         }
     }
 }
@@ -244,11 +250,15 @@ pub enum Error {
         /// The tensor or shape whose size overflows.
         field: Field,
     },
-    /// An int8 layer's requantization does not equal `input scale · weight scale[c] /
-    /// output scale`, the value it is derived from (to 1 part in a million).
+    /// An int8 layer's requantization or rescaling does not stand for the value the scales
+    /// beside it give (`input scale · weight scale[c] / output scale` for a convolution or
+    /// linear layer; see FORMAT.md for gains and LISTA), to 1 part in a million.
     RequantMismatch {
         /// Layer index.
         layer: usize,
+        /// The multiplier's field: [`Field::Multiplier`] for convolution and linear
+        /// layers and gains, [`Field::ListaInput`] / [`Field::ListaOutput`] for LISTA.
+        field: Field,
         /// Output channel.
         channel: usize,
         /// The stored multiplier and shift.
@@ -377,11 +387,11 @@ impl fmt::Display for Error {
                     write!(f, "layer {layer}: the size of its {} overflows this target's usize", field.name())
                 }
             }
-            RequantMismatch { layer, channel, stored, expected } => write!(
+            RequantMismatch { layer, field, channel, stored, expected } => write!(
                 f,
-                "layer {layer}: requantization of channel {channel} (multiplier {}, shift {}) does \
-                 not match input scale × weight scale / output scale (multiplier {}, shift {})",
-                stored.0, stored.1, expected.0, expected.1
+                "layer {layer}: {} of channel {channel} (multiplier {}, shift {}) does not match \
+                 the scales it is derived from (multiplier {}, shift {})",
+                field.name(), stored.0, stored.1, expected.0, expected.1
             ),
             ClassCount { classes, outputs } => write!(
                 f,

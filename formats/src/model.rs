@@ -622,17 +622,44 @@ fn requant_consistent(
     (multiplier, shift): (&[i32], &[i32]),
     layer: usize,
 ) -> Result<(), Error> {
-    for (channel, ((&ws, &m), &s)) in weight_scale.iter().zip(multiplier).zip(shift).enumerate() {
-        let real = f64::from(in_scale) * f64::from(ws) / f64::from(out_scale);
+    rescale_consistent(
+        |c| f64::from(in_scale) * f64::from(weight_scale[c]) / f64::from(out_scale),
+        (multiplier, shift),
+        (layer, Field::Multiplier),
+        false,
+    )
+}
+
+/// Below this, a rescaling of int8 code differences (`|d| ≤ 255`) maps every input to 0,
+/// so the exporter may store any multiplier that small (it stores the smallest, 2⁻³²).
+pub(crate) const NEGLIGIBLE_CODE_SCALE: f64 = 1.0 / 1024.0;
+
+/// Each channel `c`'s `(multiplier[c], shift[c])` stands for `real(c)` to within 1 part
+/// in a million ([`Error::RequantMismatch`] otherwise). `codes_in`: the rescaled values
+/// are int8 code differences, so a real below [`NEGLIGIBLE_CODE_SCALE`] may be stored as
+/// any multiplier below it too (every output is 0 either way).
+pub(crate) fn rescale_consistent(
+    real: impl Fn(usize) -> f64,
+    (multiplier, shift): (&[i32], &[i32]),
+    (layer, field): (usize, Field),
+    codes_in: bool,
+) -> Result<(), Error> {
+    for (channel, (&m, &s)) in multiplier.iter().zip(shift).enumerate() {
+        let real = real(channel);
         let stored = f64::from(m) * pow2(s - 31);
-        let expected = quantize_multiplier(real);
-        let close = (stored - real).abs() <= real * 1e-6;
-        if !close || expected.is_none() {
+        let negligible = codes_in && real < NEGLIGIBLE_CODE_SCALE;
+        let close = if negligible {
+            stored < NEGLIGIBLE_CODE_SCALE
+        } else {
+            (stored - real).abs() <= real * 1e-6
+        };
+        if !close || !(real.is_finite() && real >= 0.0) {
             return Err(Error::RequantMismatch {
                 layer,
+                field,
                 channel,
                 stored: (m, s),
-                expected: expected.unwrap_or((0, 0)),
+                expected: quantize_multiplier(real.max(pow2(-32))).unwrap_or((0, 0)),
             });
         }
     }

@@ -349,6 +349,7 @@ fn requantization_must_match_its_scales() {
         err,
         Error::RequantMismatch {
             layer: 0,
+            field: Field::Multiplier,
             channel: 1,
             stored: quantize_multiplier(0.4).unwrap(),
             expected,
@@ -356,7 +357,7 @@ fn requantization_must_match_its_scales() {
     );
     assert!(err
         .to_string()
-        .starts_with("layer 0: requantization of channel 1"));
+        .starts_with("layer 0: requantization multiplier of channel 1"));
     // One part in ten thousand off is an edit, not rounding.
     assert!(load(&int8_linear(0.5, 0.2 * (1.0 + 1e-4))).is_err());
 }

@@ -91,10 +91,15 @@ fn int8_model(edit: impl FnOnce(&mut ModelDesc<'_>, &mut DataBuilder)) -> Vec<u8
     let patch = Shape::new(1, 2, 2);
     let code = Shape::new(N, 1, 1);
     let (m, s) = quantize_multiplier(0.01).unwrap();
-    let rescale = |d: &mut DataBuilder| Rescale {
-        multiplier: d.i32(&[m; N as usize]),
-        shift: d.i32(&[s; N as usize]),
+    // Each rescaling stands for what the scales around it give (checked by the validator).
+    let rescale = |d: &mut DataBuilder, real: f64| {
+        let (m, s) = quantize_multiplier(real).unwrap();
+        Rescale {
+            multiplier: d.i32(&[m; N as usize]),
+            shift: d.i32(&[s; N as usize]),
+        }
     };
+    let f = |v: f32| f64::from(v);
     // in 0.02 (patch norm) × weight 0.025 / out 0.05 = 0.01, the multiplier's value.
     let requant = Requant {
         weight_scale: d.f32(&[0.025; N as usize]),
@@ -111,15 +116,17 @@ fn int8_model(edit: impl FnOnce(&mut ModelDesc<'_>, &mut DataBuilder)) -> Vec<u8
     };
     let gain = Op::Gain {
         gain: d.f32(&[2.0; N as usize]),
-        rescale: Some(rescale(&mut d)),
+        // gain 2 · tanh's scale 1/127 / the gain's output scale 0.02
+        rescale: Some(rescale(&mut d, f(2.0) * f(1.0 / 127.0) / f(0.02))),
     };
     let shrink = Op::Shrink {
         theta: d.i32(&[2; N as usize]),
     };
     let lista_quant = ListaQuant {
         s_scale: d.f32(&[0.01; N as usize]),
-        input: rescale(&mut d),
-        output: rescale(&mut d),
+        // shrink's scale 0.02 / (s_scale 0.01 · LISTA's output scale 0.03), and s_scale.
+        input: rescale(&mut d, f(0.02) / (f(0.01) * f(0.03))),
+        output: rescale(&mut d, f(0.01)),
     };
     let lista = Op::Lista {
         s: d.i8(&[1; (N * N) as usize]),
@@ -367,7 +374,7 @@ fn bad_float_encoder_fields_are_typed_errors() {
 
 #[test]
 fn bad_int8_encoder_fields_are_typed_errors() {
-    let cases: [Case; 5] = [
+    let cases: [Case; 7] = [
         (
             "negative int8 threshold",
             |m, d| {
@@ -434,8 +441,54 @@ fn bad_int8_encoder_fields_are_typed_errors() {
                 value: 5,
             },
         ),
+        (
+            "gain rescaling that is not gain · in / out",
+            |m, d| {
+                if let Op::Gain { gain, .. } = &mut m.layers[3].op {
+                    *gain = d.f32(&[2.0, 2.0, 4.0]);
+                }
+            },
+            Error::RequantMismatch {
+                layer: 3,
+                field: Field::Multiplier,
+                channel: 2,
+                stored: gain_rescale(),
+                expected: quantize_multiplier(4.0 * f64::from(1.0f32 / 127.0) / f64::from(0.02f32))
+                    .unwrap(),
+            },
+        ),
+        (
+            "LISTA scale that its rescalings do not follow",
+            |m, d| {
+                if let Op::Lista { quant: Some(q), .. } = &mut m.layers[5].op {
+                    q.s_scale = d.f32(&[0.01, 0.02, 0.01]);
+                }
+            },
+            Error::RequantMismatch {
+                layer: 5,
+                field: Field::ListaInput,
+                channel: 1,
+                stored: lista_input_rescale(),
+                expected: quantize_multiplier(
+                    f64::from(0.02f32) / (f64::from(0.02f32) * f64::from(0.03f32)),
+                )
+                .unwrap(),
+            },
+        ),
     ];
     for (what, edit, want) in cases {
         assert_eq!(load(&int8_model(edit)).unwrap_err(), want, "{what}");
     }
+}
+
+/// The fixture's gain rescaling (channel by channel the same).
+fn gain_rescale() -> (i32, i32) {
+    let f = |v: f32| f64::from(v);
+    quantize_multiplier(f(2.0) * f(1.0 / 127.0) / f(0.02)).unwrap()
+}
+
+/// The fixture's LISTA input rescaling.
+fn lista_input_rescale() -> (i32, i32) {
+    let f = |v: f32| f64::from(v);
+    quantize_multiplier(f(0.02) / (f(0.01) * f(0.03))).unwrap()
 }

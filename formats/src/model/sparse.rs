@@ -5,7 +5,10 @@
 
 use half::f16;
 
-use super::{expect_len, same_quant, same_shape, tensor, At, Lateral, LayerKind, Thresholds};
+use super::{
+    expect_len, rescale_consistent, same_quant, same_shape, tensor, At, Lateral, LayerKind,
+    Thresholds,
+};
 use crate::desc::{DType, LayerDesc, ListaQuant, Precision, Rescale, Shape, TensorRef};
 use crate::quant::requant_in_range;
 use crate::{Error, Field};
@@ -62,7 +65,14 @@ pub(crate) fn gain<'a>(
                     index,
                 });
             }
-            Some(rescale_tensors(r, n, data, i)?)
+            let (m, s) = rescale_tensors(r, n, data, i)?;
+            // code steps of the input → of the output: gain · in scale / out scale.
+            if let (Some(inq), Some(outq)) = (at.in_quant, l.out_quant) {
+                let (a, b) = (f64::from(inq.scale), f64::from(outq.scale));
+                let real = |c: usize| f64::from(g[c]) * a / b;
+                rescale_consistent(real, (m, s), (i, Field::Multiplier), true)?;
+            }
+            Some((m, s))
         }
         _ => {
             return Err(Error::QuantMismatch {
@@ -93,7 +103,13 @@ pub(crate) fn lista<'a>(
     }
     Ok(LayerKind::Lista {
         steps: steps as usize,
-        lateral: lateral(at.precision, s, theta, quant, (n, steps.into()), data, i)?,
+        lateral: lateral(
+            (at.precision, scales(at, l)),
+            (s, theta, quant),
+            (n, steps.into()),
+            data,
+            i,
+        )?,
     })
 }
 
@@ -268,11 +284,14 @@ fn rescale_tensors(r: Rescale, n: usize, data: &[u8], i: usize) -> Result<(&[i32
 }
 
 /// [`Op::Lista`]'s `S` (`n × n`, the precision's type) and thresholds.
+/// The (input, output) quantization scales of an int8 layer.
+fn scales(at: &At, l: &LayerDesc) -> Option<(f32, f32)> {
+    Some((at.in_quant?.scale, l.out_quant?.scale))
+}
+
 fn lateral<'a>(
-    precision: Precision,
-    s: TensorRef,
-    theta: TensorRef,
-    quant: Option<ListaQuant>,
+    (precision, scales): (Precision, Option<(f32, f32)>),
+    (s, theta, quant): (TensorRef, TensorRef, Option<ListaQuant>),
     (n, steps): (usize, usize),
     data: &'a [u8],
     i: usize,
@@ -316,6 +335,24 @@ fn lateral<'a>(
             }
             let (in_multiplier, in_shift) = rescale_tensors(q.input, n, data, i)?;
             let (out_multiplier, out_shift) = rescale_tensors(q.output, n, data, i)?;
+            // Row i's accumulator is in units of s_scale[i] · out scale: the input codes
+            // (in scale) go in by in / (s_scale[i] · out), the result out by s_scale[i].
+            if let Some((b, h)) = scales {
+                let (b, h) = (f64::from(b), f64::from(h));
+                let ss = |r: usize| f64::from(s_scale[r]);
+                rescale_consistent(
+                    |r| b / (ss(r) * h),
+                    (in_multiplier, in_shift),
+                    (i, Field::ListaInput),
+                    true,
+                )?;
+                rescale_consistent(
+                    ss,
+                    (out_multiplier, out_shift),
+                    (i, Field::ListaOutput),
+                    false,
+                )?;
+            }
             Lateral::I8 {
                 s: v,
                 theta,
