@@ -653,7 +653,7 @@ pub(crate) fn rescale_consistent(
         } else {
             (stored - real).abs() <= real * 1e-6
         };
-        if !close || !(real.is_finite() && real >= 0.0) {
+        if !(close && real.is_finite() && real >= 0.0) {
             return Err(Error::RequantMismatch {
                 layer,
                 field,
