@@ -141,3 +141,46 @@ fn every_op_has_a_cost() {
         .unwrap();
     assert_eq!(plan.layer_stats(pool).unwrap().ops, 4 * 5 * 8 * 6);
 }
+
+/// The scratch rules saturate instead of wrapping: a layer no model could fit (here
+/// `2^20` channels of 255×255 taps: 2^36 taps) must not come out as a small size on a
+/// 32-bit target (nor overflow-panic in a debug build). Checked for every kernel set's
+/// rules, on every target the tests run on (scripts/test.sh runs them on i686 too).
+#[test]
+fn scratch_rules_saturate_on_every_target() {
+    use kestrel_format::{ConvGeom, Dense, Layer, LayerKind};
+
+    use crate::kernels::Elem;
+    use crate::KernelSet;
+
+    let geom = ConvGeom {
+        kh: 255,
+        kw: 255,
+        stride: 1,
+        pad: 0,
+    };
+    let layer = Layer {
+        kind: LayerKind::Conv2d {
+            geom,
+            params: Dense::F32 {
+                weight: &[],
+                bias: &[],
+            },
+        },
+        input: Shape::new(1 << 20, 255, 255),
+        output: Shape::new(1 << 12, 1, 1),
+        in_quant: None,
+        out_quant: None,
+    };
+    let taps = (1u64 << 20) * 255 * 255;
+    for set in [KernelSet::Dsp, KernelSet::Mve] {
+        for elem in [Elem::I8, Elem::F32] {
+            let s = crate::kernels::conv2d::scratch_len_for(set, &layer, elem);
+            // Either none, or at least one column of taps: never a wrapped small number.
+            assert!(
+                s == 0 || s as u64 >= taps.min(usize::MAX as u64),
+                "{set:?} {elem:?}: {s}"
+            );
+        }
+    }
+}
