@@ -128,6 +128,15 @@ pub fn load(dir: &Path, split: Split, opts: &LoadOptions<'_>) -> Result<Loaded> 
         None if split == Split::Train => (folders.iter().map(|(n, _)| n.clone()).collect(), ""),
         None => (class_names(dir)?, "the train folder's classes"),
     };
+    if classes.len() > MAX_CLASSES {
+        return Err(Error::ImageFolder {
+            path: here,
+            message: format!(
+                "{} classes given, labels hold at most {MAX_CLASSES}",
+                classes.len()
+            ),
+        });
+    }
     let mut jobs = Vec::new();
     for (name, path) in &folders {
         let Some(label) = classes.iter().position(|c| c == name) else {
