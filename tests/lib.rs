@@ -68,6 +68,7 @@ fn train_lenet3() -> (Checkpoint, PathBuf) {
         arch,
         config,
         data_dir: data_dir(),
+        skip_bad_images: false,
         out: dir.join("lenet.ckpt"),
         limit: None,
         resume: None,

@@ -141,6 +141,15 @@ pub enum Error {
         /// The folder.
         path: PathBuf,
     },
+    /// An image-folder dataset is laid out wrongly: an empty class folder, a test class the
+    /// training classes lack, no class folders.
+    #[error("{path}: {message}")]
+    ImageFolder {
+        /// The folder at fault.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// A picture file cannot be decoded.
     #[error("{path}: cannot decode image: {message}")]
     ImageDecode {

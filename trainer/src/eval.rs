@@ -9,7 +9,7 @@ use kestrel_format::{AlignedBuf, Model, Precision};
 use kestrel_runtime::{Input, KernelSet, Plan};
 use serde::Serialize;
 
-use crate::data::Images;
+use crate::data::{self, Images, Loaded, Split};
 use crate::error::{Error, Result};
 use crate::train::argmax;
 
@@ -83,6 +83,20 @@ pub fn layer_times(model: &Model<'_>, set: &Images) -> Result<Vec<LayerTime>> {
             }
         })
         .collect())
+}
+
+/// The test split of `dir` for `model`: an image folder is resized to the model's input and
+/// labelled by the model's class names (a test class the model lacks is an error naming
+/// its folder); IDX files are read as they are.
+pub fn test_set(model: &Model<'_>, dir: &Path, skip_bad_images: bool) -> Result<Loaded> {
+    let s = model.input_shape();
+    let classes: Vec<String> = model.desc.classes.iter().map(|c| c.to_string()).collect();
+    let opts = data::LoadOptions {
+        size: Some([s.h as usize, s.w as usize]),
+        skip_bad_images,
+        classes: Some(&classes),
+    };
+    data::load_with(dir, Split::Test, &opts)
 }
 
 /// A model whose input is not the data's image shape is an error naming both.

@@ -19,7 +19,9 @@ use kestrel_format::{
 use crate::backend::Backend;
 use crate::checkpoint::Checkpoint;
 use crate::config::LayerSpec;
-use crate::data::Images;
+use std::path::Path;
+
+use crate::data::{Images, LoadOptions, Loaded, Split};
 use crate::error::{Error, Result};
 use crate::nn::Network;
 
@@ -195,6 +197,18 @@ pub(crate) fn table(f: impl Fn(f32) -> f32, inq: QParams, outq: QParams) -> Vec<
         .collect()
 }
 
+/// [`CALIBRATION_IMAGES`] training images of `dir` ([`Loaded::limit`]: the first of an
+/// MNIST-format directory, spread over the classes of an image folder, resized to the
+/// checkpoint's input), for int8 calibration.
+pub fn calibration_set(ckpt: &Checkpoint, dir: &Path, skip_bad_images: bool) -> Result<Loaded> {
+    let opts = LoadOptions {
+        size: Some([ckpt.arch.input[1], ckpt.arch.input[2]]),
+        skip_bad_images,
+        classes: None,
+    };
+    Ok(crate::data::load_with(dir, Split::Train, &opts)?.limit(CALIBRATION_IMAGES))
+}
+
 /// Builds a Kestrel model file from a checkpoint. `calib` (int8 only) defaults to the
 /// first [`CALIBRATION_IMAGES`] training images of the checkpoint's data directory.
 /// The bytes are validated by the format crate and planned by the runtime before return.
@@ -213,8 +227,7 @@ pub fn export<B: Backend>(
         let calib = match calib {
             Some(c) => c,
             None => {
-                owned_calib = crate::data::load(&ckpt.data_dir, crate::data::Split::Train)?
-                    .take(CALIBRATION_IMAGES);
+                owned_calib = calibration_set(ckpt, &ckpt.data_dir, false)?.images;
                 &owned_calib
             }
         };

@@ -34,7 +34,7 @@ use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
 use serde::Serialize;
 
 use crate::checkpoint::write_atomic;
-use crate::data::{self, Split};
+use crate::data;
 use crate::error::{Error, Result};
 use crate::eval::{precision_name, read_model};
 use crate::inspect;
@@ -99,7 +99,8 @@ pub struct FirmwareOptions {
     pub target: Target,
     /// Model file.
     pub model: PathBuf,
-    /// MNIST-format directory; its first `n` test images are embedded.
+    /// MNIST-format directory or image folder; `n` of its test images are embedded (the
+    /// first, or spread over an image folder's classes).
     pub data: PathBuf,
     /// Images to embed and run.
     pub n: usize,
@@ -353,15 +354,15 @@ pub fn run(opts: &FirmwareOptions) -> Result<FirmwareReport> {
         };
         (set, Vec::new())
     } else {
-        let set = data::load(&opts.data, Split::Test)?;
-        if opts.n == 0 || opts.n > set.n {
+        let loaded = crate::eval::test_set(&model, &opts.data, false)?;
+        if opts.n == 0 || opts.n > loaded.images.n {
             return Err(Error::Other(format!(
                 "--n must be between 1 and {} (the test images in {})",
-                set.n,
+                loaded.images.n,
                 opts.data.display()
             )));
         }
-        let set = set.take(opts.n);
+        let set = loaded.limit(opts.n).images;
         let labels = set.labels.clone();
         (set, labels)
     };

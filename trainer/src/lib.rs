@@ -4,7 +4,7 @@
 //! exports them as quantized Kestrel model files, and evaluates exported files by running
 //! the `kestrel-runtime` crate itself, so the accuracy reported is the accuracy a device gets.
 //!
-//! The pipeline, in module order: [`data`] (IDX files) → [`config`] (architectures) →
+//! The pipeline, in module order: [`data`] (IDX files or image folders) → [`config`] (architectures) →
 //! [`nn`] + [`backend`] (layers, losses, CPU kernels) → [`train`] (SGD) →
 //! [`checkpoint`] → [`export`] (f32 / f16 / int8; [`export_onnx`] for other engines) →
 //! [`eval`] and [`inspect`] (on the runtime) → [`firmware`] (on Cortex-M firmware under QEMU).

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use kestrel_format::Model;
 use kestrel_trainer::backend::Device;
 use kestrel_trainer::config::Arch;
-use kestrel_trainer::data::{self, Split, DEFAULT_DATA_DIR};
+use kestrel_trainer::data::{self, DEFAULT_DATA_DIR};
 use kestrel_trainer::export::Quant;
 use kestrel_trainer::psd::EncoderKind;
 use kestrel_trainer::train::TrainOptions;
@@ -29,14 +29,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Train an architecture on an MNIST-format dataset.
+    /// Train an architecture on an MNIST-format dataset or an image folder.
     Train {
         /// Built-in name (lenet, lenet5, jarrett) or a TOML file.
         #[arg(long)]
         arch: String,
-        /// MNIST-format directory.
+        /// MNIST-format directory or image folder (DIR/train/<class>/*.png|jpg and
+        /// DIR/test/<class>/…; grayscale by BT.601 luma, resized bilinearly to the input).
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data: PathBuf,
+        /// Leave out unreadable or corrupt images of an image folder, with a warning
+        /// counting them, instead of stopping at the first.
+        #[arg(long)]
+        skip_bad_images: bool,
         /// Epochs (default: the arch's [train] table).
         #[arg(long)]
         epochs: Option<usize>,
@@ -65,7 +70,7 @@ enum Cmd {
         /// Training images held out for validation (default: 10%, at most 5,000; 0: none).
         #[arg(long)]
         validation: Option<usize>,
-        /// Use only the first N training images.
+        /// Use only N training images (the first; spread over the classes of an image folder).
         #[arg(long)]
         limit: Option<usize>,
         /// Resume from a checkpoint.
@@ -100,20 +105,28 @@ enum Cmd {
         /// Model file to write.
         #[arg(long)]
         out: PathBuf,
-        /// MNIST-format directory whose training images calibrate int8 (default: the
-        /// checkpoint's training data).
+        /// MNIST-format directory or image folder whose training images calibrate int8
+        /// (default: the checkpoint's training data).
         #[arg(long)]
         calib: Option<PathBuf>,
+        /// Leave out unreadable images of an image folder used for calibration (warning).
+        #[arg(long)]
+        skip_bad_images: bool,
     },
     /// Evaluate a model file on a dataset's test split, on the runtime crate.
     Eval {
         /// Model file.
         #[arg(long)]
         model: PathBuf,
-        /// MNIST-format directory.
+        /// MNIST-format directory or image folder (DIR/train/<class>/*.png|jpg and
+        /// DIR/test/<class>/…; grayscale by BT.601 luma, resized bilinearly to the input).
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data: PathBuf,
-        /// Evaluate only the first N test images.
+        /// Leave out unreadable or corrupt images of an image folder, with a warning
+        /// counting them, instead of stopping at the first.
+        #[arg(long)]
+        skip_bad_images: bool,
+        /// Evaluate only N test images (the first; spread over the classes of an image folder).
         #[arg(long)]
         limit: Option<usize>,
         /// Print one JSON object.
@@ -286,7 +299,7 @@ enum FirmwareCmd {
         /// Model file.
         #[arg(long)]
         model: PathBuf,
-        /// MNIST-format directory.
+        /// MNIST-format directory or image folder (DIR/test/<class>/*.png|jpg).
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data: PathBuf,
         /// Test images to embed and run.
@@ -356,6 +369,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Train {
             arch,
             data,
+            skip_bad_images,
             epochs,
             out,
             batch,
@@ -387,6 +401,7 @@ fn run(cli: Cli) -> Result<()> {
                 arch,
                 config,
                 data_dir: data,
+                skip_bad_images,
                 out,
                 limit,
                 resume,
@@ -410,6 +425,7 @@ fn run(cli: Cli) -> Result<()> {
             quant,
             out,
             calib,
+            ..
         } => {
             if quant.is_some_and(|q| q != Quant::F32) {
                 usage("--format onnx exports the float network: --quant must be f32 or absent");
@@ -434,6 +450,7 @@ fn run(cli: Cli) -> Result<()> {
             quant,
             out,
             calib,
+            skip_bad_images,
         } => {
             let Some(quant) = quant else {
                 usage("--format kestrel needs --quant int8|f16|f32");
@@ -452,10 +469,19 @@ fn run(cli: Cli) -> Result<()> {
                 return Ok(());
             }
             let ckpt = checkpoint::Checkpoint::load(&checkpoint)?;
-            let calib = match calib {
-                Some(dir) => Some(data::load(&dir, Split::Train)?.take(export::CALIBRATION_IMAGES)),
-                None => None,
+            let calib = match (calib, quant) {
+                (Some(dir), _) => Some(export::calibration_set(&ckpt, &dir, skip_bad_images)?),
+                (None, Quant::Int8) => Some(export::calibration_set(
+                    &ckpt,
+                    &ckpt.data_dir,
+                    skip_bad_images,
+                )?),
+                (None, _) => None,
             };
+            if let Some(w) = calib.as_ref().and_then(data::Loaded::warning) {
+                eprintln!("warning: {w}");
+            }
+            let calib = calib.map(|l| l.images);
             let bytes = export::export(
                 kestrel_trainer::backend::cpu::Cpu::new(),
                 &ckpt,
@@ -491,6 +517,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Eval {
             model,
             data,
+            skip_bad_images,
             limit,
             json,
             dump_logits,
@@ -498,10 +525,14 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let buf = eval::read_model(&model)?;
             let m = parse_model(&buf, &model)?;
-            let mut set = data::load(&data, Split::Test)?;
-            if let Some(n) = limit {
-                set = set.take(n);
+            let loaded = eval::test_set(&m, &data, skip_bad_images)?;
+            if let Some(w) = loaded.warning() {
+                eprintln!("warning: {w}");
             }
+            let set = match limit {
+                Some(n) => loaded.limit(n).images,
+                None => loaded.images,
+            };
             let mut outputs = Vec::new();
             let keep = dump_logits.is_some().then_some(&mut outputs);
             let mut r = eval::evaluate_keeping(&m, &set, keep)?;

@@ -24,11 +24,14 @@ pub struct TrainOptions {
     pub arch: Arch,
     /// Settings (the arch's `[train]` table with command-line overrides applied).
     pub config: TrainConfig,
-    /// MNIST-format directory.
+    /// MNIST-format directory or image folder ([`data::load_with`]).
     pub data_dir: PathBuf,
+    /// Leave out unreadable pictures of an image folder (with a warning) instead of failing.
+    pub skip_bad_images: bool,
     /// Checkpoint path, rewritten after every epoch.
     pub out: PathBuf,
-    /// Use only the first `limit` training images (for quick runs and tests).
+    /// Use only `limit` training images (for quick runs and tests): the first ones, or for an
+    /// image folder ones spread over the classes ([`data::Loaded::limit`]).
     pub limit: Option<usize>,
     /// Continue from this checkpoint (its epochs count towards `config.epochs`).
     pub resume: Option<PathBuf>,
@@ -235,6 +238,16 @@ pub fn accuracy<B: Backend>(net: &mut Network<B>, set: &Images, norm: Normalize)
 }
 
 fn check_input(arch: &Arch, set: &Images, path: &Path) -> Result<()> {
+    if arch.input[0] != 1 {
+        return Err(Error::Config {
+            path: path.to_path_buf(),
+            message: format!(
+                "architecture {} expects {} input channels; the trainer reads images as 1 \
+                 (grayscale) channel only",
+                arch.name, arch.input[0]
+            ),
+        });
+    }
     if arch.input != [1, set.rows, set.cols] {
         return Err(Error::Config {
             path: path.to_path_buf(),
@@ -281,15 +294,39 @@ pub fn train<B: Backend>(backend: B, opts: &TrainOptions) -> Result<Checkpoint> 
             ),
         });
     }
-    let mut full = data::load(&opts.data_dir, Split::Train)?;
-    if let Some(limit) = opts.limit {
-        full = full.take(limit);
+    let load = data::LoadOptions {
+        size: Some([opts.arch.input[1], opts.arch.input[2]]),
+        skip_bad_images: opts.skip_bad_images,
+        classes: None,
+    };
+    let (train_set, test_set) = (
+        data::load_with(&opts.data_dir, Split::Train, &load)?,
+        data::load_with(&opts.data_dir, Split::Test, &load)?,
+    );
+    for warning in [&train_set, &test_set].iter().filter_map(|l| l.warning()) {
+        eprintln!("warning: {warning}");
     }
-    let test = data::load(&opts.data_dir, Split::Test)?;
+    let classes_found = train_set.classes.clone();
+    let full = match opts.limit {
+        Some(limit) => train_set.limit(limit).images,
+        None => train_set.images,
+    };
+    let test = test_set.images;
     check_input(&opts.arch, &full, &opts.data_dir)?;
 
     let mut net = Network::new(backend, &opts.arch, cfg.seed)?;
     let classes = net.num_classes();
+    if let Some(names) = classes_found.as_ref().filter(|n| n.len() != classes) {
+        return Err(Error::Config {
+            path: opts.data_dir.clone(),
+            message: format!(
+                "{} class folders ({}) but the architecture {} has {classes} outputs",
+                names.len(),
+                names.join(", "),
+                opts.arch.name
+            ),
+        });
+    }
     if let Some(bad) = full
         .labels
         .iter()
@@ -361,7 +398,9 @@ pub fn train<B: Backend>(backend: B, opts: &TrainOptions) -> Result<Checkpoint> 
                 arch: opts.arch.clone(),
                 train: cfg.clone(),
                 normalize: Normalize { mean, std },
-                classes: data::class_names(&opts.data_dir, classes),
+                classes: classes_found
+                    .clone()
+                    .unwrap_or_else(|| data::class_names(&opts.data_dir, classes)),
                 data_dir: opts.data_dir.clone(),
                 train_samples: train_idx.len(),
                 epochs_done: 0,

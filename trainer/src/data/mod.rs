@@ -1,8 +1,11 @@
-//! MNIST-format datasets: IDX files, raw or gzip-compressed, with the standard file names.
+//! Datasets of labelled images, in one of two layouts ([`load_with`] tells them apart):
 //!
-//! `DIR/train-images-idx3-ubyte[.gz]`, `DIR/train-labels-idx1-ubyte[.gz]`,
-//! `DIR/t10k-images-idx3-ubyte[.gz]`, `DIR/t10k-labels-idx1-ubyte[.gz]`. Compression is
-//! recognised by the gzip magic bytes, not the file name.
+//! - **MNIST format**: IDX files, raw or gzip-compressed, with the standard file names:
+//!   `DIR/train-images-idx3-ubyte[.gz]`, `DIR/train-labels-idx1-ubyte[.gz]`,
+//!   `DIR/t10k-images-idx3-ubyte[.gz]`, `DIR/t10k-labels-idx1-ubyte[.gz]`. Compression is
+//!   recognised by the gzip magic bytes, not the file name.
+//! - **Image folder**: `DIR/train/<class>/*.png|jpg|jpeg` and `DIR/test/<class>/…`, class
+//!   names from the folder names, any size and colour (see [`folder`]).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -10,6 +13,8 @@ use std::path::{Path, PathBuf};
 use rand::Rng;
 
 use crate::error::{Error, Result};
+
+pub mod folder;
 
 /// Where Debian's `dataset-fashion-mnist` package puts the data.
 pub const DEFAULT_DATA_DIR: &str = "/usr/share/datasets/fashion-mnist";
@@ -206,7 +211,7 @@ fn find(dir: &Path, stem: &str) -> Result<PathBuf> {
         std::io::Error::new(
             std::io::ErrorKind::NotFound,
             format!(
-                "neither {stem} nor {stem}.gz found in {} (an MNIST-format directory; on Debian: apt-get install dataset-fashion-mnist)",
+                "neither {stem} nor {stem}.gz found in {} (an MNIST-format directory, or an image folder with train/<class>/ and test/<class>/ subfolders; on Debian: apt-get install dataset-fashion-mnist)",
                 dir.display()
             ),
         ),
@@ -255,6 +260,108 @@ pub fn load(dir: &Path, split: Split) -> Result<Images> {
         cols: images.dims[2],
         pixels: images.data,
         labels: labels.data,
+    })
+}
+
+/// How [`load_with`] reads a dataset.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadOptions<'a> {
+    /// `[rows, cols]` of the network input, which image folders are resized to (required
+    /// for them; IDX images keep their size).
+    pub size: Option<[usize; 2]>,
+    /// Leave out unreadable or corrupt pictures of an image folder, listing them in
+    /// [`Loaded::skipped`], instead of failing.
+    pub skip_bad_images: bool,
+    /// Label an image folder's classes by their position in this list (a model's class
+    /// names) instead of the `train` folder's sorted class folders.
+    pub classes: Option<&'a [String]>,
+}
+
+/// One split as [`load_with`] read it.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The images and labels.
+    pub images: Images,
+    /// Class names by label for an image folder (`None` for IDX files: see [`class_names`]).
+    pub classes: Option<Vec<String>>,
+    /// Pictures left out as unreadable (`LoadOptions::skip_bad_images`).
+    pub skipped: Vec<PathBuf>,
+    /// The split's directory or folder, for messages.
+    pub source: PathBuf,
+}
+
+impl Loaded {
+    /// At most `n` images: the first `n` of IDX files, but `n` spread evenly over an image
+    /// folder, whose images are sorted by class (so that every class is represented).
+    pub fn limit(mut self, n: usize) -> Loaded {
+        self.images = if self.classes.is_some() && n < self.images.n {
+            let all = self.images.n;
+            self.images
+                .select(&(0..n).map(|i| i * all / n).collect::<Vec<_>>())
+        } else {
+            self.images.take(n)
+        };
+        self
+    }
+
+    /// `skipped 3 unreadable images in DIR/train: a/1.png, b/7.png, c/2.jpg`, naming the
+    /// first five (relative to the split folder), or `None` if nothing was skipped.
+    pub fn warning(&self) -> Option<String> {
+        const SHOWN: usize = 5;
+        if self.skipped.is_empty() {
+            return None;
+        }
+        let names: Vec<String> = self
+            .skipped
+            .iter()
+            .take(SHOWN)
+            .map(|p| {
+                p.strip_prefix(&self.source)
+                    .unwrap_or(p)
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        let more = self.skipped.len().saturating_sub(SHOWN);
+        Some(format!(
+            "skipped {} unreadable image{} in {}: {}{}",
+            self.skipped.len(),
+            if self.skipped.len() == 1 { "" } else { "s" },
+            self.source.display(),
+            names.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        ))
+    }
+}
+
+/// Whether `dir` is an image folder: no IDX images in it, and a `train` or `test` subfolder.
+pub fn is_image_folder(dir: &Path) -> bool {
+    let idx = ["train", "t10k"].iter().any(|split| {
+        let stem = format!("{split}-images-idx3-ubyte");
+        dir.join(&stem).is_file() || dir.join(format!("{stem}.gz")).is_file()
+    });
+    !idx && (dir.join("train").is_dir() || dir.join("test").is_dir())
+}
+
+/// Loads one split of an MNIST-format directory ([`load`]) or an image folder
+/// ([`folder::load`]), whichever `dir` is ([`is_image_folder`]).
+pub fn load_with(dir: &Path, split: Split, opts: &LoadOptions<'_>) -> Result<Loaded> {
+    if is_image_folder(dir) {
+        return folder::load(dir, split, opts);
+    }
+    let source = match split {
+        Split::Train => dir.join("train-*"),
+        Split::Test => dir.join("t10k-*"),
+    };
+    Ok(Loaded {
+        images: load(dir, split)?,
+        classes: None,
+        skipped: Vec::new(),
+        source,
     })
 }
 
