@@ -28,6 +28,7 @@ pub mod gradcheck;
 pub mod inspect;
 pub mod nn;
 pub mod patches;
+pub mod progress;
 pub mod psd;
 pub mod report;
 pub mod sparse;

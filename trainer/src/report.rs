@@ -16,7 +16,6 @@
 
 use std::path::{Path, PathBuf};
 
-use indicatif::{ProgressBar, ProgressStyle};
 use kestrel_format::Model;
 use serde::{Deserialize, Serialize};
 
@@ -168,24 +167,11 @@ fn float_network(ckpt: &Checkpoint) -> Result<Network<Cpu>> {
     Ok(net)
 }
 
-/// A progress bar over `len` steps: drawn on a terminal, hidden in logs (indicatif draws
-/// to stderr only when it is a terminal).
-pub fn progress(len: usize, what: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}<{eta}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar.set_message(what.to_string());
-    bar
-}
-
 /// The float network's predictions on all of `set`, 500 at a time, with a progress bar.
 pub fn float_predictions(ckpt: &Checkpoint, set: &Images) -> Result<Vec<usize>> {
     let mut net = float_network(ckpt)?;
     let classes = net.num_classes();
-    let bar = progress(set.n, "float network on the test split");
+    let bar = crate::progress::bar(set.n, "float network on the test split");
     let mut x = Vec::new();
     let mut out = Vec::with_capacity(set.n);
     let idx: Vec<usize> = (0..set.n).collect();
@@ -279,7 +265,10 @@ pub fn measure_export(
         source: e,
     })?;
     let mut outputs = Vec::with_capacity(set.n);
-    let r = crate::eval::evaluate_keeping(&model, set, Some(&mut outputs))?;
+    let spin = crate::progress::spinner(format!("{} on the runtime", model_path.display()));
+    let r = crate::eval::evaluate_keeping(&model, set, Some(&mut outputs));
+    spin.finish_and_clear();
+    let r = r?;
     let agree = outputs
         .iter()
         .zip(predictions)
