@@ -2,8 +2,8 @@
 # Installs what Kestrel's pipeline and tests need on a Debian machine, skipping what is there:
 # the Fashion-MNIST package, QEMU (system emulation for the Cortex-M firmware, user mode for
 # aarch64 test binaries), the aarch64 cross linker, the bare-metal ARM C compiler and C
-# library (for the C interface's firmware test), and the Rust targets the runtime is
-# checked on.
+# library (for the C interface's firmware test), Chromium (the HTML report's test), and the
+# Rust targets the runtime is checked on.
 set -euo pipefail
 need=()
 [ -d /usr/share/datasets/fashion-mnist ] || need+=(dataset-fashion-mnist)
@@ -12,6 +12,8 @@ command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
 command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 # The C firmware of the C interface (capi/tests/c_firmware.rs).
 command -v arm-none-eabi-gcc >/dev/null || need+=(gcc-arm-none-eabi libnewlib-arm-none-eabi)
+# Headless Chromium opens the training report (tests/report.rs).
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
   $SUDO apt-get update -qq

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole Kestrel pipeline on Fashion-MNIST: install what is missing, train lenet, export
 # int8 (and f32 for comparison), evaluate both on the runtime crate, inspect the int8 model.
+# The training report, runs/lenet.html, gains each export's accuracy and agreement.
 #   scripts/pipeline.sh [EPOCHS]          (outputs under runs/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,3 +18,6 @@ $K export --checkpoint runs/lenet.ckpt --quant int8 --out runs/lenet-int8.kmodel
 $K inspect --model runs/lenet-int8.kmodel
 $K eval --model runs/lenet-f32.kmodel --data "$DATA"
 $K eval --model runs/lenet-int8.kmodel --data "$DATA"
+# Train wrote it and each export added its model (`kestrel report` rewrites it).
+test -s runs/lenet.html || { echo "runs/lenet.html missing" >&2; exit 1; }
+echo "report: runs/lenet.html"

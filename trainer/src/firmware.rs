@@ -532,6 +532,8 @@ fn build(
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     // The crate's .cargo/config.toml (found from the working directory) sets the target and
     // its flags; flags and targets inherited from an outer cargo would override them.
+    let spin =
+        crate::progress::spinner(format!("building the {} firmware", opts.target.crate_dir()));
     let out = Command::new(&cargo)
         .current_dir(&crate_dir)
         .args([
@@ -556,14 +558,15 @@ fn build(
         .env_remove("CARGO_BUILD_TARGET")
         .env_remove("CARGO_TARGET_DIR")
         .stdin(Stdio::null())
-        .output()
-        .map_err(|e| match e.kind() {
-            ErrorKind::NotFound => Error::ToolMissing {
-                tool: "cargo".into(),
-                install: "install Rust with rustup".into(),
-            },
-            _ => Error::io(PathBuf::from(&cargo), e),
-        })?;
+        .output();
+    spin.finish_and_clear();
+    let out = out.map_err(|e| match e.kind() {
+        ErrorKind::NotFound => Error::ToolMissing {
+            tool: "cargo".into(),
+            install: "install Rust with rustup".into(),
+        },
+        _ => Error::io(PathBuf::from(&cargo), e),
+    })?;
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     if !out.status.success() {
         let triple = opts.target.triple();

@@ -7,7 +7,8 @@
 //! The pipeline, in module order: [`data`] (IDX files or image folders) → [`config`] (architectures) →
 //! [`nn`] + [`backend`] (layers, losses, CPU kernels) → [`train`] (SGD) →
 //! [`checkpoint`] → [`export`] (f32 / f16 / int8; [`export_onnx`] for other engines) →
-//! [`eval`] and [`inspect`] (on the runtime) → [`firmware`] (on Cortex-M firmware under QEMU).
+//! [`eval`] and [`inspect`] (on the runtime) → [`firmware`] (on Cortex-M firmware under QEMU);
+//! [`report`] gathers a run into one HTML page beside its checkpoint.
 //! Sparse coding ([`sparse`]: ISTA, FISTA, coordinate descent, dictionary learning) draws its [`patches`] from IDX directories or folders of pictures;
 //! [`visualize`] draws filters and curves as PNG.
 #![deny(missing_docs)]
@@ -27,7 +28,9 @@ pub mod gradcheck;
 pub mod inspect;
 pub mod nn;
 pub mod patches;
+pub mod progress;
 pub mod psd;
+pub mod report;
 pub mod sparse;
 pub mod train;
 pub mod visualize;

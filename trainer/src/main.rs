@@ -13,7 +13,7 @@ use kestrel_trainer::psd::EncoderKind;
 use kestrel_trainer::train::TrainOptions;
 use kestrel_trainer::{
     checkpoint, encode, eval, export, export_encoder, export_onnx, firmware, gradcheck, inspect,
-    psd, train, visualize, Error, Result,
+    psd, report, train, visualize, Error, Result,
 };
 
 #[derive(Parser)]
@@ -188,6 +188,20 @@ enum Cmd {
     Psd {
         #[command(subcommand)]
         cmd: PsdCmd,
+    },
+    /// Write (or rewrite) a checkpoint's HTML report: curves, layers, filters, confusion
+    /// matrix, and the exported models' accuracy and agreement with the float network.
+    Report {
+        /// Checkpoint from `kestrel train`.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Exported model files to measure on the test split and add (repeatable; models
+        /// added by `kestrel export` are remembered).
+        #[arg(long)]
+        model: Vec<PathBuf>,
+        /// HTML file to write (default: the checkpoint's path with extension .html).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Draw a checkpoint's first-layer filters as a PNG grid (0 = mid-gray, each filter
     /// scaled by its largest magnitude).
@@ -417,7 +431,9 @@ fn run(cli: Cli) -> Result<()> {
             // `check` lets through only what this build can run, which today is the CPU.
             let device = device.parse::<Device>()?.check()?;
             println!("device: {device}");
-            train::train(kestrel_trainer::backend::cpu::Cpu::new(), &opts).map(|_| ())
+            train::train(kestrel_trainer::backend::cpu::Cpu::new(), &opts)?;
+            print_report(&report::write(&opts.out, &[], None)?);
+            Ok(())
         }
         Cmd::Export {
             checkpoint,
@@ -495,6 +511,8 @@ fn run(cli: Cli) -> Result<()> {
                 bytes.len(),
                 quant
             );
+            // The report beside the checkpoint gains this model's accuracy and agreement.
+            print_report(&report::write(&checkpoint, &[out], None)?);
             Ok(())
         }
         Cmd::Encode {
@@ -657,6 +675,14 @@ fn run(cli: Cli) -> Result<()> {
             println!("all {} gradient checks passed", rows.len());
             Ok(())
         }
+        Cmd::Report {
+            checkpoint,
+            model,
+            out,
+        } => {
+            print_report(&report::write(&checkpoint, &model, out.as_deref())?);
+            Ok(())
+        }
         Cmd::Visualize {
             checkpoint,
             out,
@@ -785,4 +811,22 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Where the report went, and what it lacks.
+fn print_report(w: &report::Written) {
+    for e in &w.measured {
+        println!(
+            "{}: {} accuracy {:.2}% on the runtime, agrees with the float network on {:.2}% of {} test images",
+            e.model.display(),
+            e.precision,
+            100.0 * e.accuracy,
+            100.0 * e.agreement,
+            e.n
+        );
+    }
+    if let Some(why) = &w.missing_test {
+        println!("report without the test-split sections ({why})");
+    }
+    println!("report: {}", w.path.display());
 }
