@@ -36,18 +36,31 @@ cargo test --workspace --no-fail-fast 2>&1
 stage "cargo test --workspace"
 # The format and runtime on a 32-bit target (Cortex-M's usize width), natively: every size
 # derived from model bytes must be checked arithmetic there too (formats/tests/consistency.rs
-# builds a convolution whose tap count wraps in 32 bits).
-cargo test -q -p kestrel-format -p kestrel-runtime --features kestrel-runtime/std \
-  --target i686-unknown-linux-musl 2>&1
-# The model-file fuzzer for 20 seconds on the same 32-bit build, from the seed corpus the
-# workspace run above wrote (fuzz/tests/short_run.rs fuzzed it for 30 s on 64 bits).
-cargo run -q --profile test --target i686-unknown-linux-musl -p kestrel-fuzz \
-  --no-default-features --bin model-fuzz -- --corpus target/tmp/fuzz-corpus --seconds 20 \
-  --seed 8 --save target/tmp/fuzz-failures-32 2>&1
-stage "32-bit (i686-unknown-linux-musl)"
+# builds a convolution whose tap count wraps in 32 bits); then the model-file fuzzer for 20
+# seconds on that 32-bit build, from the seed corpus the workspace run above wrote
+# (fuzz/tests/short_run.rs fuzzed it for 30 s on 64 bits). It runs beside the aarch64 stage
+# below (mostly one core each), in its own target directory so that neither waits for the
+# other's build lock; its output follows that stage's.
+thirty_two() {
+  export CARGO_TARGET_DIR=target/i686
+  cargo test -q -p kestrel-format -p kestrel-runtime --features kestrel-runtime/std \
+    --target i686-unknown-linux-musl 2>&1
+  cargo run -q --profile test --target i686-unknown-linux-musl -p kestrel-fuzz \
+    --no-default-features --bin model-fuzz -- --corpus target/tmp/fuzz-corpus --seconds 20 \
+    --seed 8 --save target/tmp/fuzz-failures-32 2>&1
+}
+mkdir -p target/tmp
+thirty_two > target/tmp/test-32bit.log 2>&1 &
+pid32=$!
 # The AVX2 kernels need no separate build: the default `cargo test` above finds them at run
 # time (KernelSet::detect) and checks them against the reference wherever the CPU has AVX2.
 # Nor do the AVX-512 VNNI kernels: the same run checks the `avx2-vnni` set wherever the CPU
 # has it (runtime/src/tests/variants.rs says when it does not).
 scripts/neon-test.sh
 stage "aarch64 (neon-test.sh)"
+status32=0
+wait $pid32 || status32=$?
+echo "== 32-bit (i686-unknown-linux-musl): format and runtime tests, model-file fuzzer"
+cat target/tmp/test-32bit.log
+[ "$status32" = 0 ] || { echo "32-bit stage failed (exit $status32)" >&2; exit "$status32"; }
+stage "32-bit (i686-unknown-linux-musl), beside the aarch64 stage"

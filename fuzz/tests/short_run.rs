@@ -1,7 +1,7 @@
 //! The short stable-Rust fuzzing run of the test command: writes the seed corpus (every
 //! shipped architecture at every precision, and the PSD encoders) to
 //! `target/tmp/fuzz-corpus`, where scripts/test.sh's 32-bit run finds it too, then runs
-//! `model-fuzz` on it for 30 seconds. Any panic, broken promise or hang fails the test.
+//! `model-fuzz` on it for 30 seconds (`KESTREL_FUZZ_SECONDS` to change). Any panic, broken promise or hang fails the test.
 //! The long runs are in docs/BENCHMARKS.md.
 
 use std::path::PathBuf;
