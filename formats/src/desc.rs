@@ -296,59 +296,55 @@ impl Op {
     /// Every tensor the op references, with the field it fills (what a validator or a
     /// tool walking the data section needs, without knowing the op).
     pub fn tensors(&self) -> heapless::Vec<(Field, TensorRef), MAX_OP_TENSORS> {
-        let mut v = heapless::Vec::new();
-        let mut put = |field, t| {
-            // At most MAX_OP_TENSORS per op, by the arms below.
+        type Tensors = heapless::Vec<(Field, TensorRef), MAX_OP_TENSORS>;
+        // At most MAX_OP_TENSORS per op, by the arms below, so no push can fail.
+        fn put(v: &mut Tensors, field: Field, t: TensorRef) {
             let _ = v.push((field, t));
-        };
-        let requant = |put: &mut dyn FnMut(Field, TensorRef), r: Option<Requant>| {
-            if let Some(r) = r {
-                put(Field::WeightScale, r.weight_scale);
-                put(Field::Multiplier, r.multiplier);
-                put(Field::Shift, r.shift);
-            }
-        };
+        }
+        let mut v = Tensors::new();
         match *self {
             Op::Conv2d {
                 weight,
                 bias,
-                requant: r,
+                requant,
                 ..
             }
             | Op::Linear {
                 weight,
                 bias,
-                requant: r,
+                requant,
             } => {
-                put(Field::Weight, weight);
-                put(Field::Bias, bias);
-                requant(&mut put, r);
-            }
-            Op::Tanh { table } | Op::Abs { table } => {
-                if let Some(t) = table {
-                    put(Field::Table, t);
+                put(&mut v, Field::Weight, weight);
+                put(&mut v, Field::Bias, bias);
+                if let Some(r) = requant {
+                    put(&mut v, Field::WeightScale, r.weight_scale);
+                    put(&mut v, Field::Multiplier, r.multiplier);
+                    put(&mut v, Field::Shift, r.shift);
                 }
             }
-            Op::Lcn { window, .. } => put(Field::Window, window),
-            Op::Shrink { theta } => put(Field::Theta, theta),
+            Op::Tanh { table: Some(t) } | Op::Abs { table: Some(t) } => {
+                put(&mut v, Field::Table, t)
+            }
+            Op::Lcn { window, .. } => put(&mut v, Field::Window, window),
+            Op::Shrink { theta } => put(&mut v, Field::Theta, theta),
             Op::Gain { gain, rescale } => {
-                put(Field::Gain, gain);
+                put(&mut v, Field::Gain, gain);
                 if let Some(r) = rescale {
-                    put(Field::Multiplier, r.multiplier);
-                    put(Field::Shift, r.shift);
+                    put(&mut v, Field::Multiplier, r.multiplier);
+                    put(&mut v, Field::Shift, r.shift);
                 }
             }
             Op::Lista {
                 s, theta, quant, ..
             } => {
-                put(Field::Lateral, s);
-                put(Field::Theta, theta);
+                put(&mut v, Field::Lateral, s);
+                put(&mut v, Field::Theta, theta);
                 if let Some(q) = quant {
-                    put(Field::LateralScale, q.s_scale);
-                    put(Field::Multiplier, q.input.multiplier);
-                    put(Field::Shift, q.input.shift);
-                    put(Field::Multiplier, q.output.multiplier);
-                    put(Field::Shift, q.output.shift);
+                    put(&mut v, Field::LateralScale, q.s_scale);
+                    put(&mut v, Field::ListaInput, q.input.multiplier);
+                    put(&mut v, Field::ListaInput, q.input.shift);
+                    put(&mut v, Field::ListaOutput, q.output.multiplier);
+                    put(&mut v, Field::ListaOutput, q.output.shift);
                 }
             }
             Op::Dictionary {
@@ -357,11 +353,13 @@ impl Op {
                 fista_s,
                 ..
             } => {
-                put(Field::Atoms, atoms);
-                put(Field::FistaWeight, fista_weight);
-                put(Field::FistaS, fista_s);
+                put(&mut v, Field::Atoms, atoms);
+                put(&mut v, Field::FistaWeight, fista_weight);
+                put(&mut v, Field::FistaS, fista_s);
             }
-            Op::Relu
+            Op::Tanh { table: None }
+            | Op::Abs { table: None }
+            | Op::Relu
             | Op::MaxPool2d { .. }
             | Op::AvgPool2d { .. }
             | Op::Flatten

@@ -5,7 +5,7 @@ use half::f16;
 
 use crate::desc::{DType, LayerDesc, ModelDesc, Op, Precision, QParams, Requant, Shape, TensorRef};
 use crate::header::{Header, HEADER_LEN, TENSOR_ALIGN};
-use crate::quant::{quantize_multiplier, requant_in_range, MAX_ELEMENTS};
+use crate::quant::{requant_in_range, MAX_ELEMENTS};
 use crate::{Error, Field, MAX_LAYERS};
 
 mod sparse;
@@ -465,32 +465,31 @@ fn validate<'a>(
 
 /// Every tensor has its own bytes: [`Error::TensorsOverlap`] for the first pair that
 /// shares any (empty tensors share nothing). Runs after every reference was checked in
-/// bounds, so the ends cannot overflow; computed in `u64` all the same.
+/// bounds; plain loops over at most 32 × 7 tensors, computed in `u64`.
 fn no_overlaps(desc: &ModelDesc<'_>) -> Result<(), Error> {
     let range = |t: TensorRef| {
         let start = u64::from(t.offset);
         (start, start + u64::from(t.len) * t.dtype.size() as u64)
     };
-    for (i, l) in desc.layers.iter().enumerate() {
-        let mine = l.op.tensors();
-        for (k, &(field, t)) in mine.iter().enumerate() {
-            let (a0, a1) = range(t);
-            // Earlier tensors of this layer, then every tensor of the earlier layers.
-            let earlier = mine[..k].iter().map(|&(f, t)| (i, f, t)).chain(
-                desc.layers[..i]
-                    .iter()
-                    .enumerate()
-                    .flat_map(|(j, lj)| lj.op.tensors().into_iter().map(move |(f, t)| (j, f, t))),
-            );
-            for (j, other_field, u) in earlier {
-                let (b0, b1) = range(u);
-                if a0 < a1 && b0 < b1 && a0 < b1 && b0 < a1 {
-                    return Err(Error::TensorsOverlap {
-                        layer: i,
-                        field,
-                        other_layer: j,
-                        other_field,
-                    });
+    let layers = &desc.layers;
+    for i in 0..layers.len() {
+        let mine = layers[i].op.tensors();
+        for j in 0..=i {
+            let theirs = layers[j].op.tensors();
+            for (k, &(field, a)) in mine.iter().enumerate() {
+                let (a0, a1) = range(a);
+                // Within a layer, each pair once.
+                let others = if j == i { &theirs[..k] } else { &theirs[..] };
+                for &(other_field, b) in others {
+                    let (b0, b1) = range(b);
+                    if a0 < a1 && b0 < b1 && a0 < b1 && b0 < a1 {
+                        return Err(Error::TensorsOverlap {
+                            layer: i,
+                            field,
+                            other_layer: j,
+                            other_field,
+                        });
+                    }
                 }
             }
         }
@@ -622,33 +621,46 @@ fn requant_consistent(
     (multiplier, shift): (&[i32], &[i32]),
     layer: usize,
 ) -> Result<(), Error> {
-    rescale_consistent(
-        |c| f64::from(in_scale) * f64::from(weight_scale[c]) / f64::from(out_scale),
-        (multiplier, shift),
-        (layer, Field::Multiplier),
-        false,
-    )
+    let derived = Derived {
+        num: Some(weight_scale),
+        a: in_scale,
+        den: None,
+        b: out_scale,
+        codes_in: false,
+    };
+    rescale_consistent(&derived, (multiplier, shift), (layer, Field::Multiplier))
 }
 
 /// Below this, a rescaling of int8 code differences (`|d| ≤ 255`) maps every input to 0,
 /// so the exporter may store any multiplier that small (it stores the smallest, 2⁻³²).
-pub(crate) const NEGLIGIBLE_CODE_SCALE: f64 = 1.0 / 1024.0;
+pub(crate) const NEGLIGIBLE_CODE_SCALE: f32 = 1.0 / 1024.0;
 
-/// Each channel `c`'s `(multiplier[c], shift[c])` stands for `real(c)` to within 1 part
-/// in a million ([`Error::RequantMismatch`] otherwise). `codes_in`: the rescaled values
-/// are int8 code differences, so a real below [`NEGLIGIBLE_CODE_SCALE`] may be stored as
-/// any multiplier below it too (every output is 0 either way).
+/// What a per-channel rescaling is derived from: `real[c] = num[c] · a / (den[c] · b)`
+/// (an absent `num` or `den` is 1). `codes_in`: the rescaled values are int8 code
+/// differences, so a real below [`NEGLIGIBLE_CODE_SCALE`] may be stored as any multiplier
+/// below it too (every output is 0 either way).
+pub(crate) struct Derived<'s> {
+    pub num: Option<&'s [f32]>,
+    pub a: f32,
+    pub den: Option<&'s [f32]>,
+    pub b: f32,
+    pub codes_in: bool,
+}
+
+/// Each channel `c`'s `(multiplier[c], shift[c])` stands for `derived`'s real to within
+/// 1 part in a million ([`Error::RequantMismatch`] otherwise). In f32, which every
+/// Cortex-M4F and up computes in hardware (one rounding of each of the four operands is
+/// under 10⁻⁷ relative), and one function for every rescaling, to keep firmware small.
 pub(crate) fn rescale_consistent(
-    real: impl Fn(usize) -> f64,
+    derived: &Derived<'_>,
     (multiplier, shift): (&[i32], &[i32]),
     (layer, field): (usize, Field),
-    codes_in: bool,
 ) -> Result<(), Error> {
+    let at = |v: Option<&[f32]>, c: usize| v.and_then(|v| v.get(c)).copied().unwrap_or(1.0);
     for (channel, (&m, &s)) in multiplier.iter().zip(shift).enumerate() {
-        let real = real(channel);
-        let stored = f64::from(m) * pow2(s - 31);
-        let negligible = codes_in && real < NEGLIGIBLE_CODE_SCALE;
-        let close = if negligible {
+        let real = at(derived.num, channel) * derived.a / (at(derived.den, channel) * derived.b);
+        let stored = m as f32 * pow2(s - 31);
+        let close = if derived.codes_in && real < NEGLIGIBLE_CODE_SCALE {
             stored < NEGLIGIBLE_CODE_SCALE
         } else {
             (stored - real).abs() <= real * 1e-6
@@ -659,17 +671,34 @@ pub(crate) fn rescale_consistent(
                 field,
                 channel,
                 stored: (m, s),
-                expected: quantize_multiplier(real.max(pow2(-32))).unwrap_or((0, 0)),
+                expected: multiplier_of(real),
             });
         }
     }
     Ok(())
 }
 
+/// `(multiplier, shift)` of a positive normal f32 `real` (exact: its 24-bit significand
+/// shifted into `[2^30, 2^31)`), or `(0, 0)` where the format cannot hold it.
+fn multiplier_of(real: f32) -> (i32, i32) {
+    let bits = real.to_bits();
+    let exp = ((bits >> 23) & 0xFF) as i32;
+    if real.is_sign_negative() || exp == 0 || exp == 0xFF {
+        return (0, 0);
+    }
+    // real = 1.f · 2^(exp − 127) = (significand · 2^7) · 2^(shift − 31), shift = exp − 126.
+    let significand = (bits & 0x7F_FFFF) | 0x80_0000;
+    let shift = exp - 126;
+    if !(-31..=30).contains(&shift) {
+        return (0, 0);
+    }
+    ((significand << 7) as i32, shift)
+}
+
 /// `2^e` for the shifts a requantization allows (`e` in `[-62, -1]` after range checks),
-/// exact in `f64`, without libm.
-fn pow2(e: i32) -> f64 {
-    f64::from_bits(((1023 + i64::from(e.clamp(-1022, 1023))) as u64) << 52)
+/// exact in `f32`, without libm.
+fn pow2(e: i32) -> f32 {
+    f32::from_bits(((127 + e.clamp(-126, 127)) as u32) << 23)
 }
 
 fn table(t: Option<TensorRef>, int8: bool, data: &[u8], i: usize) -> Result<Option<&[i8]>, Error> {
@@ -857,11 +886,20 @@ fn validate_layer<'a>(at: &At, l: &LayerDesc, data: &'a [u8]) -> Result<LayerKin
                 });
             }
             // A weighted mean: the weights sum to 1 (the trainer's Gaussian is normalized).
-            let sum: f64 = w.iter().map(|&v| f64::from(v)).sum();
+            // Summed in f32 (hardware on a Cortex-M4F), compensated so that even a 255×255
+            // window of equal weights sums to 1 within 10⁻⁶.
+            let (mut sum, mut carry) = (0f32, 0f32);
+            for &v in w {
+                let y = v - carry;
+                let t = sum + y;
+                carry = (t - sum) - y;
+                sum = t;
+            }
             if (sum - 1.0).abs() > 1e-3 {
                 return Err(Error::WindowSum {
                     layer: i,
-                    sum_ppm: (sum * 1e6) as i64,
+                    // Saturating cast (NaN → 0; the window is finite, checked above).
+                    sum_ppm: i64::from((sum * 1e6) as i32),
                 });
             }
             LayerKind::Lcn {

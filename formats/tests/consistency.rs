@@ -343,8 +343,8 @@ fn requantization_must_match_its_scales() {
     // 0.02 · 0.5 / 0.05 = 0.2.
     load(&int8_linear(0.5, 0.2)).unwrap();
     let err = load(&int8_linear(0.5, 0.4)).unwrap_err();
-    // From the stored f32 scales, as the exporter derives it.
-    let expected = quantize_multiplier(f64::from(0.02f32) * 0.5 / f64::from(0.05f32)).unwrap();
+    // From the stored f32 scales, in f32 as the validator computes it (weight · in / out).
+    let expected = quantize_multiplier(f64::from(0.5f32 * 0.02f32 / (1.0 * 0.05f32))).unwrap();
     assert_eq!(
         err,
         Error::RequantMismatch {

@@ -453,8 +453,11 @@ fn bad_int8_encoder_fields_are_typed_errors() {
                 field: Field::Multiplier,
                 channel: 2,
                 stored: gain_rescale(),
-                expected: quantize_multiplier(4.0 * f64::from(1.0f32 / 127.0) / f64::from(0.02f32))
-                    .unwrap(),
+                // In f32, as the validator computes it: gain · in / out.
+                expected: quantize_multiplier(f64::from(
+                    4.0f32 * (1.0f32 / 127.0) / (1.0 * 0.02f32),
+                ))
+                .unwrap(),
             },
         ),
         (
@@ -469,10 +472,9 @@ fn bad_int8_encoder_fields_are_typed_errors() {
                 field: Field::ListaInput,
                 channel: 1,
                 stored: lista_input_rescale(),
-                expected: quantize_multiplier(
-                    f64::from(0.02f32) / (f64::from(0.02f32) * f64::from(0.03f32)),
-                )
-                .unwrap(),
+                // In f32: in / (s_scale · out).
+                expected: quantize_multiplier(f64::from(1.0 * 0.02f32 / (0.02f32 * 0.03f32)))
+                    .unwrap(),
             },
         ),
     ];

@@ -6,8 +6,8 @@
 use half::f16;
 
 use super::{
-    expect_len, rescale_consistent, same_quant, same_shape, tensor, At, Lateral, LayerKind,
-    Thresholds,
+    expect_len, rescale_consistent, same_quant, same_shape, tensor, At, Derived, Lateral,
+    LayerKind, Thresholds,
 };
 use crate::desc::{DType, LayerDesc, ListaQuant, Precision, Rescale, Shape, TensorRef};
 use crate::quant::requant_in_range;
@@ -67,10 +67,15 @@ pub(crate) fn gain<'a>(
             }
             let (m, s) = rescale_tensors(r, n, data, i)?;
             // code steps of the input → of the output: gain · in scale / out scale.
-            if let (Some(inq), Some(outq)) = (at.in_quant, l.out_quant) {
-                let (a, b) = (f64::from(inq.scale), f64::from(outq.scale));
-                let real = |c: usize| f64::from(g[c]) * a / b;
-                rescale_consistent(real, (m, s), (i, Field::Multiplier), true)?;
+            if let Some((a, b)) = scales(at, l) {
+                let derived = Derived {
+                    num: Some(g),
+                    a,
+                    den: None,
+                    b,
+                    codes_in: true,
+                };
+                rescale_consistent(&derived, (m, s), (i, Field::Multiplier))?;
             }
             Some((m, s))
         }
@@ -338,20 +343,24 @@ fn lateral<'a>(
             // Row i's accumulator is in units of s_scale[i] · out scale: the input codes
             // (in scale) go in by in / (s_scale[i] · out), the result out by s_scale[i].
             if let Some((b, h)) = scales {
-                let (b, h) = (f64::from(b), f64::from(h));
-                let ss = |r: usize| f64::from(s_scale[r]);
-                rescale_consistent(
-                    |r| b / (ss(r) * h),
-                    (in_multiplier, in_shift),
-                    (i, Field::ListaInput),
-                    true,
-                )?;
-                rescale_consistent(
-                    ss,
-                    (out_multiplier, out_shift),
-                    (i, Field::ListaOutput),
-                    false,
-                )?;
+                let input = Derived {
+                    num: None,
+                    a: b,
+                    den: Some(s_scale),
+                    b: h,
+                    codes_in: true,
+                };
+                let output = Derived {
+                    num: Some(s_scale),
+                    a: 1.0,
+                    den: None,
+                    b: 1.0,
+                    codes_in: false,
+                };
+                let r = (in_multiplier, in_shift);
+                rescale_consistent(&input, r, (i, Field::ListaInput))?;
+                let r = (out_multiplier, out_shift);
+                rescale_consistent(&output, r, (i, Field::ListaOutput))?;
             }
             Lateral::I8 {
                 s: v,
