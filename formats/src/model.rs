@@ -5,7 +5,7 @@ use half::f16;
 
 use crate::desc::{DType, LayerDesc, ModelDesc, Op, Precision, QParams, Requant, Shape, TensorRef};
 use crate::header::{Header, HEADER_LEN, TENSOR_ALIGN};
-use crate::quant::{requant_in_range, MAX_ELEMENTS};
+use crate::quant::{requant_in_range, MAX_ELEMENTS, NEGLIGIBLE_CODE_SCALE};
 use crate::{Error, Field, MAX_LAYERS};
 
 mod sparse;
@@ -630,10 +630,6 @@ fn requant_consistent(
     };
     rescale_consistent(&derived, (multiplier, shift), (layer, Field::Multiplier))
 }
-
-/// Below this, a rescaling of int8 code differences (`|d| ≤ 255`) maps every input to 0,
-/// so the exporter may store any multiplier that small (it stores the smallest, 2⁻³²).
-pub(crate) const NEGLIGIBLE_CODE_SCALE: f32 = 1.0 / 1024.0;
 
 /// What a per-channel rescaling is derived from: `real[c] = num[c] · a / (den[c] · b)`
 /// (an absent `num` or `den` is 1). `codes_in`: the rescaled values are int8 code

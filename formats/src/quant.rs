@@ -42,6 +42,12 @@ pub fn quantize_multiplier(real: f64) -> Option<(i32, i32)> {
     Some((q as i32, shift))
 }
 
+/// Below this, a rescaling of int8 code differences (`|d| ≤ 255`) maps every input to 0
+/// (`255·r < 0.25`), exactly as the smallest multiplier the format holds (2⁻³²) does: the
+/// exporter stores such a rescaling as that smallest one, and the validator accepts any
+/// multiplier below it where the real one is below it too.
+pub const NEGLIGIBLE_CODE_SCALE: f32 = 1.0 / 1024.0;
+
 /// True when `(multiplier, shift)` is in the range [`requantize`] is defined for.
 pub const fn requant_in_range(multiplier: i32, shift: i32) -> bool {
     multiplier >= (1 << 30) && shift >= -31 && shift <= 30

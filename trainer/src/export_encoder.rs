@@ -254,9 +254,8 @@ fn calibrate(enc: &Dense, calib: &[Vec<u8>]) -> Result<Calibration> {
     })
 }
 
-/// Below this, a rescaling of int8 code differences (`|d| ≤ 255`) maps every input to 0
-/// (`255·r < 0.25`), exactly as the smallest multiplier the format holds (2⁻³²) does.
-const NEGLIGIBLE_CODE_SCALE: f64 = 1.0 / 1024.0;
+/// [`kestrel_format::quant::NEGLIGIBLE_CODE_SCALE`], the validator's bound, in f64.
+const NEGLIGIBLE_CODE_SCALE: f64 = kestrel_format::quant::NEGLIGIBLE_CODE_SCALE as f64;
 
 /// A per-channel rescaling by `real[c]`, or a typed error naming the layer and channel.
 /// `codes_in`: the rescaled values are int8 code differences, so a multiplier too small to
