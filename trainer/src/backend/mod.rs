@@ -4,7 +4,8 @@
 //! - [`device`]: which backend to run (`--device auto|cpu|cuda[:N]`) and probing for it;
 //! - [`ops`]: the [`Backend`] trait, every op returning a [`Result`](crate::Result);
 //! - [`geometry`]: the shapes and conventions every backend shares;
-//! - [`cpu`]: the readable reference backend that every other one is tested against.
+//! - [`cpu`]: the readable reference backend that every other one is tested against;
+//! - [`cuda`]: one NVIDIA GPU through cuBLAS and NVRTC-compiled kernels (loaded at run time).
 //!
 //! [`nn`](crate::nn) and the sparse-coding solvers are written once against [`Backend`]; a
 //! backend owns its tensors (host `Vec<f32>` for [`cpu::Cpu`], device buffers for a GPU
@@ -31,6 +32,7 @@
 //! ```
 
 pub mod cpu;
+pub mod cuda;
 pub mod device;
 pub mod geometry;
 pub mod ops;

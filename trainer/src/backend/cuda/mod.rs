@@ -1,0 +1,854 @@
+//! The CUDA backend: every [`Backend`] op on one NVIDIA GPU, through the driver API, cuBLAS
+//! and NVRTC (all loaded at run time by cudarc, so the binary runs without them and
+//! [`Cuda::new`] reports what is missing as [`Error::Device`]).
+//!
+//! Design:
+//! - tensors ([`CudaTensor`]) are device buffers of `f32`; datasets and batches move in with
+//!   [`Backend::upload_into`] into buffers allocated once, parameters and results move out
+//!   with [`Backend::download`];
+//! - every op is enqueued on one stream (the context's default stream), so ops run in call
+//!   order with no host synchronization, except [`Backend::download`] and
+//!   [`Backend::loss`], which reads back the per-sample losses and correct counts (the one
+//!   host sync of a training step);
+//! - the kernels (`kernels/*.cu`) are compiled once per [`Cuda`] by NVRTC for the device's
+//!   own compute capability and the functions are cached by name;
+//! - GEMMs go to cuBLAS (row-major through the column-major transpose identity
+//!   `Cᵀ = Bᵀ·Aᵀ`), in plain FP32 unless [`Cuda::set_tf32`] asks for TF32 tensor cores;
+//! - nothing uses floating-point atomics: every output element is written by one thread,
+//!   and every reduction (bias gradients, per-channel and per-row sums, the loss) runs in a
+//!   fixed order, so the same inputs on the same device and library versions give the same
+//!   bits (cuBLAS is deterministic on one stream: its default forbids atomics).
+//!
+//! Op → implementation:
+//! - memory: `zeros`/`upload`/`upload_into`/`download`/`copy` by driver copies, `fill` by
+//!   `fill_f32`;
+//! - `gemm`, `linear_fwd`/`linear_bwd`: cuBLAS SGEMM, bias by `bias_rows_f32`, `db` by
+//!   `channel_sum_f32`;
+//! - `conv2d_fwd`: `im2col_f32` per chunk of samples + strided-batched SGEMM onto the
+//!   `bias_rows_f32` output; `conv2d_bwd`: `channel_sum_f32` (`db`), `im2col_f32` +
+//!   `nchw_to_cnhw_f32` + one SGEMM per chunk (`dw`, chunks in order), SGEMM + `col2im_f32`
+//!   (`dx`); `conv2d_bwd_data`: strided-batched SGEMM + `col2im_f32`;
+//! - `act_*`, `dropout_*`: `activation.cu`; pooling: `pool.cu` (backward passes gather per
+//!   input element, first-maximum rule as on the CPU);
+//! - `loss`: `loss_nll_f32`/`loss_hinge_f32`, one thread per sample;
+//! - `sgd_update`, `adam_update`: `optim.cu`;
+//! - `axpby`, `add_sign`, `shrink_*`, `scale_*`: `elementwise.cu`; `dθ`, `dg`, row norms and
+//!   `normalize_columns`: `reduce.cu` (one block per output, f64 partials, fixed tree);
+//! - `lcn_fwd`/`lcn_bwd`: not implemented yet ([`Error::Backend`]).
+//!
+//! Known gaps: `gemm`'s promise that row `i` of `c` does not depend on `m` holds only as far
+//! as cuBLAS picks the same kernel for different `m` (results agree within rounding).
+
+mod blas;
+mod conv;
+pub mod kernels;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use cudarc::cublas::CudaBlas;
+use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig};
+
+use super::{Activation, Backend, ConvShape, LcnShape, LinearShape, LossOut, PoolShape, Thresh};
+use crate::config::LossKind;
+use crate::error::{Error, Result};
+
+pub use kernels::{compile_ptx, KERNEL_ENTRIES, KERNEL_SOURCES};
+
+/// Threads per block of the elementwise kernels.
+const THREADS: u32 = 256;
+/// Threads per block of the `reduce.cu` kernels (its `REDUCE_THREADS`).
+const REDUCE_THREADS: u32 = 256;
+
+/// Enqueues kernel `$name` on the backend's stream with a [`LaunchConfig`] and arguments
+/// (`&CudaSlice`, `&mut CudaSlice` or `&` of a scalar whose Rust type matches the C type:
+/// `i64` for `long long`, `i32` for `int`, `u64` for `unsigned long long`, `f32`). The
+/// arguments live until the launch returns (one expression), as cudarc requires.
+macro_rules! launch {
+    ($be:expr, $op:expr, $name:expr, $cfg:expr; $($arg:expr),* $(,)?) => {{
+        use cudarc::driver::PushKernelArg as _;
+        let f = $be.func($op, $name)?;
+        // SAFETY: each kernel's parameter list is matched by the caller's argument types,
+        // and the buffers hold the lengths the kernel indexes (checked by the callers).
+        unsafe { $be.stream.launch_builder(f)$(.arg($arg))*.launch($cfg) }
+            .map(|_| ())
+            .map_err(|e| $be.fail($op, e))
+    }};
+}
+pub(crate) use launch;
+
+/// A device buffer of `f32` on one [`Cuda`] backend.
+///
+/// The allocation holds at least one element (CUDA has no empty allocations); [`Self::len`]
+/// is the tensor's length.
+#[derive(Debug)]
+pub struct CudaTensor {
+    buf: CudaSlice<f32>,
+    len: usize,
+}
+
+impl CudaTensor {
+    /// Number of floats.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    /// True for a tensor of no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// The device buffer (possibly longer than [`Self::len`]: one element for an empty tensor).
+    pub fn slice(&self) -> &CudaSlice<f32> {
+        &self.buf
+    }
+}
+
+/// Reusable device scratch for the convolutions (`im2col` columns and transposed
+/// gradients), grown on demand; the stream orders its reuse.
+#[derive(Default)]
+struct Scratch {
+    col: Option<CudaSlice<f32>>,
+    tmp: Option<CudaSlice<f32>>,
+}
+
+/// One CUDA device: its context, stream, cuBLAS handle and compiled kernels.
+pub struct Cuda {
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    blas: CudaBlas,
+    funcs: HashMap<&'static str, CudaFunction>,
+    label: String,
+    device_name: String,
+    scratch: Mutex<Scratch>,
+}
+
+impl std::fmt::Debug for Cuda {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cuda")
+            .field("device", &self.label)
+            .field("name", &self.device_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Is the library present? (cudarc's dynamic loading panics on first use when it is not.)
+fn missing_library(device: &str) -> Option<Error> {
+    // SAFETY: each probe only tries to dlopen the library by its candidate names.
+    let checks: [(bool, &str, &str); 3] = unsafe {
+        [
+            (
+                cudarc::driver::sys::is_culib_present(),
+                "libcuda.so",
+                "the NVIDIA driver is not installed (or no GPU is visible)",
+            ),
+            (
+                cudarc::nvrtc::sys::is_culib_present(),
+                "libnvrtc.so.13",
+                "CUDA 13's NVRTC compiles the kernels: install the CUDA 13 toolkit, or \
+                 `pip install nvidia-cuda-nvrtc==13.0.88` and add its lib directory to \
+                 LD_LIBRARY_PATH",
+            ),
+            (
+                cudarc::cublas::sys::is_culib_present(),
+                "libcublas.so.13",
+                "install CUDA 13's cuBLAS (the toolkit, or `pip install nvidia-cublas`) \
+                 and add its lib directory to LD_LIBRARY_PATH",
+            ),
+        ]
+    };
+    checks
+        .iter()
+        .find(|(present, ..)| !present)
+        .map(|&(_, lib, how)| Error::Device {
+            device: device.into(),
+            message: format!("{lib} not found: {how} (or use --device cpu)"),
+        })
+}
+
+impl Cuda {
+    /// Opens device `ordinal`: creates its context, compiles the kernels for its compute
+    /// capability with NVRTC and creates a cuBLAS handle in plain FP32 mode.
+    ///
+    /// Fails with [`Error::Device`] when a library is missing (`libcuda.so`,
+    /// `libnvrtc.so.13`, `libcublas.so.13`) or there is no device `ordinal`, and with
+    /// [`Error::Backend`] when the driver, NVRTC or cuBLAS fails.
+    pub fn new(ordinal: usize) -> Result<Cuda> {
+        let label = format!("cuda:{ordinal}");
+        if let Some(e) = missing_library(&label) {
+            return Err(e);
+        }
+        let device_err = |message: String| Error::Device {
+            device: label.clone(),
+            message,
+        };
+        let count = CudaContext::device_count()
+            .map_err(|e| device_err(format!("cannot count CUDA devices: {e}")))?;
+        if ordinal >= count.max(0) as usize {
+            return Err(device_err(format!(
+                "no CUDA device with ordinal {ordinal} ({count} found)"
+            )));
+        }
+        let ctx = CudaContext::new(ordinal)
+            .map_err(|e| device_err(format!("cannot create a context: {e}")))?;
+        let backend_err = |op: &str, message: String| Error::Backend {
+            backend: label.clone(),
+            op: op.into(),
+            message,
+        };
+        let (major, minor) = ctx
+            .compute_capability()
+            .map_err(|e| backend_err("compute capability", e.to_string()))?;
+        let device_name = ctx
+            .name()
+            .map_err(|e| backend_err("device name", e.to_string()))?;
+        let stream = ctx.default_stream();
+        let mut funcs = HashMap::new();
+        for (file, ptx) in compile_ptx(&format!("compute_{major}{minor}"))? {
+            let module = ctx
+                .load_module(ptx)
+                .map_err(|e| backend_err(&format!("load {file}"), e.to_string()))?;
+            let names = KERNEL_ENTRIES
+                .iter()
+                .find(|(f, _)| *f == file)
+                .map_or(&[][..], |(_, n)| n);
+            for &name in names {
+                let f = module
+                    .load_function(name)
+                    .map_err(|e| backend_err(&format!("load {file}: {name}"), e.to_string()))?;
+                funcs.insert(name, f);
+            }
+        }
+        let blas =
+            CudaBlas::new(stream.clone()).map_err(|e| backend_err("cuBLAS", format!("{e:?}")))?;
+        let mut be = Cuda {
+            ctx,
+            stream,
+            blas,
+            funcs,
+            label,
+            device_name,
+            scratch: Mutex::new(Scratch::default()),
+        };
+        be.set_tf32(false)?;
+        Ok(be)
+    }
+
+    /// The device's name (`NVIDIA H100 80GB HBM3`).
+    pub fn device_name(&self) -> String {
+        self.device_name.clone()
+    }
+
+    /// Waits until every enqueued op has finished (for timings; downloads sync by themselves).
+    pub fn synchronize(&self) -> Result<()> {
+        self.stream
+            .synchronize()
+            .map_err(|e| self.fail("synchronize", e))
+    }
+
+    /// cuBLAS math mode: `true` lets SGEMMs use TF32 tensor cores (10-bit mantissa inputs,
+    /// much faster on Ampere and later), `false` (the default) keeps plain FP32. Either way
+    /// results are deterministic on one device; TF32 ones differ from the CPU's by more than
+    /// the conformance tolerances allow for FP32.
+    pub fn set_tf32(&mut self, on: bool) -> Result<()> {
+        use cudarc::cublas::sys::{cublasMath_t, cublasSetMathMode};
+        let mode = if on {
+            cublasMath_t::CUBLAS_TF32_TENSOR_OP_MATH
+        } else {
+            cublasMath_t::CUBLAS_DEFAULT_MATH
+        };
+        // SAFETY: the handle is alive for `self`'s lifetime.
+        unsafe { cublasSetMathMode(*self.blas.handle(), mode) }
+            .result()
+            .map_err(|e| self.fail("cuBLAS math mode", format!("{e:?}")))
+    }
+
+    /// An [`Error::Backend`] for `op`.
+    fn fail(&self, op: &str, e: impl std::fmt::Display) -> Error {
+        Error::Backend {
+            backend: self.label.clone(),
+            op: op.into(),
+            message: e.to_string(),
+        }
+    }
+
+    /// The loaded kernel `name`.
+    fn func(&self, op: &str, name: &str) -> Result<&CudaFunction> {
+        self.funcs
+            .get(name)
+            .ok_or_else(|| self.fail(op, format!("kernel {name} is not loaded")))
+    }
+
+    /// An op this backend does not have yet.
+    fn unimplemented(op: &str) -> Error {
+        Error::Backend {
+            backend: "cuda".into(),
+            op: op.into(),
+            message: "not implemented on CUDA yet".into(),
+        }
+    }
+
+    /// A device buffer of at least one float.
+    fn alloc(&self, op: &str, len: usize) -> Result<CudaSlice<f32>> {
+        self.stream
+            .alloc_zeros::<f32>(len.max(1))
+            .map_err(|e| self.fail(&format!("{op}: alloc {len} floats"), e))
+    }
+
+    /// The scratch buffers, locked (one op at a time uses them).
+    fn scratch(&self) -> MutexGuard<'_, Scratch> {
+        self.scratch
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// `slot`, grown to at least `len` floats.
+    fn grow<'s>(
+        &self,
+        op: &str,
+        slot: &'s mut Option<CudaSlice<f32>>,
+        len: usize,
+    ) -> Result<&'s mut CudaSlice<f32>> {
+        if slot.as_ref().is_none_or(|s| s.len() < len) {
+            *slot = None; // free the old buffer first
+            *slot = Some(self.alloc(op, len)?);
+        }
+        Ok(slot.as_mut().expect("just filled"))
+    }
+
+    /// Fails unless the lengths agree (ops trust their callers, but a wrong length on the
+    /// device would be an out-of-bounds access rather than a panic).
+    fn same_len(&self, op: &str, lens: &[usize]) -> Result<()> {
+        if lens.windows(2).all(|w| w[0] == w[1]) {
+            Ok(())
+        } else {
+            Err(self.fail(op, format!("tensor lengths differ: {lens:?}")))
+        }
+    }
+
+    /// Checks that `t` holds `want` floats.
+    fn has_len(&self, op: &str, what: &str, t: &CudaTensor, want: usize) -> Result<()> {
+        if t.len == want {
+            Ok(())
+        } else {
+            Err(self.fail(op, format!("{what} has {} floats, expected {want}", t.len)))
+        }
+    }
+}
+
+/// A grid-stride launch over `n` elements.
+fn grid(n: usize) -> LaunchConfig {
+    let blocks = n.div_ceil(THREADS as usize).clamp(1, 1 << 20) as u32;
+    LaunchConfig {
+        grid_dim: (blocks, 1, 1),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// One `reduce.cu` block per output value.
+fn per_block(outputs: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (outputs as u32, 1, 1),
+        block_dim: (REDUCE_THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// `act_fwd_f32`'s `kind`.
+fn act_kind(f: Activation) -> i32 {
+    match f {
+        Activation::Relu => 0,
+        Activation::Tanh => 1,
+        Activation::Abs => 2,
+    }
+}
+
+/// A per-channel threshold as `shrink_*_f32` arguments: `(theta buffer, channels, inner,
+/// scalar)`; a scalar threshold passes `x` as an unread buffer and `channels = 0`.
+fn thresh_args<'t>(
+    theta: Thresh<'t, CudaTensor>,
+    x: &'t CudaTensor,
+) -> (&'t CudaSlice<f32>, i32, i64, f32) {
+    match theta {
+        Thresh::Scalar(t) => (&x.buf, 0, 1, t),
+        Thresh::PerChannel { theta, inner } => (&theta.buf, theta.len as i32, inner as i64, 0.0),
+    }
+}
+
+impl Backend for Cuda {
+    type Tensor = CudaTensor;
+
+    fn name(&self) -> &'static str {
+        "cuda"
+    }
+
+    fn zeros(&self, len: usize) -> Result<CudaTensor> {
+        Ok(CudaTensor {
+            buf: self.alloc("zeros", len)?,
+            len,
+        })
+    }
+    fn upload(&self, data: &[f32]) -> Result<CudaTensor> {
+        let mut t = self.zeros(data.len())?;
+        self.upload_into(&mut t, data)?;
+        Ok(t)
+    }
+    fn upload_into(&self, t: &mut CudaTensor, data: &[f32]) -> Result<()> {
+        self.same_len("upload_into", &[t.len, data.len()])?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.stream
+            .memcpy_htod(data, &mut t.buf)
+            .map_err(|e| self.fail("upload_into", e))
+    }
+    fn download(&self, t: &CudaTensor) -> Result<Vec<f32>> {
+        if t.len == 0 {
+            return Ok(Vec::new());
+        }
+        self.stream
+            .clone_dtoh(&t.buf.slice(..t.len))
+            .map_err(|e| self.fail("download", e))
+    }
+    fn len(&self, t: &CudaTensor) -> usize {
+        t.len
+    }
+    fn fill(&self, t: &mut CudaTensor, value: f32) -> Result<()> {
+        let n = t.len as i64;
+        launch!(self, "fill", "fill_f32", grid(t.len); &mut t.buf, &n, &value)
+    }
+    fn copy(&self, src: &CudaTensor, dst: &mut CudaTensor) -> Result<()> {
+        self.same_len("copy", &[src.len, dst.len])?;
+        if src.len == 0 {
+            return Ok(());
+        }
+        self.stream
+            .memcpy_dtod(&src.buf.slice(..src.len), &mut dst.buf.slice_mut(..src.len))
+            .map_err(|e| self.fail("copy", e))
+    }
+
+    fn conv2d_fwd(
+        &self,
+        s: &ConvShape,
+        n: usize,
+        x: &CudaTensor,
+        w: &CudaTensor,
+        b: &CudaTensor,
+        y: &mut CudaTensor,
+    ) -> Result<()> {
+        self.conv_fwd(s, n, x, w, b, y)
+    }
+    fn conv2d_bwd(
+        &self,
+        s: &ConvShape,
+        n: usize,
+        x: &CudaTensor,
+        w: &CudaTensor,
+        dy: &CudaTensor,
+        dx: Option<&mut CudaTensor>,
+        dw: &mut CudaTensor,
+        db: &mut CudaTensor,
+    ) -> Result<()> {
+        self.conv_bwd(s, n, x, w, dy, dx, dw, db)
+    }
+    fn conv2d_bwd_data(
+        &self,
+        s: &ConvShape,
+        n: usize,
+        w: &CudaTensor,
+        dy: &CudaTensor,
+        dx: &mut CudaTensor,
+    ) -> Result<()> {
+        self.conv_bwd_data(s, n, w, dy, dx)
+    }
+
+    fn linear_fwd(
+        &self,
+        s: &LinearShape,
+        n: usize,
+        x: &CudaTensor,
+        w: &CudaTensor,
+        b: &CudaTensor,
+        y: &mut CudaTensor,
+    ) -> Result<()> {
+        self.linear_forward(s, n, x, w, b, y)
+    }
+    fn linear_bwd(
+        &self,
+        s: &LinearShape,
+        n: usize,
+        x: &CudaTensor,
+        w: &CudaTensor,
+        dy: &CudaTensor,
+        dx: Option<&mut CudaTensor>,
+        dw: &mut CudaTensor,
+        db: &mut CudaTensor,
+    ) -> Result<()> {
+        self.linear_backward(s, n, x, w, dy, dx, dw, db)
+    }
+
+    fn act_fwd(&self, f: Activation, x: &CudaTensor, y: &mut CudaTensor) -> Result<()> {
+        self.same_len("act_fwd", &[x.len, y.len])?;
+        let (n, kind) = (x.len as i64, act_kind(f));
+        launch!(self, "act_fwd", "act_fwd_f32", grid(x.len); &mut y.buf, &x.buf, &n, &kind)
+    }
+    fn act_bwd(
+        &self,
+        f: Activation,
+        x: &CudaTensor,
+        y: &CudaTensor,
+        dy: &CudaTensor,
+        dx: &mut CudaTensor,
+    ) -> Result<()> {
+        self.same_len("act_bwd", &[x.len, y.len, dy.len, dx.len])?;
+        let (n, kind) = (x.len as i64, act_kind(f));
+        launch!(self, "act_bwd", "act_bwd_f32", grid(x.len);
+            &mut dx.buf, &x.buf, &y.buf, &dy.buf, &n, &kind)
+    }
+
+    fn maxpool_fwd(
+        &self,
+        s: &PoolShape,
+        n: usize,
+        x: &CudaTensor,
+        y: &mut CudaTensor,
+    ) -> Result<()> {
+        self.pool("maxpool_fwd", "maxpool_fwd_f32", s, n, None, x, y, true)
+    }
+    fn maxpool_bwd(
+        &self,
+        s: &PoolShape,
+        n: usize,
+        x: &CudaTensor,
+        dy: &CudaTensor,
+        dx: &mut CudaTensor,
+    ) -> Result<()> {
+        self.pool(
+            "maxpool_bwd",
+            "maxpool_bwd_f32",
+            s,
+            n,
+            Some(x),
+            dy,
+            dx,
+            false,
+        )
+    }
+    fn avgpool_fwd(
+        &self,
+        s: &PoolShape,
+        n: usize,
+        x: &CudaTensor,
+        y: &mut CudaTensor,
+    ) -> Result<()> {
+        self.pool("avgpool_fwd", "avgpool_fwd_f32", s, n, None, x, y, true)
+    }
+    fn avgpool_bwd(
+        &self,
+        s: &PoolShape,
+        n: usize,
+        dy: &CudaTensor,
+        dx: &mut CudaTensor,
+    ) -> Result<()> {
+        self.pool("avgpool_bwd", "avgpool_bwd_f32", s, n, None, dy, dx, false)
+    }
+
+    fn lcn_fwd(
+        &self,
+        _s: &LcnShape,
+        _n: usize,
+        _window: &CudaTensor,
+        _x: &CudaTensor,
+        _y: &mut CudaTensor,
+    ) -> Result<()> {
+        Err(Self::unimplemented("lcn_fwd"))
+    }
+    fn lcn_bwd(
+        &self,
+        _s: &LcnShape,
+        _n: usize,
+        _window: &CudaTensor,
+        _x: &CudaTensor,
+        _dy: &CudaTensor,
+        _dx: &mut CudaTensor,
+    ) -> Result<()> {
+        Err(Self::unimplemented("lcn_bwd"))
+    }
+
+    fn dropout_fwd(&self, p: f32, seed: u64, x: &CudaTensor, y: &mut CudaTensor) -> Result<()> {
+        self.same_len("dropout_fwd", &[x.len, y.len])?;
+        let (n, scale) = (x.len as i64, 1.0f32 / (1.0 - p));
+        launch!(self, "dropout_fwd", "dropout_fwd_f32", grid(x.len);
+            &mut y.buf, &x.buf, &n, &seed, &p, &scale)
+    }
+    fn dropout_bwd(&self, p: f32, seed: u64, dy: &CudaTensor, dx: &mut CudaTensor) -> Result<()> {
+        self.same_len("dropout_bwd", &[dy.len, dx.len])?;
+        let (n, scale) = (dy.len as i64, 1.0f32 / (1.0 - p));
+        launch!(self, "dropout_bwd", "dropout_bwd_f32", grid(dy.len);
+            &mut dx.buf, &dy.buf, &n, &seed, &p, &scale)
+    }
+
+    fn loss(
+        &self,
+        kind: LossKind,
+        classes: usize,
+        logits: &CudaTensor,
+        labels: &[u8],
+        dlogits: &mut CudaTensor,
+    ) -> Result<LossOut> {
+        let n = labels.len();
+        self.same_len("loss", &[logits.len, dlogits.len, n * classes])?;
+        if n == 0 {
+            return Ok(LossOut {
+                loss: 0.0,
+                correct: 0,
+            });
+        }
+        let op = "loss";
+        let labels_dev = self
+            .stream
+            .clone_htod(labels)
+            .map_err(|e| self.fail("loss: labels", e))?;
+        let mut per = self
+            .stream
+            .alloc_zeros::<f64>(2 * n)
+            .map_err(|e| self.fail("loss: alloc", e))?;
+        let name = match kind {
+            LossKind::Nll => "loss_nll_f32",
+            LossKind::Hinge => "loss_hinge_f32",
+        };
+        let (ni, ci, inv_n) = (n as i32, classes as i32, 1.0f32 / n as f32);
+        let cfg = LaunchConfig {
+            grid_dim: (n.div_ceil(128) as u32, 1, 1),
+            block_dim: (128, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        launch!(self, op, name, cfg;
+            &mut dlogits.buf, &mut per, &logits.buf, &labels_dev, &ni, &ci, &inv_n)?;
+        let host = self
+            .stream
+            .clone_dtoh(&per)
+            .map_err(|e| self.fail("loss: download", e))?;
+        let total: f64 = host[..n].iter().sum();
+        let correct = host[n..].iter().filter(|&&c| c > 0.5).count();
+        Ok(LossOut {
+            loss: (total / n as f64) as f32,
+            correct,
+        })
+    }
+
+    fn sgd_update(
+        &self,
+        w: &mut CudaTensor,
+        v: &mut CudaTensor,
+        g: &CudaTensor,
+        lr: f32,
+        momentum: f32,
+        decay: f32,
+    ) -> Result<()> {
+        self.same_len("sgd_update", &[w.len, v.len, g.len])?;
+        let n = w.len as i64;
+        launch!(self, "sgd_update", "sgd_update_f32", grid(w.len);
+            &mut w.buf, &mut v.buf, &g.buf, &n, &lr, &momentum, &decay)
+    }
+
+    fn adam_update(
+        &self,
+        w: &mut CudaTensor,
+        m: &mut CudaTensor,
+        v: &mut CudaTensor,
+        g: &CudaTensor,
+        lr: f32,
+        (b1, b2): (f32, f32),
+        eps: f32,
+        t: u32,
+    ) -> Result<()> {
+        self.same_len("adam_update", &[w.len, m.len, v.len, g.len])?;
+        // The bias corrections exactly as the CPU backend computes them (f32 `powi`).
+        let t = t.max(1) as i32;
+        let (c1, c2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
+        let n = w.len as i64;
+        launch!(self, "adam_update", "adam_update_f32", grid(w.len);
+            &mut w.buf, &mut m.buf, &mut v.buf, &g.buf, &n, &lr, &b1, &b2, &eps, &c1, &c2)
+    }
+
+    fn gemm(
+        &self,
+        ta: bool,
+        tb: bool,
+        m: usize,
+        n: usize,
+        k: usize,
+        alpha: f32,
+        a: &CudaTensor,
+        b: &CudaTensor,
+        beta: f32,
+        c: &mut CudaTensor,
+    ) -> Result<()> {
+        self.gemm_tensors(ta, tb, m, n, k, alpha, a, b, beta, c)
+    }
+
+    fn axpby(&self, alpha: f32, x: &CudaTensor, beta: f32, y: &mut CudaTensor) -> Result<()> {
+        self.same_len("axpby", &[x.len, y.len])?;
+        let n = x.len as i64;
+        launch!(self, "axpby", "axpby_f32", grid(x.len); &mut y.buf, &x.buf, &n, &alpha, &beta)
+    }
+    fn add_sign(&self, alpha: f32, x: &CudaTensor, y: &mut CudaTensor) -> Result<()> {
+        self.same_len("add_sign", &[x.len, y.len])?;
+        let n = x.len as i64;
+        launch!(self, "add_sign", "add_sign_f32", grid(x.len); &mut y.buf, &x.buf, &n, &alpha)
+    }
+    fn shrink_fwd(
+        &self,
+        theta: Thresh<'_, CudaTensor>,
+        x: &CudaTensor,
+        y: &mut CudaTensor,
+    ) -> Result<()> {
+        self.same_len("shrink_fwd", &[x.len, y.len])?;
+        let (th, channels, inner, scalar) = thresh_args(theta, x);
+        let n = x.len as i64;
+        launch!(self, "shrink_fwd", "shrink_fwd_f32", grid(x.len);
+            &mut y.buf, &x.buf, &n, th, &channels, &inner, &scalar)
+    }
+    fn shrink_bwd(
+        &self,
+        theta: Thresh<'_, CudaTensor>,
+        x: &CudaTensor,
+        dy: &CudaTensor,
+        dx: &mut CudaTensor,
+        dtheta: Option<&mut CudaTensor>,
+    ) -> Result<()> {
+        let op = "shrink_bwd";
+        self.same_len(op, &[x.len, dy.len, dx.len])?;
+        let (th, channels, inner, scalar) = thresh_args(theta, x);
+        let n = x.len as i64;
+        launch!(self, op, "shrink_bwd_f32", grid(x.len);
+            &mut dx.buf, &x.buf, &dy.buf, &n, th, &channels, &inner, &scalar)?;
+        if let (Some(dt), Thresh::PerChannel { .. }) = (dtheta, theta) {
+            self.has_len(op, "dtheta", dt, channels as usize)?;
+            if channels > 0 {
+                launch!(self, op, "shrink_dtheta_f32", per_block(channels as usize);
+                    &mut dt.buf, th, &x.buf, &dy.buf, &n, &channels, &inner)?;
+            }
+        }
+        Ok(())
+    }
+    fn scale_fwd(
+        &self,
+        inner: usize,
+        g: &CudaTensor,
+        x: &CudaTensor,
+        y: &mut CudaTensor,
+    ) -> Result<()> {
+        self.same_len("scale_fwd", &[x.len, y.len])?;
+        let (n, channels, inner) = (x.len as i64, g.len as i32, inner as i64);
+        launch!(self, "scale_fwd", "scale_fwd_f32", grid(x.len);
+            &mut y.buf, &g.buf, &x.buf, &n, &channels, &inner)
+    }
+    fn scale_bwd(
+        &self,
+        inner: usize,
+        g: &CudaTensor,
+        x: &CudaTensor,
+        dy: &CudaTensor,
+        dx: &mut CudaTensor,
+        dg: Option<&mut CudaTensor>,
+    ) -> Result<()> {
+        let op = "scale_bwd";
+        self.same_len(op, &[x.len, dy.len, dx.len])?;
+        let (n, channels, inner) = (x.len as i64, g.len as i32, inner as i64);
+        launch!(self, op, "scale_fwd_f32", grid(x.len);
+            &mut dx.buf, &g.buf, &dy.buf, &n, &channels, &inner)?;
+        if let Some(dg) = dg {
+            self.has_len(op, "dg", dg, g.len)?;
+            if g.len > 0 {
+                launch!(self, op, "channel_dot_f32", per_block(g.len);
+                    &mut dg.buf, &x.buf, &dy.buf, &n, &channels, &inner)?;
+            }
+        }
+        Ok(())
+    }
+    fn row_sq_norms(
+        &self,
+        rows: usize,
+        cols: usize,
+        x: &CudaTensor,
+        out: &mut CudaTensor,
+    ) -> Result<()> {
+        self.row_reduce("row_sq_norms", "row_sq_norms_f32", rows, cols, x, out)
+    }
+    fn row_abs_sums(
+        &self,
+        rows: usize,
+        cols: usize,
+        x: &CudaTensor,
+        out: &mut CudaTensor,
+    ) -> Result<()> {
+        self.row_reduce("row_abs_sums", "row_abs_sums_f32", rows, cols, x, out)
+    }
+    fn normalize_columns(&self, rows: usize, cols: usize, d: &mut CudaTensor) -> Result<()> {
+        let op = "normalize_columns";
+        self.has_len(op, "d", d, rows * cols)?;
+        if cols == 0 || rows == 0 {
+            return Ok(());
+        }
+        let (r, c) = (rows as i64, cols as i64);
+        launch!(self, op, "normalize_columns_f32", per_block(cols); &mut d.buf, &r, &c)
+    }
+}
+
+impl Cuda {
+    /// `out[r] = Σ_c f(x[r, c])` by `kernel`, one block per row.
+    fn row_reduce(
+        &self,
+        op: &str,
+        kernel: &str,
+        rows: usize,
+        cols: usize,
+        x: &CudaTensor,
+        out: &mut CudaTensor,
+    ) -> Result<()> {
+        self.has_len(op, "x", x, rows * cols)?;
+        self.has_len(op, "out", out, rows)?;
+        if rows == 0 {
+            return Ok(());
+        }
+        let c = cols as i64;
+        launch!(self, op, kernel, per_block(rows); &mut out.buf, &x.buf, &c)
+    }
+
+    /// A pooling kernel over `n` samples: forward (`src` = `x [n, c, in_h, in_w]`, `dst` =
+    /// `y`) or backward (`src` = `dy`, `dst` = `dx`, `x` for max pooling's argmax).
+    #[allow(clippy::too_many_arguments)]
+    fn pool(
+        &self,
+        op: &str,
+        kernel: &str,
+        s: &PoolShape,
+        n: usize,
+        x: Option<&CudaTensor>,
+        src: &CudaTensor,
+        dst: &mut CudaTensor,
+        forward: bool,
+    ) -> Result<()> {
+        let (src_len, dst_len) = if forward {
+            (n * s.in_len(), n * s.out_len())
+        } else {
+            (n * s.out_len(), n * s.in_len())
+        };
+        self.has_len(op, "input", src, src_len)?;
+        self.has_len(op, "output", dst, dst_len)?;
+        if let Some(x) = x {
+            self.has_len(op, "x", x, n * s.in_len())?;
+        }
+        let planes = (n * s.c) as i64;
+        let [ih, iw, k, st, oh, ow] =
+            [s.in_h, s.in_w, s.kernel, s.stride, s.out_h, s.out_w].map(|v| v as i32);
+        let cfg = grid(dst_len);
+        match x {
+            Some(x) => launch!(self, op, kernel, cfg;
+                &mut dst.buf, &x.buf, &src.buf, &planes, &ih, &iw, &k, &st, &oh, &ow),
+            None => launch!(self, op, kernel, cfg;
+                &mut dst.buf, &src.buf, &planes, &ih, &iw, &k, &st, &oh, &ow),
+        }
+    }
+}
