@@ -2,7 +2,9 @@
 """The peer for benches/train_vs_pytorch.sh: the network of an architecture file
 (examples/archs/lenet.toml by default), built layer by layer from its [[layer]] list so it is
 the same network Kestrel trains, with the same optimizer settings, batch size and split size,
-on CPU.
+on the CPU, or on a CUDA GPU (`--device cuda`: the whole dataset uploaded to the GPU once, so
+only training is timed; eager, or `--compile` for torch.compile; an untimed warm-up epoch first
+so that CUDA's and the compiler's start-up are not counted).
 
 Prints one JSON line: {"epoch_seconds": [...], "test_accuracy": ..., "threads": ...}.
 Only the training loop is timed (data loading and evaluation are not), as in Kestrel's
@@ -75,23 +77,36 @@ def main():
     ap.add_argument("--schedule", choices=["exponential", "cosine"], default="exponential")
     ap.add_argument("--factor", type=float, default=1000.0)
     ap.add_argument("--flip", action="store_true")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the network")
+    ap.add_argument("--warmup", type=int, default=None,
+                    help="untimed epochs first (default: 1 on CUDA or with --compile, else 0)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
+    dev = torch.device(a.device)
+    cuda = dev.type == "cuda"
+    if cuda:
+        # Plain FP32 GEMMs and convolutions, as Kestrel's default (no TF32).
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cudnn.benchmark = True
+    warmup = a.warmup if a.warmup is not None else (1 if cuda or a.compile else 0)
 
     xtr = idx(find(a.data, "train-images-idx3-ubyte")).astype(np.float32) / 255.0
     ytr = idx(find(a.data, "train-labels-idx1-ubyte")).astype(np.int64)
     xte = idx(find(a.data, "t10k-images-idx3-ubyte")).astype(np.float32) / 255.0
     yte = idx(find(a.data, "t10k-labels-idx1-ubyte")).astype(np.int64)
     mean, std = xtr.mean(), xtr.std()
-    xtr = torch.from_numpy((xtr[: a.train_images] - mean) / std).unsqueeze(1)
-    ytr = torch.from_numpy(ytr[: a.train_images])
-    xte = torch.from_numpy((xte - mean) / std).unsqueeze(1)
-    yte = torch.from_numpy(yte)
+    xtr = torch.from_numpy((xtr[: a.train_images] - mean) / std).unsqueeze(1).to(dev)
+    ytr = torch.from_numpy(ytr[: a.train_images]).to(dev)
+    xte = torch.from_numpy((xte - mean) / std).unsqueeze(1).to(dev)
+    yte = torch.from_numpy(yte).to(dev)
 
     with open(a.arch, "rb") as f:
         arch = tomllib.load(f)
-    net = build(arch)
+    net = build(arch).to(dev)
+    model = torch.compile(net) if a.compile else net
     train = arch.get("train", {})
     opt = torch.optim.SGD(net.parameters(), lr=a.lr, momentum=train.get("momentum", 0.9),
                           weight_decay=train.get("weight_decay", 5e-4))
@@ -105,27 +120,35 @@ def main():
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: lo + 0.5 * (1 - lo) * (1 + math.cos(math.pi * s / total)))
     times = []
-    for epoch in range(a.epochs):
-        perm = torch.randperm(len(xtr))
-        net.train()
+    for epoch in range(warmup + a.epochs):
+        perm = torch.randperm(len(xtr), device=dev)
+        model.train()
+        if cuda:
+            torch.cuda.synchronize(dev)
         t = time.perf_counter()
         for s in range(steps):
             b = perm[s * a.batch: (s + 1) * a.batch]
             opt.zero_grad(set_to_none=True)
             xb = xtr[b]
             if a.flip:
-                m = torch.rand(len(b)) < 0.5
+                m = torch.rand(len(b), device=dev) < 0.5
                 xb = torch.where(m[:, None, None, None], xb.flip(3), xb)
-            loss = loss_fn(net(xb), ytr[b])
+            loss = loss_fn(model(xb), ytr[b])
             loss.backward()
             opt.step()
             sched.step()
-        times.append(time.perf_counter() - t)
-    net.eval()
+        if cuda:
+            torch.cuda.synchronize(dev)
+        if epoch >= warmup:
+            times.append(time.perf_counter() - t)
+    model.eval()
     with torch.no_grad():
-        acc = (net(xte).argmax(1) == yte).float().mean().item()
+        acc = sum((model(xte[i:i + 1000]).argmax(1) == yte[i:i + 1000]).sum().item()
+                  for i in range(0, len(xte), 1000)) / len(xte)
     print(json.dumps({"arch": arch["name"], "params": sum(p.numel() for p in net.parameters()),
                       "epoch_seconds": times, "test_accuracy": acc, "threads": a.threads,
+                      "device": str(dev), "compile": a.compile, "warmup_epochs": warmup,
+                      "gpu": torch.cuda.get_device_name(dev) if cuda else None,
                       "torch": torch.__version__}))
 
 

@@ -25,3 +25,10 @@ if command -v rustup >/dev/null; then
     rustup target list --installed | grep -qx "$t" || rustup target add "$t"
   done
 fi
+# NVRTC 13.0 from PyPI (no GPU needed): the test command compiles every CUDA kernel to PTX
+# with it (trainer/tests/cuda_kernels.rs); scripts/test.sh puts it on LD_LIBRARY_PATH.
+nvrtc="$(cd "$(dirname "$0")/.." && pwd)/target/nvrtc"
+if [ "$(uname -m)" = x86_64 ] && [ ! -e "$nvrtc/nvidia/cu13/lib/libnvrtc.so.13" ]; then
+  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
+    --target "$nvrtc" 'nvidia-cuda-nvrtc==13.0.88'
+fi

@@ -32,6 +32,10 @@ command -v qemu-system-arm >/dev/null || { echo "qemu-system-arm missing: apt-ge
 # qemu-system-arm (M4 DSP and M55 Helium; about a minute on two cores).
 scripts/mcu-kernel-check.sh
 stage "precision features and Cortex-M kernel checks"
+# NVRTC from the PyPI wheel install-deps.sh fetched: trainer/tests/cuda_kernels.rs compiles
+# every CUDA kernel to PTX, and fails (instead of skipping) when NVRTC cannot be loaded.
+export LD_LIBRARY_PATH="$PWD/target/nvrtc/nvidia/cu13/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export KESTREL_REQUIRE_NVRTC=1
 cargo test --workspace --no-fail-fast 2>&1
 stage "cargo test --workspace"
 # The format and runtime on a 32-bit target (Cortex-M's usize width), natively: every size

@@ -84,9 +84,13 @@ enum Cmd {
         /// random init's standard deviation.
         #[arg(long, default_value = "1")]
         init_scale: String,
-        /// auto, cpu or cuda[:N].
+        /// auto, cpu or cuda[:N] (auto: CUDA device 0 when there is one, else the CPU).
         #[arg(long, default_value = "auto")]
         device: String,
+        /// Let cuBLAS use TF32 tensor cores for float GEMMs (CUDA only; faster, ~10-bit
+        /// mantissa products, results no longer match the CPU backend's tolerances).
+        #[arg(long)]
+        tf32: bool,
         /// Threads (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
@@ -171,6 +175,19 @@ enum Cmd {
     Firmware {
         #[command(subcommand)]
         cmd: FirmwareCmd,
+    },
+    /// Every backend op, the sparse-coding solvers and a LeNet training step on a device,
+    /// against the CPU reference within stated tolerances; exits 1 when any check fails.
+    Conformance {
+        /// auto, cpu or cuda[:N].
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// Seed of the random inputs.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print one JSON object (device, checks, failed) instead of the table.
+        #[arg(long)]
+        json: bool,
     },
     /// Finite-difference check of every layer's gradients (or of a PSD encoder's).
     Gradcheck {
@@ -278,6 +295,13 @@ enum PsdCmd {
         /// Mean removal only, no contrast normalization.
         #[arg(long)]
         no_contrast: bool,
+        /// auto, cpu or cuda[:N] (auto: CUDA device 0 when there is one, else the CPU).
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// Let cuBLAS use TF32 tensor cores for float GEMMs (CUDA only; faster, ~10-bit
+        /// mantissa products, results no longer match the CPU backend's tolerances).
+        #[arg(long)]
+        tf32: bool,
         /// Threads (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
@@ -356,6 +380,37 @@ fn usage(message: &str) -> ! {
     .exit()
 }
 
+/// Runs `$job` with `$be` bound to the backend `--device` names (`auto` resolved, with a
+/// one-line notice when it falls back to the CPU), after printing which device runs.
+macro_rules! on_backend {
+    ($device:expr, $tf32:expr, |$be:ident| $job:expr) => {{
+        let (device, notice) = Device::select($device)?;
+        match device {
+            Device::Cpu => {
+                match notice {
+                    Some(why) => println!("device: cpu (auto: {why})"),
+                    None => println!("device: cpu"),
+                }
+                if $tf32 {
+                    println!("note: --tf32 applies to CUDA devices only; ignored on the CPU");
+                }
+                let $be = kestrel_trainer::backend::cpu::Cpu::new();
+                $job
+            }
+            Device::Cuda(i) => {
+                let mut $be = kestrel_trainer::backend::cuda::Cuda::new(i)?;
+                $be.set_tf32($tf32)?;
+                println!(
+                    "device: cuda:{i} ({}{})",
+                    $be.device_name(),
+                    if $tf32 { ", TF32 GEMMs" } else { "" }
+                );
+                $job
+            }
+        }
+    }};
+}
+
 fn threads(n: Option<usize>) {
     if let Some(n) = n {
         // Only fails if a pool exists already, which it cannot at this point.
@@ -398,6 +453,7 @@ fn run(cli: Cli) -> Result<()> {
             init_from,
             init_scale,
             device,
+            tf32,
             threads: t,
         } => {
             threads(t);
@@ -428,11 +484,38 @@ fn run(cli: Cli) -> Result<()> {
                     None => None,
                 },
             };
-            // `check` lets through only what this build can run, which today is the CPU.
-            let device = device.parse::<Device>()?.check()?;
-            println!("device: {device}");
-            train::train(kestrel_trainer::backend::cpu::Cpu::new(), &opts)?;
+            on_backend!(&device, tf32, |be| train::train(be, &opts))?;
             print_report(&report::write(&opts.out, &[], None)?);
+            Ok(())
+        }
+        Cmd::Conformance { device, seed, json } => {
+            use kestrel_trainer::backend::conformance;
+            let checks = on_backend!(&device, false, |be| conformance::run(be, seed))?;
+            let failed = checks.iter().filter(|c| !c.passed).count();
+            if json {
+                let rows: Vec<_> = checks
+                    .iter()
+                    .map(|c| {
+                        serde_json::json!({
+                            "op": c.op, "case": c.case, "output": c.output,
+                            "elements": c.elements, "max_abs_err": c.max_abs_err,
+                            "worst": c.worst, "tol_abs": c.tol.abs, "tol_rel": c.tol.rel,
+                            "passed": c.passed,
+                        })
+                    })
+                    .collect();
+                let all = serde_json::json!({"checks": rows, "failed": failed});
+                println!("{all}");
+            } else {
+                print!("{}", conformance::table(&checks));
+            }
+            if failed > 0 {
+                eprintln!(
+                    "error: {failed} of {} conformance checks failed",
+                    checks.len()
+                );
+                std::process::exit(1);
+            }
             Ok(())
         }
         Cmd::Export {
@@ -726,6 +809,8 @@ fn run_psd(cmd: PsdCmd) -> Result<()> {
             encoder_patches,
             target,
             no_contrast,
+            device,
+            tf32,
             threads: t,
         } => {
             threads(t);
@@ -745,7 +830,7 @@ fn run_psd(cmd: PsdCmd) -> Result<()> {
             if no_contrast {
                 o.contrast = None;
             }
-            let m = psd::train::train(&kestrel_trainer::backend::cpu::Cpu::new(), &o)?;
+            let m = on_backend!(&device, tf32, |be| psd::train::train(&be, &o))?;
             let l = m.meta.history.last();
             println!(
                 "wrote {} and {} ({} epochs, {} encoder, {} atoms; last epoch E(x,h*) {:.4}, E(x,g(x)) {:.4}, non-zeros {:.1}%)",

@@ -394,3 +394,95 @@ fn a_model_over_the_default_limits_is_refused() {
         );
     }
 }
+
+/// `--device` on the training commands: `auto` says which device it chose (and why not
+/// CUDA), an explicit `cuda` that cannot run is a clear error and never a panic, and a
+/// device name that is not one is refused; `kestrel conformance` runs the suite.
+#[test]
+fn device_choice_is_explicit_and_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |name: &str| tmp.path().join(name).to_string_lossy().into_owned();
+    tiny_idx(tmp.path(), 64);
+    let dir = tmp.path().to_string_lossy().into_owned();
+    let train = |device: &str| {
+        kestrel(&[
+            "train",
+            "--arch",
+            "lenet5",
+            "--data",
+            &dir,
+            "--epochs",
+            "1",
+            "--out",
+            &p("c"),
+            "--device",
+            device,
+        ])
+    };
+    let psd = |device: &str| {
+        kestrel(&[
+            "psd",
+            "train",
+            "--data",
+            &dir,
+            "--patch",
+            "5",
+            "--atoms",
+            "8",
+            "--encoder",
+            "shrink",
+            "--epochs",
+            "1",
+            "--patches",
+            "64",
+            "--encoder-epochs",
+            "0",
+            "--out",
+            &p("p"),
+            "--device",
+            device,
+        ])
+    };
+    match kestrel_trainer::backend::device::cuda_devices() {
+        Err(why) => {
+            println!("no CUDA on this machine ({why}): checking the fallback and the errors");
+            for (ok, stdout, stderr) in [train("auto"), psd("auto")] {
+                assert!(ok, "{stderr}");
+                assert!(
+                    stdout.contains(&format!("device: cpu (auto: {why})")),
+                    "{stdout}"
+                );
+            }
+            for (ok, stdout, stderr) in [train("cuda"), psd("cuda:1")] {
+                assert!(!ok, "{stdout}");
+                assert!(
+                    stderr.contains("error: device cuda:")
+                        && stderr.contains(&why)
+                        && stderr.contains("use --device cpu or auto")
+                        && !stderr.contains("panicked"),
+                    "{stderr}"
+                );
+            }
+        }
+        Ok(n) => {
+            println!("{n} CUDA device(s): checking that auto picks cuda:0");
+            let (ok, stdout, stderr) = train("auto");
+            assert!(
+                ok && stdout.contains("device: cuda:0 ("),
+                "{stdout}{stderr}"
+            );
+            let (ok, _, stderr) = train(&format!("cuda:{n}"));
+            assert!(!ok && stderr.contains("the CUDA driver sees"), "{stderr}");
+        }
+    }
+    let (ok, _, stderr) = train("gpu");
+    assert!(
+        !ok && stderr.contains("expected auto, cpu, cuda or cuda:N"),
+        "{stderr}"
+    );
+    let (ok, stdout, stderr) = kestrel(&["conformance", "--device", "cpu"]);
+    assert!(
+        ok && stdout.contains(" checks, 0 failed"),
+        "{stdout}{stderr}"
+    );
+}

@@ -31,6 +31,7 @@
 //! # Ok::<(), kestrel_trainer::Error>(())
 //! ```
 
+pub mod conformance;
 pub mod cpu;
 pub mod cuda;
 pub mod device;
