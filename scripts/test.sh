@@ -6,7 +6,8 @@
 # qemu-system-arm, and runs the runtime's tests again with the aarch64 NEON kernels under
 # qemu-user (the variant-vs-reference property tests run on each variant's real instruction
 # set; the x86-64 sets, AVX2 and AVX2 + VNNI, are checked by the default run, which detects
-# them at run time).
+# them at run time). The CUDA kernels are compiled to PTX by NVRTC (from PyPI; no GPU needed);
+# the CUDA backend itself runs only on a GPU machine (scripts/gpu-check.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Each stage's wall time, so that CI's 20-minute budget can be spent knowingly.
