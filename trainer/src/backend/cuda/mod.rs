@@ -34,7 +34,8 @@
 //! - `sgd_update`, `adam_update`: `optim.cu`;
 //! - `axpby`, `add_sign`, `shrink_*`, `scale_*`: `elementwise.cu`; `dθ`, `dg`, row norms and
 //!   `normalize_columns`: `reduce.cu` (one block per output, f64 partials, fixed tree);
-//! - `lcn_fwd`/`lcn_bwd`: not implemented yet ([`Error::Backend`]).
+//! - `lcn_fwd`/`lcn_bwd`: `lcn.cu`, one block per sample (window sums as gathers in the
+//!   CPU's tap order, f64 trees for the whole-plane sums).
 //!
 //! Known gaps: `gemm`'s promise that row `i` of `c` does not depend on `m` holds only as far
 //! as cuBLAS picks the same kernel for different `m` (results agree within rounding).
@@ -59,6 +60,10 @@ pub use kernels::{compile_ptx, KERNEL_ENTRIES, KERNEL_SOURCES};
 const THREADS: u32 = 256;
 /// Threads per block of the `reduce.cu` kernels (its `REDUCE_THREADS`).
 const REDUCE_THREADS: u32 = 256;
+/// Threads per block of the `lcn.cu` kernels (its `LCN_THREADS`).
+const LCN_THREADS: u32 = 256;
+/// Scratch planes of `h·w` floats per sample for `lcn.cu` (its `LCN_PLANES`).
+const LCN_PLANES: usize = 6;
 
 /// Enqueues kernel `$name` on the backend's stream with a [`LaunchConfig`] and arguments
 /// (`&CudaSlice`, `&mut CudaSlice` or `&` of a scalar whose Rust type matches the C type:
@@ -275,15 +280,6 @@ impl Cuda {
         self.funcs
             .get(name)
             .ok_or_else(|| self.fail(op, format!("kernel {name} is not loaded")))
-    }
-
-    /// An op this backend does not have yet.
-    fn unimplemented(op: &str) -> Error {
-        Error::Backend {
-            backend: "cuda".into(),
-            op: op.into(),
-            message: "not implemented on CUDA yet".into(),
-        }
     }
 
     /// A device buffer of at least one float.
@@ -554,24 +550,31 @@ impl Backend for Cuda {
 
     fn lcn_fwd(
         &self,
-        _s: &LcnShape,
-        _n: usize,
-        _window: &CudaTensor,
-        _x: &CudaTensor,
-        _y: &mut CudaTensor,
+        s: &LcnShape,
+        n: usize,
+        window: &CudaTensor,
+        x: &CudaTensor,
+        y: &mut CudaTensor,
     ) -> Result<()> {
-        Err(Self::unimplemented("lcn_fwd"))
+        let op = "lcn_fwd";
+        self.has_len(op, "x", x, n * s.len())?;
+        self.has_len(op, "y", y, n * s.len())?;
+        self.lcn(op, s, n, window, x, None, y)
     }
     fn lcn_bwd(
         &self,
-        _s: &LcnShape,
-        _n: usize,
-        _window: &CudaTensor,
-        _x: &CudaTensor,
-        _dy: &CudaTensor,
-        _dx: &mut CudaTensor,
+        s: &LcnShape,
+        n: usize,
+        window: &CudaTensor,
+        x: &CudaTensor,
+        dy: &CudaTensor,
+        dx: &mut CudaTensor,
     ) -> Result<()> {
-        Err(Self::unimplemented("lcn_bwd"))
+        let op = "lcn_bwd";
+        self.has_len(op, "x", x, n * s.len())?;
+        self.has_len(op, "dy", dy, n * s.len())?;
+        self.has_len(op, "dx", dx, n * s.len())?;
+        self.lcn(op, s, n, window, x, Some(dy), dx)
     }
 
     fn dropout_fwd(&self, p: f32, seed: u64, x: &CudaTensor, y: &mut CudaTensor) -> Result<()> {
@@ -797,6 +800,40 @@ impl Backend for Cuda {
 }
 
 impl Cuda {
+    /// LCN, one block per sample with [`LCN_PLANES`] scratch planes each: the forward
+    /// (`dy = None`, `out = y`) or the gradient (`out = dx`).
+    #[allow(clippy::too_many_arguments)]
+    fn lcn(
+        &self,
+        op: &str,
+        s: &LcnShape,
+        n: usize,
+        window: &CudaTensor,
+        x: &CudaTensor,
+        dy: Option<&CudaTensor>,
+        out: &mut CudaTensor,
+    ) -> Result<()> {
+        self.has_len(op, "window", window, s.size * s.size)?;
+        if n == 0 || s.is_empty() {
+            return Ok(());
+        }
+        let mut guard = self.scratch();
+        let scratch = self.grow(op, &mut guard.tmp, n * LCN_PLANES * s.h * s.w)?;
+        let [c, h, w, size] = [s.c, s.h, s.w, s.size].map(|v| v as i32);
+        let cfg = LaunchConfig {
+            grid_dim: (n as u32, 1, 1),
+            block_dim: (LCN_THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        match dy {
+            None => launch!(self, op, "lcn_fwd_f32", cfg;
+                &mut out.buf, &x.buf, &window.buf, &mut *scratch, &c, &h, &w, &size, &s.eps),
+            Some(dy) => launch!(self, op, "lcn_bwd_f32", cfg;
+                &mut out.buf, &x.buf, &dy.buf, &window.buf, &mut *scratch,
+                &c, &h, &w, &size, &s.eps),
+        }
+    }
+
     /// `out[r] = Σ_c f(x[r, c])` by `kernel`, one block per row.
     fn row_reduce(
         &self,
