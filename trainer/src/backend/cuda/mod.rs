@@ -208,9 +208,14 @@ impl Cuda {
         let stream = ctx.default_stream();
         let mut funcs = HashMap::new();
         for (file, ptx) in compile_ptx(&format!("compute_{major}{minor}"))? {
-            let module = ctx
-                .load_module(ptx)
-                .map_err(|e| backend_err(&format!("load {file}"), e.to_string()))?;
+            // The driver JIT-compiles the PTX: a driver older than NVRTC 13's PTX ISA
+            // (CUDA 13 needs driver 580 or newer) cannot use this backend at all.
+            let module = ctx.load_module(ptx).map_err(|e| {
+                device_err(format!(
+                    "cannot load the kernels ({file}): {e} (CUDA 13 kernels need NVIDIA \
+                     driver 580 or newer)"
+                ))
+            })?;
             let names = KERNEL_ENTRIES
                 .iter()
                 .find(|(f, _)| *f == file)
@@ -886,6 +891,54 @@ impl Cuda {
                 &mut dst.buf, &x.buf, &src.buf, &planes, &ih, &iw, &k, &st, &oh, &ow),
             None => launch!(self, op, kernel, cfg;
                 &mut dst.buf, &src.buf, &planes, &ih, &iw, &k, &st, &oh, &ow),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `extern "C" __global__` kernel in the sources is listed in [`KERNEL_ENTRIES`]
+    /// and vice versa (checked on the text, so it runs without NVRTC).
+    #[test]
+    fn kernel_list_matches_the_sources() {
+        for (file, src) in KERNEL_SOURCES {
+            let defined: Vec<&str> = src
+                .split("extern \"C\" __global__ void ")
+                .skip(1)
+                .map(|rest| rest.split('(').next().unwrap_or("").trim())
+                .collect();
+            let (_, listed) = KERNEL_ENTRIES
+                .iter()
+                .find(|(f, _)| f == file)
+                .unwrap_or_else(|| panic!("{file} has no KERNEL_ENTRIES row"));
+            assert_eq!(&defined, listed, "{file}");
+            assert!(
+                !src.contains("#include"),
+                "{file}: NVRTC has no headers here"
+            );
+            for name in defined {
+                assert!(name.ends_with("_f32"), "{file}: {name}");
+            }
+        }
+    }
+
+    #[test]
+    fn row_major_leading_dimensions() {
+        let g = blas::RowMajor::single(false, true, 3, 4, 5, 1.0, 0.0);
+        assert_eq!((g.lda, g.ldb, g.ldc), (5, 5, 4));
+        let g = blas::RowMajor::single(true, false, 3, 4, 5, 1.0, 0.0);
+        assert_eq!((g.lda, g.ldb, g.ldc), (3, 4, 4));
+    }
+
+    #[test]
+    fn no_library_no_panic() {
+        // Here (no driver) the probe names libcuda.so; with CUDA it finds nothing missing.
+        // SAFETY: a dlopen probe.
+        if !unsafe { cudarc::driver::sys::is_culib_present() } {
+            let e = missing_library("cuda:0").expect("libcuda.so is missing");
+            assert!(e.to_string().contains("libcuda.so"), "{e}");
         }
     }
 }
