@@ -37,6 +37,10 @@
 //! - `lcn_fwd`/`lcn_bwd`: `lcn.cu`, one block per sample (window sums as gathers in the
 //!   CPU's tap order, f64 trees for the whole-plane sums).
 //!
+//! Testing without a GPU: `tests/cuda_kernels.rs` compiles every kernel with NVRTC, and
+//! runs them on the host (`host_check/`: g++, threads for a block's threads, a naive SGEMM
+//! for cuBLAS, the same launch sequence as this module) against the CPU backend.
+//!
 //! Known gaps: `gemm`'s promise that row `i` of `c` does not depend on `m` holds only as far
 //! as cuBLAS picks the same kernel for different `m` (results agree within rounding).
 
