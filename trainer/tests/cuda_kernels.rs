@@ -12,7 +12,9 @@ use std::process::Command;
 
 use kestrel_trainer::backend::cpu::Cpu;
 use kestrel_trainer::backend::cuda::{self, Cuda, KERNEL_ENTRIES, KERNEL_SOURCES};
-use kestrel_trainer::backend::{Backend, ConvShape, LcnShape, LinearShape, PoolShape, Thresh};
+use kestrel_trainer::backend::{
+    Activation, Backend, ConvShape, LcnShape, LinearShape, PoolShape, Thresh,
+};
 use kestrel_trainer::config::LossKind;
 use kestrel_trainer::Error;
 
@@ -300,6 +302,49 @@ fn dump_cpu_reference(dir: &Path) {
     ] {
         dump(k, v);
     }
+    // gemm, every transpose combination, accumulating into c (β ≠ 0): m = 3, n = 4, k = 5
+    let (a, b, c0) = (rnd(15, 18, false), rnd(20, 19, false), rnd(12, 20, false));
+    dump("gemm_a", &a);
+    dump("gemm_b", &b);
+    dump("gemm_c0", &c0);
+    for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+        let mut c = c0.clone();
+        be.gemm(ta, tb, 3, 4, 5, 0.5, &a, &b, 0.25, &mut c).unwrap();
+        dump(&format!("gemm_{}{}", ta as u8, tb as u8), &c);
+    }
+    // activations (with zeros), optimizers, axpby, add_sign
+    let mut x = rnd(40, 21, true);
+    x.extend([30.0, -30.0, 5e-5, -5e-5]);
+    let dy = rnd(x.len(), 22, false);
+    dump("act_x", &x);
+    dump("act_dy", &dy);
+    for (f, name) in [
+        (Activation::Relu, "relu"),
+        (Activation::Tanh, "tanh"),
+        (Activation::Abs, "abs"),
+    ] {
+        let (mut y, mut dx) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+        be.act_fwd(f, &x, &mut y).unwrap();
+        be.act_bwd(f, &x, &y, &dy, &mut dx).unwrap();
+        dump(&format!("{name}_y"), &y);
+        dump(&format!("{name}_dx"), &dx);
+    }
+    let (mut w, mut v) = (x.clone(), dy.clone());
+    be.sgd_update(&mut w, &mut v, &dy, 0.1, 0.9, 0.01).unwrap();
+    dump("sgd_w", &w);
+    dump("sgd_v", &v);
+    let (mut w, mut m, mut v) = (x.clone(), dy.clone(), vec![0.5; x.len()]);
+    be.adam_update(&mut w, &mut m, &mut v, &dy, 0.01, (0.9, 0.999), 1e-8, 3)
+        .unwrap();
+    dump("adam_w", &w);
+    dump("adam_m", &m);
+    dump("adam_v", &v);
+    let mut y = dy.clone();
+    be.axpby(0.5, &x, -2.0, &mut y).unwrap();
+    dump("axpby_y", &y);
+    let mut y = dy.clone();
+    be.add_sign(0.5, &x, &mut y).unwrap();
+    dump("sign_y", &y);
 }
 
 #[test]

@@ -150,6 +150,43 @@ int main(int argc, char** argv) {
         cmp("sh_y", y, "sh_y", 0); cmp("sh_dx", dx, "sh_dx", 0); cmp("sh_dth", dth, "sh_dth"); cmp("sc_dx", dxg, "sc_dx", 0);
         cmp("sc_dg", dg, "sc_dg"); cmp("rn", rn, "rn"); cmp("ra", ra, "ra"); cmp("ncol", d, "ncol");
     }
+    // ---- gemm (mirror of blas.rs's gemm_tensors) ----
+    {
+        V a = load("gemm_a"), b = load("gemm_b"), c0 = load("gemm_c0");
+        for (int ta = 0; ta < 2; ta++) for (int tb = 0; tb < 2; tb++) {
+            V c = c0;
+            rm_gemm(single(ta, tb, 3, 4, 5, 0.5f, 0.25f), a.data(), b.data(), c.data());
+            string name = "gemm_" + to_string(ta) + to_string(tb);
+            cmp(name, c, name);
+        }
+    }
+    // ---- activations, optimizers, axpby, add_sign ----
+    {
+        V x = load("act_x"), dy = load("act_dy");
+        long long l = x.size();
+        const char* names[3] = {"relu", "tanh", "abs"};
+        for (int kind = 0; kind < 3; kind++) {
+            V y(l), dx(l);
+            launch(grid(l), 256, [&] { act_fwd_f32(y.data(), x.data(), l, kind); });
+            launch(grid(l), 256, [&] { act_bwd_f32(dx.data(), x.data(), y.data(), dy.data(), l, kind); });
+            cmp(string(names[kind]) + "_y", y, string(names[kind]) + "_y", kind == 1 ? 1e-7 : 0);
+            cmp(string(names[kind]) + "_dx", dx, string(names[kind]) + "_dx", kind == 1 ? 1e-6 : 0);
+        }
+        V w = x, v = dy;
+        launch(grid(l), 256, [&] { sgd_update_f32(w.data(), v.data(), dy.data(), l, 0.1f, 0.9f, 0.01f); });
+        cmp("sgd_w", w, "sgd_w", 0); cmp("sgd_v", v, "sgd_v", 0);
+        // c1, c2 as ops.rs computes them (f32 powi(3) = repeated products).
+        float b1 = 0.9f, b2 = 0.999f, c1 = 1.0f - b1 * b1 * b1, c2 = 1.0f - b2 * b2 * b2;
+        V m = dy, va(l, 0.5f); w = x;
+        launch(grid(l), 256, [&] { adam_update_f32(w.data(), m.data(), va.data(), dy.data(), l, 0.01f, b1, b2, 1e-8f, c1, c2); });
+        cmp("adam_w", w, "adam_w", 1e-7); cmp("adam_m", m, "adam_m", 0); cmp("adam_v", va, "adam_v", 0);
+        V y = dy;
+        launch(grid(l), 256, [&] { axpby_f32(y.data(), x.data(), l, 0.5f, -2.0f); });
+        cmp("axpby_y", y, "axpby_y", 0);
+        y = dy;
+        launch(grid(l), 256, [&] { add_sign_f32(y.data(), x.data(), l, 0.5f); });
+        cmp("sign_y", y, "sign_y", 0);
+    }
     printf("%d failures\n", fails);
     return fails != 0;
 }
