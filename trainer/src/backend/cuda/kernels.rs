@@ -18,6 +18,7 @@ pub const KERNEL_SOURCES: &[(&str, &str)] = &[
     ("conv.cu", include_str!("kernels/conv.cu")),
     ("reduce.cu", include_str!("kernels/reduce.cu")),
     ("loss.cu", include_str!("kernels/loss.cu")),
+    ("lcn.cu", include_str!("kernels/lcn.cu")),
 ];
 
 /// The `extern "C"` kernels each file defines, `(file name, kernel names)`: what
@@ -67,6 +68,7 @@ pub const KERNEL_ENTRIES: &[(&str, &[&str])] = &[
         ],
     ),
     ("loss.cu", &["loss_nll_f32", "loss_hinge_f32"]),
+    ("lcn.cu", &["lcn_fwd_f32", "lcn_bwd_f32"]),
 ];
 
 /// True when NVRTC's library (`libnvrtc.so.13`) can be loaded. cudarc panics on the first

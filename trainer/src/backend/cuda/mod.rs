@@ -1,5 +1,5 @@
-//! The CUDA backend: every [`Backend`] op on one NVIDIA GPU, through the driver API, cuBLAS
-//! and NVRTC (all loaded at run time by cudarc, so the binary runs without them and
+//! The CUDA backend: every [`Backend`] op on one NVIDIA GPU, through the driver API,
+//! cuBLAS and NVRTC (all loaded at run time by cudarc, so the binary runs without them and
 //! [`Cuda::new`] reports what is missing as [`Error::Device`]).
 //!
 //! Design:
@@ -34,14 +34,25 @@
 //! - `sgd_update`, `adam_update`: `optim.cu`;
 //! - `axpby`, `add_sign`, `shrink_*`, `scale_*`: `elementwise.cu`; `dθ`, `dg`, row norms and
 //!   `normalize_columns`: `reduce.cu` (one block per output, f64 partials, fixed tree);
-//! - `lcn_fwd`/`lcn_bwd`: not implemented yet ([`Error::Backend`]).
+//! - `lcn_fwd`/`lcn_bwd`: `lcn.cu`, one block per sample (window sums as gathers in the
+//!   CPU's tap order, f64 trees for the whole-plane sums).
+//!
+//! Testing without a GPU: `tests/cuda_kernels.rs` compiles every kernel with NVRTC, and
+//! runs them on the host (`host_check/`: g++, threads for a block's threads, a naive SGEMM
+//! for cuBLAS, the same launch sequence as this module) against the CPU backend.
 //!
 //! Known gaps: `gemm`'s promise that row `i` of `c` does not depend on `m` holds only as far
 //! as cuBLAS picks the same kernel for different `m` (results agree within rounding).
+//!
+//! [`Backend`]: crate::backend::Backend
+//! [`Backend::upload_into`]: crate::backend::Backend::upload_into
+//! [`Backend::download`]: crate::backend::Backend::download
+//! [`Backend::loss`]: crate::backend::Backend::loss
 
 mod blas;
 mod conv;
 pub mod kernels;
+mod ops;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -49,8 +60,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use cudarc::cublas::CudaBlas;
 use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig};
 
-use super::{Activation, Backend, ConvShape, LcnShape, LinearShape, LossOut, PoolShape, Thresh};
-use crate::config::LossKind;
 use crate::error::{Error, Result};
 
 pub use kernels::{compile_ptx, KERNEL_ENTRIES, KERNEL_SOURCES};
@@ -59,6 +68,10 @@ pub use kernels::{compile_ptx, KERNEL_ENTRIES, KERNEL_SOURCES};
 const THREADS: u32 = 256;
 /// Threads per block of the `reduce.cu` kernels (its `REDUCE_THREADS`).
 const REDUCE_THREADS: u32 = 256;
+/// Threads per block of the `lcn.cu` kernels (its `LCN_THREADS`).
+const LCN_THREADS: u32 = 256;
+/// Scratch planes of `h·w` floats per sample for `lcn.cu` (its `LCN_PLANES`).
+const LCN_PLANES: usize = 6;
 
 /// Enqueues kernel `$name` on the backend's stream with a [`LaunchConfig`] and arguments
 /// (`&CudaSlice`, `&mut CudaSlice` or `&` of a scalar whose Rust type matches the C type:
@@ -203,9 +216,14 @@ impl Cuda {
         let stream = ctx.default_stream();
         let mut funcs = HashMap::new();
         for (file, ptx) in compile_ptx(&format!("compute_{major}{minor}"))? {
-            let module = ctx
-                .load_module(ptx)
-                .map_err(|e| backend_err(&format!("load {file}"), e.to_string()))?;
+            // The driver JIT-compiles the PTX: a driver older than NVRTC 13's PTX ISA
+            // (CUDA 13 needs driver 580 or newer) cannot use this backend at all.
+            let module = ctx.load_module(ptx).map_err(|e| {
+                device_err(format!(
+                    "cannot load the kernels ({file}): {e} (CUDA 13 kernels need NVIDIA \
+                     driver 580 or newer)"
+                ))
+            })?;
             let names = KERNEL_ENTRIES
                 .iter()
                 .find(|(f, _)| *f == file)
@@ -277,15 +295,6 @@ impl Cuda {
             .ok_or_else(|| self.fail(op, format!("kernel {name} is not loaded")))
     }
 
-    /// An op this backend does not have yet.
-    fn unimplemented(op: &str) -> Error {
-        Error::Backend {
-            backend: "cuda".into(),
-            op: op.into(),
-            message: "not implemented on CUDA yet".into(),
-        }
-    }
-
     /// A device buffer of at least one float.
     fn alloc(&self, op: &str, len: usize) -> Result<CudaSlice<f32>> {
         self.stream
@@ -353,502 +362,50 @@ fn per_block(outputs: usize) -> LaunchConfig {
     }
 }
 
-/// `act_fwd_f32`'s `kind`.
-fn act_kind(f: Activation) -> i32 {
-    match f {
-        Activation::Relu => 0,
-        Activation::Tanh => 1,
-        Activation::Abs => 2,
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// A per-channel threshold as `shrink_*_f32` arguments: `(theta buffer, channels, inner,
-/// scalar)`; a scalar threshold passes `x` as an unread buffer and `channels = 0`.
-fn thresh_args<'t>(
-    theta: Thresh<'t, CudaTensor>,
-    x: &'t CudaTensor,
-) -> (&'t CudaSlice<f32>, i32, i64, f32) {
-    match theta {
-        Thresh::Scalar(t) => (&x.buf, 0, 1, t),
-        Thresh::PerChannel { theta, inner } => (&theta.buf, theta.len as i32, inner as i64, 0.0),
-    }
-}
-
-impl Backend for Cuda {
-    type Tensor = CudaTensor;
-
-    fn name(&self) -> &'static str {
-        "cuda"
-    }
-
-    fn zeros(&self, len: usize) -> Result<CudaTensor> {
-        Ok(CudaTensor {
-            buf: self.alloc("zeros", len)?,
-            len,
-        })
-    }
-    fn upload(&self, data: &[f32]) -> Result<CudaTensor> {
-        let mut t = self.zeros(data.len())?;
-        self.upload_into(&mut t, data)?;
-        Ok(t)
-    }
-    fn upload_into(&self, t: &mut CudaTensor, data: &[f32]) -> Result<()> {
-        self.same_len("upload_into", &[t.len, data.len()])?;
-        if data.is_empty() {
-            return Ok(());
-        }
-        self.stream
-            .memcpy_htod(data, &mut t.buf)
-            .map_err(|e| self.fail("upload_into", e))
-    }
-    fn download(&self, t: &CudaTensor) -> Result<Vec<f32>> {
-        if t.len == 0 {
-            return Ok(Vec::new());
-        }
-        self.stream
-            .clone_dtoh(&t.buf.slice(..t.len))
-            .map_err(|e| self.fail("download", e))
-    }
-    fn len(&self, t: &CudaTensor) -> usize {
-        t.len
-    }
-    fn fill(&self, t: &mut CudaTensor, value: f32) -> Result<()> {
-        let n = t.len as i64;
-        launch!(self, "fill", "fill_f32", grid(t.len); &mut t.buf, &n, &value)
-    }
-    fn copy(&self, src: &CudaTensor, dst: &mut CudaTensor) -> Result<()> {
-        self.same_len("copy", &[src.len, dst.len])?;
-        if src.len == 0 {
-            return Ok(());
-        }
-        self.stream
-            .memcpy_dtod(&src.buf.slice(..src.len), &mut dst.buf.slice_mut(..src.len))
-            .map_err(|e| self.fail("copy", e))
-    }
-
-    fn conv2d_fwd(
-        &self,
-        s: &ConvShape,
-        n: usize,
-        x: &CudaTensor,
-        w: &CudaTensor,
-        b: &CudaTensor,
-        y: &mut CudaTensor,
-    ) -> Result<()> {
-        self.conv_fwd(s, n, x, w, b, y)
-    }
-    fn conv2d_bwd(
-        &self,
-        s: &ConvShape,
-        n: usize,
-        x: &CudaTensor,
-        w: &CudaTensor,
-        dy: &CudaTensor,
-        dx: Option<&mut CudaTensor>,
-        dw: &mut CudaTensor,
-        db: &mut CudaTensor,
-    ) -> Result<()> {
-        self.conv_bwd(s, n, x, w, dy, dx, dw, db)
-    }
-    fn conv2d_bwd_data(
-        &self,
-        s: &ConvShape,
-        n: usize,
-        w: &CudaTensor,
-        dy: &CudaTensor,
-        dx: &mut CudaTensor,
-    ) -> Result<()> {
-        self.conv_bwd_data(s, n, w, dy, dx)
-    }
-
-    fn linear_fwd(
-        &self,
-        s: &LinearShape,
-        n: usize,
-        x: &CudaTensor,
-        w: &CudaTensor,
-        b: &CudaTensor,
-        y: &mut CudaTensor,
-    ) -> Result<()> {
-        self.linear_forward(s, n, x, w, b, y)
-    }
-    fn linear_bwd(
-        &self,
-        s: &LinearShape,
-        n: usize,
-        x: &CudaTensor,
-        w: &CudaTensor,
-        dy: &CudaTensor,
-        dx: Option<&mut CudaTensor>,
-        dw: &mut CudaTensor,
-        db: &mut CudaTensor,
-    ) -> Result<()> {
-        self.linear_backward(s, n, x, w, dy, dx, dw, db)
-    }
-
-    fn act_fwd(&self, f: Activation, x: &CudaTensor, y: &mut CudaTensor) -> Result<()> {
-        self.same_len("act_fwd", &[x.len, y.len])?;
-        let (n, kind) = (x.len as i64, act_kind(f));
-        launch!(self, "act_fwd", "act_fwd_f32", grid(x.len); &mut y.buf, &x.buf, &n, &kind)
-    }
-    fn act_bwd(
-        &self,
-        f: Activation,
-        x: &CudaTensor,
-        y: &CudaTensor,
-        dy: &CudaTensor,
-        dx: &mut CudaTensor,
-    ) -> Result<()> {
-        self.same_len("act_bwd", &[x.len, y.len, dy.len, dx.len])?;
-        let (n, kind) = (x.len as i64, act_kind(f));
-        launch!(self, "act_bwd", "act_bwd_f32", grid(x.len);
-            &mut dx.buf, &x.buf, &y.buf, &dy.buf, &n, &kind)
-    }
-
-    fn maxpool_fwd(
-        &self,
-        s: &PoolShape,
-        n: usize,
-        x: &CudaTensor,
-        y: &mut CudaTensor,
-    ) -> Result<()> {
-        self.pool("maxpool_fwd", "maxpool_fwd_f32", s, n, None, x, y, true)
-    }
-    fn maxpool_bwd(
-        &self,
-        s: &PoolShape,
-        n: usize,
-        x: &CudaTensor,
-        dy: &CudaTensor,
-        dx: &mut CudaTensor,
-    ) -> Result<()> {
-        self.pool(
-            "maxpool_bwd",
-            "maxpool_bwd_f32",
-            s,
-            n,
-            Some(x),
-            dy,
-            dx,
-            false,
-        )
-    }
-    fn avgpool_fwd(
-        &self,
-        s: &PoolShape,
-        n: usize,
-        x: &CudaTensor,
-        y: &mut CudaTensor,
-    ) -> Result<()> {
-        self.pool("avgpool_fwd", "avgpool_fwd_f32", s, n, None, x, y, true)
-    }
-    fn avgpool_bwd(
-        &self,
-        s: &PoolShape,
-        n: usize,
-        dy: &CudaTensor,
-        dx: &mut CudaTensor,
-    ) -> Result<()> {
-        self.pool("avgpool_bwd", "avgpool_bwd_f32", s, n, None, dy, dx, false)
-    }
-
-    fn lcn_fwd(
-        &self,
-        _s: &LcnShape,
-        _n: usize,
-        _window: &CudaTensor,
-        _x: &CudaTensor,
-        _y: &mut CudaTensor,
-    ) -> Result<()> {
-        Err(Self::unimplemented("lcn_fwd"))
-    }
-    fn lcn_bwd(
-        &self,
-        _s: &LcnShape,
-        _n: usize,
-        _window: &CudaTensor,
-        _x: &CudaTensor,
-        _dy: &CudaTensor,
-        _dx: &mut CudaTensor,
-    ) -> Result<()> {
-        Err(Self::unimplemented("lcn_bwd"))
-    }
-
-    fn dropout_fwd(&self, p: f32, seed: u64, x: &CudaTensor, y: &mut CudaTensor) -> Result<()> {
-        self.same_len("dropout_fwd", &[x.len, y.len])?;
-        let (n, scale) = (x.len as i64, 1.0f32 / (1.0 - p));
-        launch!(self, "dropout_fwd", "dropout_fwd_f32", grid(x.len);
-            &mut y.buf, &x.buf, &n, &seed, &p, &scale)
-    }
-    fn dropout_bwd(&self, p: f32, seed: u64, dy: &CudaTensor, dx: &mut CudaTensor) -> Result<()> {
-        self.same_len("dropout_bwd", &[dy.len, dx.len])?;
-        let (n, scale) = (dy.len as i64, 1.0f32 / (1.0 - p));
-        launch!(self, "dropout_bwd", "dropout_bwd_f32", grid(dy.len);
-            &mut dx.buf, &dy.buf, &n, &seed, &p, &scale)
-    }
-
-    fn loss(
-        &self,
-        kind: LossKind,
-        classes: usize,
-        logits: &CudaTensor,
-        labels: &[u8],
-        dlogits: &mut CudaTensor,
-    ) -> Result<LossOut> {
-        let n = labels.len();
-        self.same_len("loss", &[logits.len, dlogits.len, n * classes])?;
-        if n == 0 {
-            return Ok(LossOut {
-                loss: 0.0,
-                correct: 0,
-            });
-        }
-        let op = "loss";
-        let labels_dev = self
-            .stream
-            .clone_htod(labels)
-            .map_err(|e| self.fail("loss: labels", e))?;
-        let mut per = self
-            .stream
-            .alloc_zeros::<f64>(2 * n)
-            .map_err(|e| self.fail("loss: alloc", e))?;
-        let name = match kind {
-            LossKind::Nll => "loss_nll_f32",
-            LossKind::Hinge => "loss_hinge_f32",
-        };
-        let (ni, ci, inv_n) = (n as i32, classes as i32, 1.0f32 / n as f32);
-        let cfg = LaunchConfig {
-            grid_dim: (n.div_ceil(128) as u32, 1, 1),
-            block_dim: (128, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        launch!(self, op, name, cfg;
-            &mut dlogits.buf, &mut per, &logits.buf, &labels_dev, &ni, &ci, &inv_n)?;
-        let host = self
-            .stream
-            .clone_dtoh(&per)
-            .map_err(|e| self.fail("loss: download", e))?;
-        let total: f64 = host[..n].iter().sum();
-        let correct = host[n..].iter().filter(|&&c| c > 0.5).count();
-        Ok(LossOut {
-            loss: (total / n as f64) as f32,
-            correct,
-        })
-    }
-
-    fn sgd_update(
-        &self,
-        w: &mut CudaTensor,
-        v: &mut CudaTensor,
-        g: &CudaTensor,
-        lr: f32,
-        momentum: f32,
-        decay: f32,
-    ) -> Result<()> {
-        self.same_len("sgd_update", &[w.len, v.len, g.len])?;
-        let n = w.len as i64;
-        launch!(self, "sgd_update", "sgd_update_f32", grid(w.len);
-            &mut w.buf, &mut v.buf, &g.buf, &n, &lr, &momentum, &decay)
-    }
-
-    fn adam_update(
-        &self,
-        w: &mut CudaTensor,
-        m: &mut CudaTensor,
-        v: &mut CudaTensor,
-        g: &CudaTensor,
-        lr: f32,
-        (b1, b2): (f32, f32),
-        eps: f32,
-        t: u32,
-    ) -> Result<()> {
-        self.same_len("adam_update", &[w.len, m.len, v.len, g.len])?;
-        // The bias corrections exactly as the CPU backend computes them (f32 `powi`).
-        let t = t.max(1) as i32;
-        let (c1, c2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
-        let n = w.len as i64;
-        launch!(self, "adam_update", "adam_update_f32", grid(w.len);
-            &mut w.buf, &mut m.buf, &mut v.buf, &g.buf, &n, &lr, &b1, &b2, &eps, &c1, &c2)
-    }
-
-    fn gemm(
-        &self,
-        ta: bool,
-        tb: bool,
-        m: usize,
-        n: usize,
-        k: usize,
-        alpha: f32,
-        a: &CudaTensor,
-        b: &CudaTensor,
-        beta: f32,
-        c: &mut CudaTensor,
-    ) -> Result<()> {
-        self.gemm_tensors(ta, tb, m, n, k, alpha, a, b, beta, c)
-    }
-
-    fn axpby(&self, alpha: f32, x: &CudaTensor, beta: f32, y: &mut CudaTensor) -> Result<()> {
-        self.same_len("axpby", &[x.len, y.len])?;
-        let n = x.len as i64;
-        launch!(self, "axpby", "axpby_f32", grid(x.len); &mut y.buf, &x.buf, &n, &alpha, &beta)
-    }
-    fn add_sign(&self, alpha: f32, x: &CudaTensor, y: &mut CudaTensor) -> Result<()> {
-        self.same_len("add_sign", &[x.len, y.len])?;
-        let n = x.len as i64;
-        launch!(self, "add_sign", "add_sign_f32", grid(x.len); &mut y.buf, &x.buf, &n, &alpha)
-    }
-    fn shrink_fwd(
-        &self,
-        theta: Thresh<'_, CudaTensor>,
-        x: &CudaTensor,
-        y: &mut CudaTensor,
-    ) -> Result<()> {
-        self.same_len("shrink_fwd", &[x.len, y.len])?;
-        let (th, channels, inner, scalar) = thresh_args(theta, x);
-        let n = x.len as i64;
-        launch!(self, "shrink_fwd", "shrink_fwd_f32", grid(x.len);
-            &mut y.buf, &x.buf, &n, th, &channels, &inner, &scalar)
-    }
-    fn shrink_bwd(
-        &self,
-        theta: Thresh<'_, CudaTensor>,
-        x: &CudaTensor,
-        dy: &CudaTensor,
-        dx: &mut CudaTensor,
-        dtheta: Option<&mut CudaTensor>,
-    ) -> Result<()> {
-        let op = "shrink_bwd";
-        self.same_len(op, &[x.len, dy.len, dx.len])?;
-        let (th, channels, inner, scalar) = thresh_args(theta, x);
-        let n = x.len as i64;
-        launch!(self, op, "shrink_bwd_f32", grid(x.len);
-            &mut dx.buf, &x.buf, &dy.buf, &n, th, &channels, &inner, &scalar)?;
-        if let (Some(dt), Thresh::PerChannel { .. }) = (dtheta, theta) {
-            self.has_len(op, "dtheta", dt, channels as usize)?;
-            if channels > 0 {
-                launch!(self, op, "shrink_dtheta_f32", per_block(channels as usize);
-                    &mut dt.buf, th, &x.buf, &dy.buf, &n, &channels, &inner)?;
+    /// Every `extern "C" __global__` kernel in the sources is listed in [`KERNEL_ENTRIES`]
+    /// and vice versa (checked on the text, so it runs without NVRTC).
+    #[test]
+    fn kernel_list_matches_the_sources() {
+        for (file, src) in KERNEL_SOURCES {
+            let defined: Vec<&str> = src
+                .split("extern \"C\" __global__ void ")
+                .skip(1)
+                .map(|rest| rest.split('(').next().unwrap_or("").trim())
+                .collect();
+            let (_, listed) = KERNEL_ENTRIES
+                .iter()
+                .find(|(f, _)| f == file)
+                .unwrap_or_else(|| panic!("{file} has no KERNEL_ENTRIES row"));
+            assert_eq!(&defined, listed, "{file}");
+            assert!(
+                !src.contains("#include"),
+                "{file}: NVRTC has no headers here"
+            );
+            for name in defined {
+                assert!(name.ends_with("_f32"), "{file}: {name}");
             }
         }
-        Ok(())
-    }
-    fn scale_fwd(
-        &self,
-        inner: usize,
-        g: &CudaTensor,
-        x: &CudaTensor,
-        y: &mut CudaTensor,
-    ) -> Result<()> {
-        self.same_len("scale_fwd", &[x.len, y.len])?;
-        let (n, channels, inner) = (x.len as i64, g.len as i32, inner as i64);
-        launch!(self, "scale_fwd", "scale_fwd_f32", grid(x.len);
-            &mut y.buf, &g.buf, &x.buf, &n, &channels, &inner)
-    }
-    fn scale_bwd(
-        &self,
-        inner: usize,
-        g: &CudaTensor,
-        x: &CudaTensor,
-        dy: &CudaTensor,
-        dx: &mut CudaTensor,
-        dg: Option<&mut CudaTensor>,
-    ) -> Result<()> {
-        let op = "scale_bwd";
-        self.same_len(op, &[x.len, dy.len, dx.len])?;
-        let (n, channels, inner) = (x.len as i64, g.len as i32, inner as i64);
-        launch!(self, op, "scale_fwd_f32", grid(x.len);
-            &mut dx.buf, &g.buf, &dy.buf, &n, &channels, &inner)?;
-        if let Some(dg) = dg {
-            self.has_len(op, "dg", dg, g.len)?;
-            if g.len > 0 {
-                launch!(self, op, "channel_dot_f32", per_block(g.len);
-                    &mut dg.buf, &x.buf, &dy.buf, &n, &channels, &inner)?;
-            }
-        }
-        Ok(())
-    }
-    fn row_sq_norms(
-        &self,
-        rows: usize,
-        cols: usize,
-        x: &CudaTensor,
-        out: &mut CudaTensor,
-    ) -> Result<()> {
-        self.row_reduce("row_sq_norms", "row_sq_norms_f32", rows, cols, x, out)
-    }
-    fn row_abs_sums(
-        &self,
-        rows: usize,
-        cols: usize,
-        x: &CudaTensor,
-        out: &mut CudaTensor,
-    ) -> Result<()> {
-        self.row_reduce("row_abs_sums", "row_abs_sums_f32", rows, cols, x, out)
-    }
-    fn normalize_columns(&self, rows: usize, cols: usize, d: &mut CudaTensor) -> Result<()> {
-        let op = "normalize_columns";
-        self.has_len(op, "d", d, rows * cols)?;
-        if cols == 0 || rows == 0 {
-            return Ok(());
-        }
-        let (r, c) = (rows as i64, cols as i64);
-        launch!(self, op, "normalize_columns_f32", per_block(cols); &mut d.buf, &r, &c)
-    }
-}
-
-impl Cuda {
-    /// `out[r] = Σ_c f(x[r, c])` by `kernel`, one block per row.
-    fn row_reduce(
-        &self,
-        op: &str,
-        kernel: &str,
-        rows: usize,
-        cols: usize,
-        x: &CudaTensor,
-        out: &mut CudaTensor,
-    ) -> Result<()> {
-        self.has_len(op, "x", x, rows * cols)?;
-        self.has_len(op, "out", out, rows)?;
-        if rows == 0 {
-            return Ok(());
-        }
-        let c = cols as i64;
-        launch!(self, op, kernel, per_block(rows); &mut out.buf, &x.buf, &c)
     }
 
-    /// A pooling kernel over `n` samples: forward (`src` = `x [n, c, in_h, in_w]`, `dst` =
-    /// `y`) or backward (`src` = `dy`, `dst` = `dx`, `x` for max pooling's argmax).
-    #[allow(clippy::too_many_arguments)]
-    fn pool(
-        &self,
-        op: &str,
-        kernel: &str,
-        s: &PoolShape,
-        n: usize,
-        x: Option<&CudaTensor>,
-        src: &CudaTensor,
-        dst: &mut CudaTensor,
-        forward: bool,
-    ) -> Result<()> {
-        let (src_len, dst_len) = if forward {
-            (n * s.in_len(), n * s.out_len())
-        } else {
-            (n * s.out_len(), n * s.in_len())
-        };
-        self.has_len(op, "input", src, src_len)?;
-        self.has_len(op, "output", dst, dst_len)?;
-        if let Some(x) = x {
-            self.has_len(op, "x", x, n * s.in_len())?;
-        }
-        let planes = (n * s.c) as i64;
-        let [ih, iw, k, st, oh, ow] =
-            [s.in_h, s.in_w, s.kernel, s.stride, s.out_h, s.out_w].map(|v| v as i32);
-        let cfg = grid(dst_len);
-        match x {
-            Some(x) => launch!(self, op, kernel, cfg;
-                &mut dst.buf, &x.buf, &src.buf, &planes, &ih, &iw, &k, &st, &oh, &ow),
-            None => launch!(self, op, kernel, cfg;
-                &mut dst.buf, &src.buf, &planes, &ih, &iw, &k, &st, &oh, &ow),
+    #[test]
+    fn row_major_leading_dimensions() {
+        let g = blas::RowMajor::single(false, true, 3, 4, 5, 1.0, 0.0);
+        assert_eq!((g.lda, g.ldb, g.ldc), (5, 5, 4));
+        let g = blas::RowMajor::single(true, false, 3, 4, 5, 1.0, 0.0);
+        assert_eq!((g.lda, g.ldb, g.ldc), (3, 4, 4));
+    }
+
+    #[test]
+    fn no_library_no_panic() {
+        // Here (no driver) the probe names libcuda.so; with CUDA it finds nothing missing.
+        // SAFETY: a dlopen probe.
+        if !unsafe { cudarc::driver::sys::is_culib_present() } {
+            let e = missing_library("cuda:0").expect("libcuda.so is missing");
+            assert!(e.to_string().contains("libcuda.so"), "{e}");
         }
     }
 }
