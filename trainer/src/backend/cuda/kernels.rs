@@ -1,11 +1,18 @@
 //! The CUDA C sources (`kernels/*.cu`, embedded with `include_str!`) and their compilation
-//! to PTX by NVRTC.
+//! by NVRTC: to a CUBIN for the device's own architecture (`sm_90`), which the driver loads
+//! as is, or to PTX (`compute_90`), which the driver compiles when it loads it.
+//!
+//! [`super::Cuda::new`] asks for a CUBIN first: a driver only JIT-compiles PTX of an ISA it
+//! knows, so PTX from a newer NVRTC than the driver (NVRTC 13.2 from PyTorch's wheels on a
+//! CUDA 13.0 driver) would not load, while a CUBIN built by any CUDA 13 NVRTC runs on any
+//! CUDA 13 driver (minor-version compatibility). PTX is the fallback for an architecture
+//! this NVRTC cannot build SASS for.
 //!
 //! Every file is header-free (no `#include`: NVRTC's built-ins only) and compiled with
 //! `--fmad=false` and without fast math, so elementwise arithmetic is the CPU backend's,
 //! operation for operation (no fused multiply-adds, IEEE division and square roots).
 
-use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions, Ptx};
+use cudarc::nvrtc::Ptx;
 
 use crate::error::{Error, Result};
 
@@ -78,11 +85,32 @@ pub fn nvrtc_present() -> bool {
     unsafe { cudarc::nvrtc::sys::is_culib_present() }
 }
 
-/// Compiles every file of [`KERNEL_SOURCES`] for `arch` (`compute_90`), in that order.
+/// Compiles every file of [`KERNEL_SOURCES`] to PTX for `arch` (`compute_90`), in that
+/// order.
 ///
 /// Fails with [`Error::Device`] when NVRTC cannot be loaded and with [`Error::Backend`]
 /// (the compiler's log in the message) when a file does not compile.
 pub fn compile_ptx(arch: &str) -> Result<Vec<(&'static str, Ptx)>> {
+    compile_all(arch, |bytes| {
+        Ptx::from_src(String::from_utf8_lossy(
+            bytes.strip_suffix(&[0]).unwrap_or(&bytes),
+        ))
+    })
+}
+
+/// Compiles every file of [`KERNEL_SOURCES`] to a CUBIN (an ELF image of machine code) for
+/// the real architecture `arch` (`sm_90`), as [`Ptx`] images for `load_module`; errors as
+/// [`compile_ptx`]'s.
+pub fn compile_cubin(arch: &str) -> Result<Vec<(&'static str, Ptx)>> {
+    compile_all(arch, Ptx::from_binary)
+}
+
+/// The raw output of [`compile_cubin`] (the ELF bytes), for tests and tools.
+pub fn compile_cubin_bytes(arch: &str) -> Result<Vec<(&'static str, Vec<u8>)>> {
+    compile_all(arch, |bytes| bytes)
+}
+
+fn compile_all<T>(arch: &str, wrap: impl Fn(Vec<u8>) -> T) -> Result<Vec<(&'static str, T)>> {
     if !nvrtc_present() {
         return Err(Error::Device {
             device: "cuda".into(),
@@ -94,30 +122,105 @@ pub fn compile_ptx(arch: &str) -> Result<Vec<(&'static str, Ptx)>> {
     }
     KERNEL_SOURCES
         .iter()
-        .map(|&(file, src)| {
-            let opts = CompileOptions {
-                fmad: Some(false),
-                use_fast_math: Some(false),
-                options: vec![format!("--gpu-architecture={arch}")],
-                name: Some(file.to_string()),
-                ..Default::default()
-            };
-            let ptx = compile_ptx_with_opts(src, opts).map_err(|e| Error::Backend {
-                backend: "cuda".into(),
-                op: format!("nvrtc {file} ({arch})"),
-                message: compile_message(&e),
-            })?;
-            Ok((file, ptx))
-        })
+        .map(|&(file, src)| Ok((file, wrap(nvrtc(file, src, arch)?))))
         .collect()
 }
 
-/// The compiler's log when there is one, else the error itself.
-fn compile_message(e: &cudarc::nvrtc::CompileError) -> String {
-    match e {
-        cudarc::nvrtc::CompileError::CompileError { nvrtc, log, .. } => {
-            format!("{nvrtc:?}: {}", log.to_string_lossy())
+/// One file through NVRTC: CUBIN bytes for `sm_*`, PTX text (NUL-terminated) otherwise.
+fn nvrtc(file: &str, src: &str, arch: &str) -> Result<Vec<u8>> {
+    use cudarc::nvrtc::{result, sys};
+    use std::ffi::{c_char, CString};
+    let fail = |message: String| Error::Backend {
+        backend: "cuda".into(),
+        op: format!("nvrtc {file} ({arch})"),
+        message,
+    };
+    let (src_c, name_c) = (
+        CString::new(src).map_err(|_| fail("a NUL byte in the source".into()))?,
+        CString::new(file).map_err(|_| fail("a NUL byte in the file name".into()))?,
+    );
+    let prog = result::create_program(&src_c, Some(&name_c)).map_err(|e| fail(format!("{e:?}")))?;
+    // `--fmad=false` and IEEE division and square roots (NVRTC's defaults without fast
+    // math): the CPU backend's arithmetic, operation for operation.
+    let options = [
+        "--fmad=false".to_string(),
+        format!("--gpu-architecture={arch}"),
+    ];
+    // SAFETY: `prog` was created above from `src_c` and `name_c`, which outlive it, and is
+    // destroyed exactly once, after its last use; the output buffers are sized by NVRTC.
+    let out = unsafe {
+        let compiled = match result::compile_program(prog, &options) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let log = result::get_program_log(prog)
+                    .map(|l| {
+                        let bytes: Vec<u8> = l.iter().map(|&c| c as u8).collect();
+                        String::from_utf8_lossy(&bytes)
+                            .trim_end_matches('\0')
+                            .to_string()
+                    })
+                    .unwrap_or_default();
+                Err(fail(format!("{e:?}: {log}")))
+            }
+        };
+        compiled.and_then(|()| {
+            if arch.starts_with("sm_") {
+                let mut size = 0usize;
+                sys::nvrtcGetCUBINSize(prog, &mut size)
+                    .result()
+                    .map_err(|e| fail(format!("CUBIN size: {e:?}")))?;
+                let mut buf = vec![0u8; size];
+                sys::nvrtcGetCUBIN(prog, buf.as_mut_ptr() as *mut c_char)
+                    .result()
+                    .map_err(|e| fail(format!("CUBIN: {e:?}")))?;
+                Ok(buf)
+            } else {
+                let ptx = result::get_ptx(prog).map_err(|e| fail(format!("PTX: {e:?}")))?;
+                Ok(ptx.iter().map(|&c| c as u8).collect())
+            }
+        })
+    };
+    // SAFETY: as above; `prog` is not used after this.
+    let _ = unsafe { result::destroy_program(prog) };
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Machine code for Ampere, Hopper and Blackwell (what `Cuda::new` loads): an ELF image
+    /// per file naming each of its kernels. Skipped, saying why, without NVRTC unless
+    /// `KESTREL_REQUIRE_NVRTC=1` (the test command sets it).
+    #[test]
+    fn every_kernel_builds_to_machine_code() {
+        if !nvrtc_present() {
+            assert!(
+                std::env::var("KESTREL_REQUIRE_NVRTC").as_deref() != Ok("1"),
+                "KESTREL_REQUIRE_NVRTC=1 but libnvrtc.so.13 cannot be loaded \
+                 (scripts/install-deps.sh installs it into target/nvrtc)"
+            );
+            eprintln!("skipped: libnvrtc.so.13 cannot be loaded");
+            return;
         }
-        other => format!("{other:?}"),
+        for arch in ["sm_80", "sm_90", "sm_100"] {
+            let images = compile_cubin_bytes(arch).unwrap_or_else(|e| panic!("{arch}: {e}"));
+            for ((file, elf), (efile, names)) in images.iter().zip(KERNEL_ENTRIES) {
+                assert_eq!(file, efile);
+                assert!(
+                    elf.starts_with(b"\x7fELF"),
+                    "{arch} {file}: not an ELF image"
+                );
+                for name in *names {
+                    assert!(
+                        elf.windows(name.len() + 1)
+                            .any(|w| &w[..name.len()] == name.as_bytes() && w[name.len()] == 0),
+                        "{arch} {file}: no symbol {name}"
+                    );
+                }
+            }
+        }
+        let err = compile_cubin_bytes("sm_1").unwrap_err().to_string();
+        assert!(err.contains("nvrtc elementwise.cu (sm_1)"), "{err}");
     }
 }

@@ -10,8 +10,8 @@
 //!   order with no host synchronization, except [`Backend::download`] and
 //!   [`Backend::loss`], which reads back the per-sample losses and correct counts (the one
 //!   host sync of a training step);
-//! - the kernels (`kernels/*.cu`) are compiled once per [`Cuda`] by NVRTC for the device's
-//!   own compute capability and the functions are cached by name;
+//! - the kernels (`kernels/*.cu`) are compiled once per [`Cuda`] by NVRTC to machine code
+//!   (CUBIN) for the device's own compute capability and the functions are cached by name;
 //! - GEMMs go to cuBLAS (row-major through the column-major transpose identity
 //!   `Cᵀ = Bᵀ·Aᵀ`), in plain FP32 unless [`Cuda::set_tf32`] asks for TF32 tensor cores;
 //! - nothing uses floating-point atomics: every output element is written by one thread,
@@ -62,7 +62,7 @@ use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchCon
 
 use crate::error::{Error, Result};
 
-pub use kernels::{compile_ptx, KERNEL_ENTRIES, KERNEL_SOURCES};
+pub use kernels::{compile_cubin, compile_ptx, KERNEL_ENTRIES, KERNEL_SOURCES};
 
 /// Threads per block of the elementwise kernels.
 const THREADS: u32 = 256;
@@ -215,10 +215,14 @@ impl Cuda {
             .map_err(|e| backend_err("device name", e.to_string()))?;
         let stream = ctx.default_stream();
         let mut funcs = HashMap::new();
-        for (file, ptx) in compile_ptx(&format!("compute_{major}{minor}"))? {
-            // The driver JIT-compiles the PTX: a driver older than NVRTC 13's PTX ISA
-            // (CUDA 13 needs driver 580 or newer) cannot use this backend at all.
-            let module = ctx.load_module(ptx).map_err(|e| {
+        // Machine code for this device (no JIT, so no driver-vs-NVRTC PTX version skew);
+        // PTX only when this NVRTC cannot build SASS for the architecture.
+        let images = compile_cubin(&format!("sm_{major}{minor}")).or_else(|cubin| {
+            compile_ptx(&format!("compute_{major}{minor}"))
+                .map_err(|ptx| backend_err("nvrtc", format!("CUBIN: {cubin}; PTX: {ptx}")))
+        })?;
+        for (file, image) in images {
+            let module = ctx.load_module(image).map_err(|e| {
                 device_err(format!(
                     "cannot load the kernels ({file}): {e} (CUDA 13 kernels need NVIDIA \
                      driver 580 or newer)"
