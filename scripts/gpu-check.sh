@@ -16,8 +16,9 @@
 #                                  table.md); exits 1 when a check fails. About 5 minutes.
 #
 # Knobs: DEVICE (cuda; `cpu` runs the same script on the CPU, to test it without a GPU),
-# QUICK=1 (1 epoch on 5,000 images, short PSD, 1 PyTorch epoch: the script's own test),
-# PYTHON (python3), BUNDLE (target/gpu-check).
+# QUICK=1 (1 epoch on 5,000 images, short PSD, 1 PyTorch epoch: the script's own test,
+# trainer/tests/gpu_check.rs), PYTHON (python3), BUNDLE (target/gpu-check), DATA (prepare's
+# data, /usr/share/datasets/fashion-mnist), KESTREL_BIN (prepare: stage this binary).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUNDLE=${BUNDLE:-target/gpu-check}
@@ -40,9 +41,11 @@ fi
 if [ "${1:-run}" = prepare ]; then
   set -e
   DATA=${DATA:-/usr/share/datasets/fashion-mnist}
-  cargo build --release -q -p kestrel-trainer
+  # KESTREL_BIN: stage that binary instead of building a release one (the script's own test).
+  BIN=${KESTREL_BIN:-target/release/kestrel}
+  [ -n "${KESTREL_BIN:-}" ] || cargo build --release -q -p kestrel-trainer
   rm -rf "$BUNDLE.tmp" && mkdir -p "$BUNDLE.tmp/data"
-  strip -o "$BUNDLE.tmp/kestrel" target/release/kestrel
+  strip -o "$BUNDLE.tmp/kestrel" "$BIN"
   cp "$DATA"/*-ubyte* "$BUNDLE.tmp/data/"
   cp benches/pytorch_lenet.py "$BUNDLE.tmp/"
   # The CPU reference: the same command as the GPU run below, on this machine's CPU.
