@@ -566,6 +566,30 @@ mod tests {
         assert!(checked >= 30, "only {checked} launch sites found");
     }
 
+    /// The block sizes and scratch planes the kernels are written for (`#define`s) are the
+    /// ones the launches use.
+    #[test]
+    fn launch_constants_match_the_kernels() {
+        let define = |file: &str, name: &str| -> usize {
+            let (_, src) = KERNEL_SOURCES.iter().find(|(f, _)| *f == file).unwrap();
+            let line = src
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("#define {name} ")))
+                .unwrap_or_else(|| panic!("{file}: no #define {name}"));
+            line.trim().parse().unwrap()
+        };
+        assert_eq!(
+            define("reduce.cu", "REDUCE_THREADS"),
+            REDUCE_THREADS as usize
+        );
+        assert_eq!(define("lcn.cu", "LCN_THREADS"), LCN_THREADS as usize);
+        assert_eq!(define("lcn.cu", "LCN_PLANES"), LCN_PLANES);
+        assert!(REDUCE_THREADS.is_power_of_two() && LCN_THREADS.is_power_of_two());
+        assert_eq!(per_block(7).block_dim, (REDUCE_THREADS, 1, 1));
+        assert_eq!(grid(0).grid_dim, (1, 1, 1), "never a zero grid");
+        assert_eq!(grid(usize::MAX / 2).grid_dim, (1 << 20, 1, 1));
+    }
+
     #[test]
     fn row_major_leading_dimensions() {
         let g = blas::RowMajor::single(false, true, 3, 4, 5, 1.0, 0.0);
