@@ -345,6 +345,66 @@ fn dump_cpu_reference(dir: &Path) {
     let mut y = dy.clone();
     be.add_sign(0.5, &x, &mut y).unwrap();
     dump("sign_y", &y);
+    // Sizes past one pass of a block (256 threads) and one loss block (128 samples): LCN
+    // planes of 19·17 pixels, per-channel sums of 3·150 elements, rows of 700, columns of
+    // 600, 200 samples of 10 classes; and a scalar threshold.
+    let cs = LcnShape {
+        c: 2,
+        h: 19,
+        w: 17,
+        size: 5,
+        eps: 1e-2,
+    };
+    let x = rnd(2 * cs.len(), 21, false);
+    let dy = rnd(2 * cs.len(), 22, false);
+    let mut win: Vec<f32> = rnd(25, 23, false).iter().map(|v| v.abs() + 0.1).collect();
+    let t: f32 = win.iter().sum();
+    win.iter_mut().for_each(|v| *v /= t);
+    let (mut y, mut dx) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+    be.lcn_fwd(&cs, 2, &win, &x, &mut y).unwrap();
+    be.lcn_bwd(&cs, 2, &win, &x, &dy, &mut dx).unwrap();
+    for (k, v) in [
+        ("big_lcn_x", &x),
+        ("big_lcn_dy", &dy),
+        ("big_lcn_win", &win),
+        ("big_lcn_y", &y),
+        ("big_lcn_dx", &dx),
+    ] {
+        dump(k, v);
+    }
+    let x = rnd(3 * 2 * 150, 24, false);
+    let dy = rnd(x.len(), 25, false);
+    let g = vec![0.5, -2.0];
+    let (mut dx, mut dg) = (vec![0.0; x.len()], vec![0.0; 2]);
+    be.scale_bwd(150, &g, &x, &dy, &mut dx, Some(&mut dg))
+        .unwrap();
+    let mut y = vec![0.0; x.len()];
+    be.shrink_fwd(Thresh::Scalar(0.3), &x, &mut y).unwrap();
+    let mut rn = vec![0.0; 900 / 700 + 1];
+    let xr = rnd(rn.len() * 700, 26, false);
+    be.row_sq_norms(rn.len(), 700, &xr, &mut rn).unwrap();
+    let mut d = rnd(600 * 3, 27, false);
+    dump("big_ncol_in", &d);
+    be.normalize_columns(600, 3, &mut d).unwrap();
+    for (k, v) in [
+        ("big_x", &x),
+        ("big_dy", &dy),
+        ("big_dx", &dx),
+        ("big_dg", &dg),
+        ("big_shrink", &y),
+        ("big_rows_x", &xr),
+        ("big_rn", &rn),
+        ("big_ncol", &d),
+    ] {
+        dump(k, v);
+    }
+    let z = rnd(200 * 10, 28, false);
+    let labels: Vec<u8> = (0..200).map(|i| (i * 7 % 10) as u8).collect();
+    let mut g = vec![0.0; z.len()];
+    let o = be.loss(LossKind::Nll, 10, &z, &labels, &mut g).unwrap();
+    dump("big_loss_z", &z);
+    dump("big_nll_g", &g);
+    dump("big_nll_out", &[o.loss, o.correct as f32]);
 }
 
 #[test]

@@ -55,7 +55,7 @@ pub mod kernels;
 mod ops;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use cudarc::cublas::CudaBlas;
 use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig};
@@ -77,9 +77,15 @@ const LCN_PLANES: usize = 6;
 /// (`&CudaSlice`, `&mut CudaSlice` or `&` of a scalar whose Rust type matches the C type:
 /// `i64` for `long long`, `i32` for `int`, `u64` for `unsigned long long`, `f32`). The
 /// arguments live until the launch returns (one expression), as cudarc requires.
+///
+/// Before launching, the arguments' C types ([`KernelArg`]) are compared with the kernel's
+/// parameter list parsed from its `.cu` source ([`kernel_params`]): a mismatch (count, order
+/// or type, `const` included) is an [`Error::Backend`] instead of a silent bug on the GPU.
 macro_rules! launch {
     ($be:expr, $op:expr, $name:expr, $cfg:expr; $($arg:expr),* $(,)?) => {{
         use cudarc::driver::PushKernelArg as _;
+        let passed: &[&str] = &[$($crate::backend::cuda::c_type($arg)),*];
+        $be.check_args($op, $name, passed)?;
         let f = $be.func($op, $name)?;
         // SAFETY: each kernel's parameter list is matched by the caller's argument types,
         // and the buffers hold the lengths the kernel indexes (checked by the callers).
@@ -89,6 +95,60 @@ macro_rules! launch {
     }};
 }
 pub(crate) use launch;
+
+/// The C parameter type a Rust kernel argument is passed as (cudarc pushes its bytes as-is).
+pub trait KernelArg {
+    /// The C type, spelled as [`kernel_params`] normalizes it (`const float*`, `long long`).
+    const C: &'static str;
+}
+macro_rules! kernel_arg {
+    ($($t:ty => $c:expr),* $(,)?) => {
+        $(impl KernelArg for $t { const C: &'static str = $c; })*
+    };
+}
+kernel_arg! {
+    &i32 => "int",
+    &i64 => "long long",
+    &u64 => "unsigned long long",
+    &f32 => "float",
+    &CudaSlice<f32> => "const float*",
+    &mut CudaSlice<f32> => "float*",
+    &CudaSlice<f64> => "const double*",
+    &mut CudaSlice<f64> => "double*",
+    &CudaSlice<i32> => "const int*",
+    &CudaSlice<u8> => "const unsigned char*",
+}
+
+/// The C type of a `launch!` argument.
+#[doc(hidden)]
+pub fn c_type<T: KernelArg>(_: T) -> &'static str {
+    T::C
+}
+
+/// Every `extern "C" __global__` kernel's parameter types, parsed from `sources`
+/// (`(file, text)` pairs): whitespace normalized, `*` attached to the type, names dropped.
+pub fn kernel_params(sources: &[(&str, &'static str)]) -> HashMap<&'static str, Vec<String>> {
+    let mut out = HashMap::new();
+    for (_, src) in sources {
+        for rest in src.split("extern \"C\" __global__ void ").skip(1) {
+            let Some((name, after)) = rest.split_once('(') else {
+                continue;
+            };
+            let params = after.split(')').next().unwrap_or("");
+            let types = params
+                .split(',')
+                .map(|p| {
+                    let p = p.split_whitespace().collect::<Vec<_>>().join(" ");
+                    let ty = p.trim_end_matches(|c: char| c.is_alphanumeric() || c == '_');
+                    ty.trim().replace(" *", "*")
+                })
+                .filter(|t| !t.is_empty())
+                .collect();
+            out.insert(name.trim(), types);
+        }
+    }
+    out
+}
 
 /// A device buffer of `f32` on one [`Cuda`] backend.
 ///
@@ -299,6 +359,20 @@ impl Cuda {
             .ok_or_else(|| self.fail(op, format!("kernel {name} is not loaded")))
     }
 
+    /// Fails unless `passed` (the C types of a launch's arguments) is kernel `name`'s
+    /// parameter list in its source.
+    fn check_args(&self, op: &str, name: &str, passed: &[&str]) -> Result<()> {
+        static PARAMS: OnceLock<HashMap<&'static str, Vec<String>>> = OnceLock::new();
+        let params = PARAMS.get_or_init(|| kernel_params(KERNEL_SOURCES));
+        match params.get(name) {
+            Some(want) if want.iter().map(String::as_str).eq(passed.iter().copied()) => Ok(()),
+            want => Err(self.fail(
+                op,
+                format!("launch of {name}: arguments {passed:?}, kernel parameters {want:?}"),
+            )),
+        }
+    }
+
     /// A device buffer of at least one float.
     fn alloc(&self, op: &str, len: usize) -> Result<CudaSlice<f32>> {
         self.stream
@@ -393,6 +467,131 @@ mod tests {
                 assert!(name.ends_with("_f32"), "{file}: {name}");
             }
         }
+    }
+
+    /// Every kernel's parameters parse into types a Rust argument maps to ([`KernelArg`]).
+    #[test]
+    fn kernel_params_parse_into_known_types() {
+        let known = [
+            <&i32>::C,
+            <&i64>::C,
+            <&u64>::C,
+            <&f32>::C,
+            <&CudaSlice<f32>>::C,
+            <&mut CudaSlice<f32>>::C,
+            <&CudaSlice<f64>>::C,
+            <&mut CudaSlice<f64>>::C,
+            <&CudaSlice<i32>>::C,
+            <&CudaSlice<u8>>::C,
+        ];
+        let params = kernel_params(KERNEL_SOURCES);
+        for (file, names) in KERNEL_ENTRIES {
+            for name in *names {
+                let types = params.get(name).unwrap_or_else(|| panic!("{file}: {name}"));
+                assert!(!types.is_empty(), "{name}");
+                for t in types {
+                    assert!(known.contains(&t.as_str()), "{name}: parameter type {t:?}");
+                }
+            }
+        }
+        assert_eq!(
+            params["loss_nll_f32"],
+            [
+                "float*",
+                "double*",
+                "const float*",
+                "const unsigned char*",
+                "int",
+                "int",
+                "float"
+            ]
+        );
+        assert_eq!(
+            params["dropout_fwd_f32"],
+            [
+                "float*",
+                "const float*",
+                "long long",
+                "unsigned long long",
+                "float",
+                "float"
+            ]
+        );
+        assert_eq!(c_type(&0i64), "long long");
+        assert_eq!(c_type(&0), "int", "an unsuffixed literal is an i32");
+    }
+
+    /// Every `launch!` site in this module's sources passes as many arguments as the kernel
+    /// it names has parameters (the types are checked at launch time by `check_args`).
+    #[test]
+    fn launch_sites_pass_every_parameter() {
+        let params = kernel_params(KERNEL_SOURCES);
+        let sites = [
+            ("ops.rs", include_str!("ops.rs")),
+            ("blas.rs", include_str!("blas.rs")),
+            ("conv.rs", include_str!("conv.rs")),
+        ];
+        let mut checked = 0;
+        for (file, src) in sites {
+            for call in src.split("launch!(").skip(1) {
+                // The invocation's text up to its closing parenthesis.
+                let mut depth = 1;
+                let end = call
+                    .char_indices()
+                    .find(|&(_, c)| {
+                        depth += match c {
+                            '(' | '[' | '{' => 1,
+                            ')' | ']' | '}' => -1,
+                            _ => 0,
+                        };
+                        depth == 0
+                    })
+                    .map_or(call.len(), |(i, _)| i);
+                let call = &call[..end];
+                let (head, args) = call
+                    .split_once(';')
+                    .expect("`launch!(be, op, name, cfg; args)`");
+                let name = head.split(',').nth(2).unwrap_or("").trim();
+                let count = args.split(',').filter(|a| !a.trim().is_empty()).count();
+                // A literal names its kernel; a variable may name any kernel with that count.
+                let names: Vec<&str> = match name.strip_prefix('"') {
+                    Some(n) => vec![n.trim_end_matches('"')],
+                    None => Vec::new(),
+                };
+                for n in names {
+                    let want = params
+                        .get(n)
+                        .unwrap_or_else(|| panic!("{file}: no kernel {n}"));
+                    assert_eq!(count, want.len(), "{file}: launch of {n}: `{args}`");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 30, "only {checked} launch sites found");
+    }
+
+    /// The block sizes and scratch planes the kernels are written for (`#define`s) are the
+    /// ones the launches use.
+    #[test]
+    fn launch_constants_match_the_kernels() {
+        let define = |file: &str, name: &str| -> usize {
+            let (_, src) = KERNEL_SOURCES.iter().find(|(f, _)| *f == file).unwrap();
+            let line = src
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("#define {name} ")))
+                .unwrap_or_else(|| panic!("{file}: no #define {name}"));
+            line.trim().parse().unwrap()
+        };
+        assert_eq!(
+            define("reduce.cu", "REDUCE_THREADS"),
+            REDUCE_THREADS as usize
+        );
+        assert_eq!(define("lcn.cu", "LCN_THREADS"), LCN_THREADS as usize);
+        assert_eq!(define("lcn.cu", "LCN_PLANES"), LCN_PLANES);
+        assert!(REDUCE_THREADS.is_power_of_two() && LCN_THREADS.is_power_of_two());
+        assert_eq!(per_block(7).block_dim, (REDUCE_THREADS, 1, 1));
+        assert_eq!(grid(0).grid_dim, (1, 1, 1), "never a zero grid");
+        assert_eq!(grid(usize::MAX / 2).grid_dim, (1 << 20, 1, 1));
     }
 
     #[test]

@@ -187,6 +187,34 @@ int main(int argc, char** argv) {
         launch(grid(l), 256, [&] { add_sign_f32(y.data(), x.data(), l, 0.5f); });
         cmp("sign_y", y, "sign_y", 0);
     }
+    // ---- past one block pass: LCN 19x17, channel sums of 450, rows of 700, columns of 600,
+    // 200 samples (two loss blocks of 128, as ops.rs launches them), a scalar threshold ----
+    {
+        V x = load("big_lcn_x"), dy = load("big_lcn_dy"), win = load("big_lcn_win"), y(x.size()), dx(x.size()), scr(2 * 6 * 19 * 17);
+        launch(2, 256, [&] { lcn_fwd_f32(y.data(), x.data(), win.data(), scr.data(), 2, 19, 17, 5, 1e-2f); });
+        launch(2, 256, [&] { lcn_bwd_f32(dx.data(), x.data(), dy.data(), win.data(), scr.data(), 2, 19, 17, 5, 1e-2f); });
+        cmp("big_lcn_y", y, "big_lcn_y"); cmp("big_lcn_dx", dx, "big_lcn_dx");
+    }
+    {
+        V x = load("big_x"), dy = load("big_dy"), g = {0.5f, -2.0f}, dx(x.size()), dg(2), y(x.size());
+        long long l = x.size();
+        launch(grid(l), 256, [&] { scale_fwd_f32(dx.data(), g.data(), dy.data(), l, 2, 150); });
+        launch(2, 256, [&] { channel_dot_f32(dg.data(), x.data(), dy.data(), l, 2, 150); });
+        launch(grid(l), 256, [&] { shrink_fwd_f32(y.data(), x.data(), l, x.data(), 0, 1, 0.3f); });
+        cmp("big_dx", dx, "big_dx", 0); cmp("big_dg", dg, "big_dg"); cmp("big_shrink", y, "big_shrink", 0);
+        V xr = load("big_rows_x"), rn(xr.size() / 700), d = load("big_ncol_in");
+        launch(rn.size(), 256, [&] { row_sq_norms_f32(rn.data(), xr.data(), 700); });
+        launch(3, 256, [&] { normalize_columns_f32(d.data(), 600, 3); });
+        cmp("big_rn", rn, "big_rn"); cmp("big_ncol", d, "big_ncol");
+    }
+    {
+        V z = load("big_loss_z"), g(z.size()); vector<double> per(400); unsigned char lab[200];
+        for (int i = 0; i < 200; i++) lab[i] = i * 7 % 10;
+        launch((200 + 127) / 128, 128, [&] { loss_nll_f32(g.data(), per.data(), z.data(), lab, 200, 10, 1.0f / 200); });
+        double tot = 0; int corr = 0; for (int i = 0; i < 200; i++) { tot += per[i]; corr += per[200 + i] > 0.5; }
+        V out = {(float)(tot / 200), (float)corr};
+        cmp("big_nll_g", g, "big_nll_g"); cmp("big_nll_out", out, "big_nll_out");
+    }
     printf("%d failures\n", fails);
     return fails != 0;
 }

@@ -26,9 +26,11 @@ __device__ __forceinline__ long long channel_elem(long long j, long long inner, 
     return (o * channels + blockIdx.x) * inner + j % inner;
 }
 
+// `outer` is 0 for an empty channel stride (a convolution with no output pixels): no
+// integer division by zero.
 #define CHANNEL_LOOP(i, len, channels, inner)                                     \
-    long long outer = ((len) + (long long)(channels) * (inner) - 1) /             \
-                      ((long long)(channels) * (inner));                          \
+    long long stride_ = (long long)(channels) * (inner);                          \
+    long long outer = stride_ > 0 ? ((len) + stride_ - 1) / stride_ : 0;          \
     for (long long j = threadIdx.x, i; j < outer * (inner); j += REDUCE_THREADS) \
         if ((i = channel_elem(j, inner, channels)) < (len))
 
