@@ -274,6 +274,10 @@ impl Cuda {
             .name()
             .map_err(|e| backend_err("device name", e.to_string()))?;
         let stream = ctx.default_stream();
+        // SAFETY: every buffer of this backend is allocated, used (kernels, cuBLAS, copies)
+        // and freed on this one stream, in order, so cudarc's per-argument event recording
+        // (for buffers shared across streams) has nothing to order and only costs time.
+        unsafe { ctx.disable_event_tracking() };
         let mut funcs = HashMap::new();
         // Machine code for this device (no JIT, so no driver-vs-NVRTC PTX version skew);
         // PTX only when this NVRTC cannot build SASS for the architecture.
