@@ -184,7 +184,7 @@ else
     if timeout 300 "$PYTHON" "$BUNDLE/pytorch_lenet.py" --arch examples/archs/lenet.toml --data "$DATA" --device "$torch_dev" $flag \
         --epochs "$TORCH_EPOCHS" --schedule cosine --train-images "$([ "$QUICK" = 1 ] && echo 4500 || echo 55000)" \
         > "$OUT/torch-$mode.json" 2> "$OUT/torch-$mode.err"; then
-      te=$("$PYTHON" -c 'import json,sys; print(" ".join(map(str, json.load(open(sys.argv[1]))["epoch_seconds"])))' "$OUT/torch-$mode.json" | tr ' ' '\n' | median)
+      te=$("$PYTHON" -c 'import json,sys; print(" ".join(f"{t:.3f}" for t in json.load(open(sys.argv[1]))["epoch_seconds"]))' "$OUT/torch-$mode.json" | tr ' ' '\n' | median)
       if [ "$ke" != nan ]; then
         ratio=$(calc "round($te / $ke, 2)")
         verdict=info
