@@ -10,7 +10,7 @@ Prints one JSON line: {"epoch_seconds": [...], "test_accuracy": ..., "threads": 
 Only the training loop is timed (data loading and evaluation are not), as in Kestrel's
 per-epoch time.
 """
-import argparse, gzip, json, math, os, time, tomllib
+import argparse, gzip, json, math, os, time
 
 import numpy as np
 import torch
@@ -103,8 +103,13 @@ def main():
     xte = torch.from_numpy((xte - mean) / std).unsqueeze(1).to(dev)
     yte = torch.from_numpy(yte).to(dev)
 
-    with open(a.arch, "rb") as f:
-        arch = tomllib.load(f)
+    if a.arch.endswith(".json"):  # the same file as JSON (Python < 3.11 has no tomllib)
+        with open(a.arch) as f:
+            arch = json.load(f)
+    else:
+        import tomllib
+        with open(a.arch, "rb") as f:
+            arch = tomllib.load(f)
     net = build(arch).to(dev)
     model = torch.compile(net) if a.compile else net
     train = arch.get("train", {})
