@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use kestrel_format::Model;
-use kestrel_trainer::backend::Device;
 use kestrel_trainer::config::Arch;
 use kestrel_trainer::data::{self, DEFAULT_DATA_DIR};
 use kestrel_trainer::export::Quant;
@@ -384,9 +383,9 @@ fn usage(message: &str) -> ! {
 /// one-line notice when it falls back to the CPU), after printing which device runs.
 macro_rules! on_backend {
     ($device:expr, $tf32:expr, |$be:ident| $job:expr) => {{
-        let (device, notice) = Device::select($device)?;
-        match device {
-            Device::Cpu => {
+        use kestrel_trainer::backend::device::{open, Opened};
+        match open($device, $tf32)? {
+            Opened::Cpu(notice) => {
                 match notice {
                     Some(why) => println!("device: cpu (auto: {why})"),
                     None => println!("device: cpu"),
@@ -397,11 +396,11 @@ macro_rules! on_backend {
                 let $be = kestrel_trainer::backend::cpu::Cpu::new();
                 $job
             }
-            Device::Cuda(i) => {
-                let mut $be = kestrel_trainer::backend::cuda::Cuda::new(i)?;
-                $be.set_tf32($tf32)?;
+            Opened::Cuda(boxed) => {
+                let $be = *boxed;
                 println!(
-                    "device: cuda:{i} ({}{})",
+                    "device: {} ({}{})",
+                    $be.label(),
                     $be.device_name(),
                     if $tf32 { ", TF32 GEMMs" } else { "" }
                 );

@@ -99,6 +99,34 @@ impl Device {
     }
 }
 
+/// A backend opened for `--device`.
+pub enum Opened {
+    /// The CPU, with the reason when `auto` passed CUDA over.
+    Cpu(Option<String>),
+    /// A CUDA device, ready.
+    Cuda(Box<super::cuda::Cuda>),
+}
+
+/// Opens the backend `--device s` names ([`Device::select`], then [`super::cuda::Cuda::new`]
+/// with TF32 GEMMs when `tf32`). `auto` falls back to the CPU, saying why, also when it finds
+/// a device it then cannot open (no NVRTC or cuBLAS library, a driver too old for the
+/// kernels); an explicit `cuda` fails with that [`Error::Device`].
+pub fn open(s: &str, tf32: bool) -> Result<Opened> {
+    let auto = s.trim().eq_ignore_ascii_case("auto");
+    let (device, notice) = Device::select(s)?;
+    Ok(match device {
+        Device::Cpu => Opened::Cpu(notice),
+        Device::Cuda(i) => match super::cuda::Cuda::new(i) {
+            Ok(mut be) => {
+                be.set_tf32(tf32)?;
+                Opened::Cuda(Box::new(be))
+            }
+            Err(e @ Error::Device { .. }) if auto => Opened::Cpu(Some(e.to_string())),
+            Err(e) => return Err(e),
+        },
+    })
+}
+
 impl fmt::Display for Device {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -165,6 +193,8 @@ mod tests {
                 let err = Device::select("cuda").unwrap_err();
                 assert!(err.to_string().contains(&why), "{err}");
                 assert!(err.to_string().contains("--device cpu"), "{err}");
+                assert!(matches!(open("auto", true), Ok(Opened::Cpu(Some(w))) if w == why));
+                assert!(matches!(open("cuda:0", false), Err(Error::Device { .. })));
             }
             Ok(n) => {
                 println!("{n} CUDA device(s) here");

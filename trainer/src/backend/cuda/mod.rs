@@ -318,6 +318,11 @@ impl Cuda {
         Ok(be)
     }
 
+    /// The device as `--device` names it (`cuda:0`).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
     /// The device's name (`NVIDIA H100 80GB HBM3`).
     pub fn device_name(&self) -> String {
         self.device_name.clone()
