@@ -1,5 +1,6 @@
-//! The CUDA kernels compile: every `kernels/*.cu` through NVRTC for compute_80 (A100) and
-//! compute_90 (H100), each expected `extern "C"` kernel present in the PTX. Needs NVRTC
+//! The CUDA kernels compile: every `kernels/*.cu` through NVRTC to PTX for compute_80
+//! (A100) and compute_90 (H100) and to machine code for sm_80/sm_90/sm_100, each expected
+//! `extern "C"` kernel present. Needs NVRTC
 //! (`libnvrtc.so.13`) but no GPU; skipped when NVRTC is missing unless
 //! `KESTREL_REQUIRE_NVRTC=1`. Also: opening a CUDA device on a machine without one is a
 //! typed error, never a panic. And, without a GPU: the kernels run on the host
@@ -73,6 +74,39 @@ fn every_kernel_compiles_for_ampere_and_hopper() {
             );
         }
     }
+}
+
+/// Machine code for Ampere, Hopper and Blackwell (what `Cuda::new` loads): an ELF image per
+/// file naming each of its kernels; an architecture NVRTC does not know is an error naming
+/// the file and the architecture.
+#[test]
+fn every_kernel_builds_to_machine_code() {
+    if !nvrtc_or_skip() {
+        return;
+    }
+    for arch in ["sm_80", "sm_90", "sm_100"] {
+        let images =
+            cuda::kernels::compile_cubin_bytes(arch).unwrap_or_else(|e| panic!("{arch}: {e}"));
+        assert_eq!(images.len(), KERNEL_ENTRIES.len());
+        for ((file, elf), (efile, names)) in images.iter().zip(KERNEL_ENTRIES) {
+            assert_eq!(file, efile);
+            assert!(
+                elf.starts_with(b"\x7fELF"),
+                "{arch} {file}: not an ELF image"
+            );
+            for name in *names {
+                assert!(
+                    elf.windows(name.len() + 1)
+                        .any(|w| &w[..name.len()] == name.as_bytes() && w[name.len()] == 0),
+                    "{arch} {file}: no symbol {name}"
+                );
+            }
+        }
+    }
+    let err = cuda::kernels::compile_cubin_bytes("sm_1")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nvrtc elementwise.cu (sm_1)"), "{err}");
 }
 
 #[test]

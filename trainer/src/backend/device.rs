@@ -107,13 +107,18 @@ pub enum Opened {
     Cuda(Box<super::cuda::Cuda>),
 }
 
-/// Opens the backend `--device s` names ([`Device::select`], then [`super::cuda::Cuda::new`]
-/// with TF32 GEMMs when `tf32`). `auto` falls back to the CPU, saying why, also when it finds
+/// Opens the backend `--device s` names ([`Device::auto`] or the parsed device, then
+/// [`super::cuda::Cuda::new`] with TF32 GEMMs when `tf32`). `auto` falls back to the CPU, saying why, also when it finds
 /// a device it then cannot open (no NVRTC or cuBLAS library, a driver too old for the
 /// kernels); an explicit `cuda` fails with that [`Error::Device`].
 pub fn open(s: &str, tf32: bool) -> Result<Opened> {
     let auto = s.trim().eq_ignore_ascii_case("auto");
-    let (device, notice) = Device::select(s)?;
+    // `Cuda::new` checks the device itself (`Device::check`).
+    let (device, notice) = if auto {
+        Device::auto()
+    } else {
+        (s.parse::<Device>()?, None)
+    };
     Ok(match device {
         Device::Cpu => Opened::Cpu(notice),
         Device::Cuda(i) => match super::cuda::Cuda::new(i) {

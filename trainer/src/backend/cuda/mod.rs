@@ -203,22 +203,16 @@ impl std::fmt::Debug for Cuda {
     }
 }
 
-/// Is the library present? (cudarc's dynamic loading panics on first use when it is not.)
+/// The first missing library the backend needs beyond the driver (NVRTC, cuBLAS), as an
+/// [`Error::Device`]: cudarc's dynamic loading panics on first use when one is missing.
 fn missing_library(device: &str) -> Option<Error> {
     // SAFETY: each probe only tries to dlopen the library by its candidate names.
-    let checks: [(bool, &str, &str); 3] = unsafe {
+    let checks: [(bool, &str, &str); 2] = unsafe {
         [
-            (
-                cudarc::driver::sys::is_culib_present(),
-                "libcuda.so",
-                "the NVIDIA driver is not installed (or no GPU is visible)",
-            ),
             (
                 cudarc::nvrtc::sys::is_culib_present(),
                 "libnvrtc.so.13",
-                "CUDA 13's NVRTC compiles the kernels: install the CUDA 13 toolkit, or \
-                 `pip install nvidia-cuda-nvrtc==13.0.88` and add its lib directory to \
-                 LD_LIBRARY_PATH",
+                kernels::NVRTC_HOW,
             ),
             (
                 cudarc::cublas::sys::is_culib_present(),
@@ -241,10 +235,12 @@ impl Cuda {
     /// Opens device `ordinal`: creates its context, compiles the kernels for its compute
     /// capability with NVRTC and creates a cuBLAS handle in plain FP32 mode.
     ///
-    /// Fails with [`Error::Device`] when a library is missing (`libcuda.so`,
-    /// `libnvrtc.so.13`, `libcublas.so.13`) or there is no device `ordinal`, and with
-    /// [`Error::Backend`] when the driver, NVRTC or cuBLAS fails.
+    /// Fails with [`Error::Device`] when the driver has no device `ordinal` (or there is no
+    /// driver: [`Device::check`](super::Device::check)) or a library is missing
+    /// (`libnvrtc.so.13`, `libcublas.so.13`), and with [`Error::Backend`] when the driver,
+    /// NVRTC or cuBLAS fails.
     pub fn new(ordinal: usize) -> Result<Cuda> {
+        super::Device::Cuda(ordinal).check()?;
         let label = format!("cuda:{ordinal}");
         if let Some(e) = missing_library(&label) {
             return Err(e);
@@ -253,13 +249,6 @@ impl Cuda {
             device: label.clone(),
             message,
         };
-        let count = CudaContext::device_count()
-            .map_err(|e| device_err(format!("cannot count CUDA devices: {e}")))?;
-        if ordinal >= count.max(0) as usize {
-            return Err(device_err(format!(
-                "no CUDA device with ordinal {ordinal} ({count} found)"
-            )));
-        }
         let ctx = CudaContext::new(ordinal)
             .map_err(|e| device_err(format!("cannot create a context: {e}")))?;
         let backend_err = |op: &str, message: String| Error::Backend {
@@ -613,11 +602,20 @@ mod tests {
 
     #[test]
     fn no_library_no_panic() {
-        // Here (no driver) the probe names libcuda.so; with CUDA it finds nothing missing.
-        // SAFETY: a dlopen probe.
-        if !unsafe { cudarc::driver::sys::is_culib_present() } {
-            let e = missing_library("cuda:0").expect("libcuda.so is missing");
-            assert!(e.to_string().contains("libcuda.so"), "{e}");
+        // Each missing library is named (here: NVRTC unless the test command's
+        // LD_LIBRARY_PATH provides it, and cuBLAS); with CUDA, nothing is missing.
+        // SAFETY: dlopen probes.
+        let (nvrtc, cublas) = unsafe {
+            (
+                cudarc::nvrtc::sys::is_culib_present(),
+                cudarc::cublas::sys::is_culib_present(),
+            )
+        };
+        let missing = missing_library("cuda:0").map(|e| e.to_string());
+        match (nvrtc, cublas) {
+            (false, _) => assert!(missing.as_ref().unwrap().contains("libnvrtc.so.13")),
+            (true, false) => assert!(missing.as_ref().unwrap().contains("libcublas.so.13")),
+            (true, true) => assert_eq!(missing, None),
         }
     }
 }

@@ -12,6 +12,19 @@ __device__ __forceinline__ int argmax(const float* z, int classes) {
     return best;
 }
 
+// Records sample i's `correct` flag; false, with its loss poisoned, for a label out of range
+// (callers validate labels: poison rather than read out of bounds).
+__device__ __forceinline__ bool sample_start(double* per, int n, int i, const float* z, int y,
+                                             int classes) {
+    if (y >= classes) {
+        per[i] = nan("");
+        per[n + i] = 0.0;
+        return false;
+    }
+    per[n + i] = argmax(z, classes) == y ? 1.0 : 0.0;
+    return true;
+}
+
 // Softmax + negative log-likelihood: dz = (softmax(z) - onehot(y)) / n.
 extern "C" __global__ void loss_nll_f32(float* dz, double* per, const float* logits,
                                         const unsigned char* labels, int n, int classes,
@@ -21,12 +34,7 @@ extern "C" __global__ void loss_nll_f32(float* dz, double* per, const float* log
     const float* z = logits + (long long)i * classes;
     float* g = dz + (long long)i * classes;
     int y = labels[i];
-    if (y >= classes) {  // callers validate labels; poison rather than read out of bounds
-        per[i] = nan("");
-        per[n + i] = 0.0;
-        return;
-    }
-    per[n + i] = argmax(z, classes) == y ? 1.0 : 0.0;
+    if (!sample_start(per, n, i, z, y, classes)) return;
     float mx = __int_as_float(0xff800000);  // -inf
     for (int j = 0; j < classes; j++) mx = fmaxf(mx, z[j]);
     float sum = 0.0f;
@@ -50,12 +58,7 @@ extern "C" __global__ void loss_hinge_f32(float* dz, double* per, const float* l
     const float* z = logits + (long long)i * classes;
     float* g = dz + (long long)i * classes;
     int y = labels[i];
-    if (y >= classes) {
-        per[i] = nan("");
-        per[n + i] = 0.0;
-        return;
-    }
-    per[n + i] = argmax(z, classes) == y ? 1.0 : 0.0;
+    if (!sample_start(per, n, i, z, y, classes)) return;
     double total = 0.0;
     float active = 0.0f;
     for (int j = 0; j < classes; j++) {
